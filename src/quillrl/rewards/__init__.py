@@ -1,1 +1,21 @@
-"""quillrl.rewards"""
+"""The papers' reward math as small pure functions: NumPy in, NumPy out, nothing of TRL or torch.
+
+- :mod:`.mixing`: RLMR's dynamic mixed reward of writing quality and constraint checks, per group.
+- :mod:`.pairwise`: RLCS's pairwise judge preferences folded into one reward per completion.
+- :mod:`.shaping`: RLCS's entropy-based reward shaping for training the judge with GRPO.
+
+``train/`` wires these into trainers; everything here works on plain arrays of one group (or of
+consecutive whole groups), so it can be tested, and reused, on its own.
+"""
+
+from __future__ import annotations
+
+from .mixing import ALL_VIOLATE, MIX_METHODS, RLMRStats, mix_groups, mix_rewards, rlmr_lambda
+from .pairwise import STRATEGIES, choose_pivot, comparisons_needed, pairwise_rewards, preference_matrix
+from .shaping import binary_entropy, shape_by_entropy
+
+__all__ = [
+    "mix_rewards", "mix_groups", "rlmr_lambda", "RLMRStats", "MIX_METHODS", "ALL_VIOLATE",
+    "pairwise_rewards", "comparisons_needed", "preference_matrix", "choose_pivot", "STRATEGIES",
+    "shape_by_entropy", "binary_entropy",
+]

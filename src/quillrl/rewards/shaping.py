@@ -1,0 +1,102 @@
+"""RLCS's entropy-based reward shaping for training the pairwise judge (GenRM) with GRPO.
+
+RLCS (arXiv 2601.07149) refines its generative reward model with GRPO on labelled story pairs,
+and shapes the reward of each sampled judgment with the entropy H of its verdict: a right
+verdict earns more when the judge was unsure (hard pairs are where it still has to learn), a
+wrong verdict costs more when the judge was sure (confident mistakes are the dangerous ones),
+and an unparseable judgment costs most. The paper's exact formula was not available to us;
+ours (DESIGN.md, "Entropy-based reward shaping") is linear in H between a floor and 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..errors import ConfigError
+
+__all__ = ["binary_entropy", "shape_by_entropy"]
+
+
+def binary_entropy(p: ArrayLike) -> np.ndarray:
+    """Base-2 entropy of a two-way verdict with ``p = p(A)``: ``H = −(p log₂ p + (1−p) log₂(1−p))``.
+
+    In [0, 1]: 0 at p ∈ {0, 1} (``0 log 0 = 0``, no warning), 1 at p = 1/2. NaN (a missing
+    probability) stays NaN; a value outside [0, 1] is an error. Returns an array of p's shape.
+
+    >>> binary_entropy([0.0, 0.5, 1.0]).tolist()
+    [0.0, 1.0, 0.0]
+    >>> round(float(binary_entropy(0.9)), 4)
+    0.469
+    """
+    arr = np.asarray(p, dtype=np.float64)
+    if np.any(~np.isnan(arr) & ((arr < 0.0) | (arr > 1.0))):
+        raise ValueError(f"binary_entropy takes probabilities in [0, 1], got {arr}")
+    # Evaluate the logs only where they are finite, so p = 0 or 1 gives 0 without a warning.
+    inner = (arr > 0.0) & (arr < 1.0)
+    safe = np.where(inner, arr, 0.5)
+    h = -(safe * np.log2(safe) + (1.0 - safe) * np.log2(1.0 - safe))
+    h = np.where(inner, h, np.where(np.isnan(arr), np.nan, 0.0))
+    return np.clip(h, 0.0, 1.0)  # rounding can leave H a hair above 1 near p = 1/2
+
+
+def _as_outcomes(correct: Sequence[bool | None]) -> np.ndarray:
+    """Outcome codes: 1 right, 0 wrong, −1 invalid; anything but a bool or None is an error."""
+    flags = np.asarray(correct, dtype=object)
+    if flags.ndim != 1:
+        raise ValueError(f"correct must be 1-D, got shape {flags.shape}")
+    out = np.empty(flags.size, dtype=np.int8)
+    for i, v in enumerate(flags):
+        if v is None:
+            out[i] = -1
+        elif isinstance(v, (bool, np.bool_)):
+            out[i] = int(bool(v))
+        else:
+            # A verdict string or a score here is a bug upstream, not a judgment to guess at.
+            raise ValueError(f"correct[{i}] is {v!r}; use True (right), False (wrong) or None (invalid)")
+    return out
+
+
+def shape_by_entropy(correct: Sequence[bool | None], entropy: ArrayLike, floor: float = 0.2,
+                     format_penalty: float = 0.5) -> np.ndarray:
+    """Rewards for sampled judgments of labelled pairs, shaped by verdict entropy H (RLCS).
+
+    - right (``True``):   ``r = floor + (1 − floor)·H``          in [floor, 1], increasing in H;
+    - wrong (``False``):  ``r = −(floor + (1 − floor)·(1 − H))``  in [−1, −floor], lowest at H = 0;
+    - invalid (``None``): ``r = −1 − format_penalty``, below every wrong verdict when
+      ``format_penalty > 0``; its entropy is not read (None or NaN is fine).
+
+    ``floor`` in (0, 1] keeps every right verdict above every wrong one; ``floor = 1`` is the
+    unshaped ±1 reward, the ablation baseline. ``entropy`` of a valid judgment must be in [0, 1]
+    (see :func:`binary_entropy`). The formula is ours: RLCS (arXiv 2601.07149) states the
+    behaviour, its exact formula was not available to us.
+
+    >>> shape_by_entropy([True, False, None], [0.5, 0.5, None]).round(3).tolist()
+    [0.6, -0.6, -1.5]
+    >>> shape_by_entropy([True, True, False], [0.0, 1.0, 0.0], floor=1.0).tolist()
+    [1.0, 1.0, -1.0]
+    """
+    floor, format_penalty = float(floor), float(format_penalty)
+    if not 0.0 < floor <= 1.0:
+        raise ConfigError(f"floor={floor} must be in (0, 1]; 1 gives the unshaped ±1 reward (default 0.2)")
+    if not (np.isfinite(format_penalty) and format_penalty >= 0.0):
+        raise ConfigError(f"format_penalty={format_penalty} must be a finite number >= 0 (default 0.5)")
+    outcome = _as_outcomes(correct)
+    ent = np.asarray(entropy, dtype=object)
+    if ent.ndim != 1 or ent.size != outcome.size:
+        raise ValueError(f"got {outcome.size} outcomes but entropy of shape {ent.shape}; "
+                         "pass one entropy per judgment")
+    h = np.array([np.nan if x is None else float(x) for x in ent], dtype=np.float64)
+    valid = outcome >= 0
+    bad = np.flatnonzero(valid & ~((h >= 0.0) & (h <= 1.0)))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"entropy[{i}] = {h[i]} must be in [0, 1] for a valid judgment (bits, base 2)")
+
+    rewards = np.full(outcome.size, -1.0 - format_penalty)
+    right, wrong = outcome == 1, outcome == 0
+    rewards[right] = floor + (1.0 - floor) * h[right]
+    rewards[wrong] = -(floor + (1.0 - floor) * (1.0 - h[wrong]))
+    return rewards
