@@ -1,1 +1,18 @@
-"""quillrl.data"""
+"""Data layer: typed task/pair/response records, JSONL readers and writers, dataset importers."""
+
+from .jsonl import JsonlWriter, ReadResult, SkippedLine, write_jsonl
+from .readers import read_pairs, read_responses, read_tasks
+from .records import PreferencePair, Response, WritingTask
+
+__all__ = [
+    "JsonlWriter",
+    "PreferencePair",
+    "ReadResult",
+    "Response",
+    "SkippedLine",
+    "WritingTask",
+    "read_pairs",
+    "read_responses",
+    "read_tasks",
+    "write_jsonl",
+]

@@ -1,0 +1,65 @@
+"""``quillrl data``: import the shared data sets, and check a task/pair/response file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+from ._common import print_summary, user_errors
+
+data_app = typer.Typer(help="Import public data sets; check task, pair and response files.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+# How many skipped lines `data check` lists one by one before only counting them.
+_MAX_LISTED = 20
+
+
+@data_app.command("import")
+@user_errors
+def import_(
+    name: str = typer.Argument(..., help="Data set: eqbench, ifbench, ifeval, lamp-p, storyer, "
+                               "wq-style-mimic, wqrm, writingbench-length."),
+    out: Path = typer.Option(..., "--out", help="JSONL file to write (replaced if it exists)."),
+    split: str = typer.Option("all", help="train, test or all: a fixed 80/20 split by prompt."),
+    seed: int = typer.Option(0, help="Seed of the split; the same seed gives the same split."),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="Shared data folder (default: $QUILLRL_DATA, else "
+        "../shared/data from the current directory, else beside the repository)."),
+) -> None:
+    """Write a shared data set as quillrl tasks or pairs; the summary counts every skipped item."""
+    from ..data.importers import run_import
+
+    summary = run_import(name, out, split=split, seed=seed, data_root=data_root)
+    if summary["skipped"]:
+        typer.echo(f"skipped {summary['skipped']} of {summary['read']} items: "
+                   f"{summary['skipped_by_reason']}", err=True)
+    print_summary(summary)
+
+
+@data_app.command("check")
+@user_errors
+def check(
+    path: Path = typer.Argument(..., help="JSONL file to check."),
+    kind: str = typer.Option(..., help="tasks, pairs or responses."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid",
+                                      help="Count and list bad lines instead of stopping at one."),
+) -> None:
+    """Validate a file: stops at the first bad line, or with --skip-invalid counts them all."""
+    from ..data import read_pairs, read_responses, read_tasks
+    from ..errors import DataError
+
+    readers = {"tasks": read_tasks, "pairs": read_pairs, "responses": read_responses}
+    if kind not in readers:
+        raise DataError(f"--kind must be one of {', '.join(readers)}; got {kind!r}")
+    result = readers[kind](path, skip_invalid=skip_invalid)
+    for skipped in result.skipped[:_MAX_LISTED]:
+        where = f" (field '{skipped.field}')" if skipped.field else ""
+        typer.echo(f"{path}:{skipped.line}: skipped: {skipped.reason}{where}", err=True)
+    if len(result.skipped) > _MAX_LISTED:
+        typer.echo(f"... and {len(result.skipped) - _MAX_LISTED} more skipped lines", err=True)
+    print_summary({"path": str(path), "kind": kind, "records": len(result),
+                   "skipped": len(result.skipped),
+                   "skipped_by_reason": result.skipped_by_reason()})

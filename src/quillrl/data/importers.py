@@ -1,0 +1,148 @@
+"""``quillrl data import``: turn the shared public data sets into our task and pair JSONL files.
+
+Each importer reads its source files as they are (never a copy) and yields records; every line
+or item it cannot use is counted under a reason in the ``ImportReport``, which the CLI prints as
+its JSON summary. Any data set can then be split by prompt (``split.py``); StoryER's 80/20 split
+is the one the README asks for, and the others accept ``--split`` the same way.
+
+The importers themselves live in ``pair_sources.py`` and ``task_sources.py``; this module holds
+the registry, the report, and where the data root is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .jsonl import write_jsonl
+from .records import PreferencePair, WritingTask
+from .split import SPLITS, split_by_group
+
+DEFAULT_SEED = 0
+TEST_FRACTION = 0.2
+
+
+@dataclass
+class ImportReport:
+    """What an import read, skipped (by reason) and wrote; becomes the CLI's JSON summary."""
+
+    dataset: str
+    kind: str
+    files: list[str] = field(default_factory=list)
+    read: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    # The first detailed message per skip reason, so a summary shows what the reason means.
+    examples: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def skip(self, reason: str, detail: str | None = None) -> None:
+        """Count one source item left out, under a reason short enough to group by."""
+        self.skipped[reason] += 1
+        if detail and reason not in self.examples:
+            # Cut long messages (an unknown constraint id lists every accepted id).
+            self.examples[reason] = detail if len(detail) <= 160 else detail[:157] + "..."
+
+    def summary(self, **extra: Any) -> dict[str, Any]:
+        return {"dataset": self.dataset, "kind": self.kind, "read": self.read,
+                "skipped": sum(self.skipped.values()),
+                "skipped_by_reason": dict(sorted(self.skipped.items())),
+                **({"skip_examples": self.examples} if self.examples else {}),
+                **extra, **self.notes, "files": self.files}
+
+
+Record = WritingTask | PreferencePair
+
+
+@dataclass(frozen=True)
+class Importer:
+    """One importable data set: its name, record kind, and the function that reads it.
+
+    ``read(root, report)`` yields records and counts what it reads and skips in ``report``;
+    ``group_of`` gives the key the train/test split keeps together (the prompt by default).
+    """
+
+    name: str
+    kind: str  # "tasks" or "pairs"
+    read: Callable[[Path, ImportReport], Iterable[Record]]
+    description: str
+    group_of: Callable[[Record], str] = lambda record: record.prompt
+
+
+IMPORTERS: dict[str, Importer] = {}
+
+
+def register(importer: Importer) -> Importer:
+    IMPORTERS[importer.name] = importer
+    return importer
+
+
+def get_importer(name: str) -> Importer:
+    from . import pair_sources, task_sources  # noqa: F401  (importing registers them)
+
+    if name not in IMPORTERS:
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(sorted(IMPORTERS))}")
+    return IMPORTERS[name]
+
+
+def importer_names() -> list[str]:
+    from . import pair_sources, task_sources  # noqa: F401
+
+    return sorted(IMPORTERS)
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def resolve_data_root(data_root: str | Path | None = None) -> Path:
+    """Where the shared data lives: the argument, else ``$QUILLRL_DATA``, else ``../shared/data``
+    relative to the current directory, else relative to the repository.
+
+    An explicit root (argument or variable) that does not exist is an error, never a silent
+    fall-back to another directory.
+    """
+    explicit = data_root if data_root is not None else os.environ.get("QUILLRL_DATA")
+    if explicit:
+        root = Path(explicit).expanduser()
+        if not root.is_dir():
+            source = "--data-root" if data_root is not None else "$QUILLRL_DATA"
+            raise DataError(f"data root {root} (from {source}) is not a directory")
+        return root
+    candidates = [Path.cwd().parent / "shared" / "data", _repo_root().parent / "shared" / "data"]
+    for root in candidates:
+        if root.is_dir():
+            return root
+    raise DataError("shared data not found (looked in "
+                    + ", ".join(str(c) for c in candidates)
+                    + "); pass --data-root DIR or set $QUILLRL_DATA")
+
+
+def source_file(root: Path, relative: str, report: ImportReport) -> Path:
+    """A source file under the data root, recorded in the report; a missing file is an error."""
+    path = root / relative
+    if not path.is_file():
+        raise DataError(f"{relative} not found under the data root {root}", path=str(path))
+    report.files.append(relative)
+    return path
+
+
+def run_import(name: str, out: str | Path, *, split: str = "all", seed: int = DEFAULT_SEED,
+               data_root: str | Path | None = None) -> dict[str, Any]:
+    """Import data set ``name`` into the JSONL file ``out``; returns the summary dict."""
+    importer = get_importer(name)
+    if split not in SPLITS:
+        raise DataError(f"--split must be one of {', '.join(SPLITS)}; got {split!r}")
+    root = resolve_data_root(data_root)
+    report = ImportReport(dataset=name, kind=importer.kind)
+    records = list(importer.read(root, report))
+    chosen = split_by_group(records, importer.group_of, split, seed, TEST_FRACTION)
+    written = write_jsonl(out, chosen)
+    groups = {importer.group_of(r) for r in chosen}
+    return report.summary(records=len(records), split=split, seed=seed,
+                          test_fraction=TEST_FRACTION if split != "all" else None,
+                          written=written, prompts_written=len(groups), out=str(out))

@@ -1,0 +1,116 @@
+"""Typed readers for task, pair and response files, and IFEval's and IFBench's raw task format.
+
+Raw IFEval lines are ``{key, prompt, instruction_id_list, kwargs}`` with one kwargs dict per
+instruction; IFBench uses the same keys, and its release writes the two list fields as
+Python-literal strings (``"['count:numbers']"``), which we parse with ``ast.literal_eval``
+(never ``eval``). Both become ``WritingTask(id=str(key), constraints=[...])``. Their kwargs are
+kept exactly as given, ``None`` values included: IFBench fills every unused argument with
+``None`` and the verifier drops them, so dropping them here too would only lose information.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import DataError
+from .jsonl import ReadResult, read_records, validation_error
+from .records import PreferencePair, Response, WritingTask
+
+_RAW_TASK_FIELDS = ("key", "instruction_id_list", "kwargs")
+
+
+def read_tasks(path: str | Path, skip_invalid: bool = False) -> ReadResult[WritingTask]:
+    """Read writing tasks (ours, or IFEval/IFBench raw lines) from a JSONL file; ids are unique."""
+    return read_records(path, _parse_task, skip_invalid=skip_invalid, unique_key=lambda t: t.id)
+
+
+def read_pairs(path: str | Path, skip_invalid: bool = False) -> ReadResult[PreferencePair]:
+    """Read preference pairs from a JSONL file; ids are unique."""
+    return read_records(path, _parse_pair, skip_invalid=skip_invalid, unique_key=lambda p: p.id)
+
+
+def read_responses(path: str | Path, skip_invalid: bool = False) -> ReadResult[Response]:
+    """Read responses (``id`` or ``key``, and/or ``prompt``, plus ``response``) from a JSONL file.
+
+    Ids may repeat: several sampled responses to one task are legitimate.
+    """
+    return read_records(path, _parse_response, skip_invalid=skip_invalid)
+
+
+def _validate(model: type[BaseModel], value: Any, path: str, line: int):
+    if not isinstance(value, dict):
+        raise DataError(f"not a JSON object: got {type(value).__name__}",
+                        path=path, line=line)
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise validation_error(exc, path=path, line=line) from None
+
+
+def _parse_pair(value: Any, path: str, line: int) -> PreferencePair:
+    return _validate(PreferencePair, value, path, line)
+
+
+def _parse_task(value: Any, path: str, line: int) -> WritingTask:
+    if isinstance(value, dict) and "constraints" not in value and "instruction_id_list" in value:
+        value = raw_ifeval_to_task(value, path=path, line=line)
+    return _validate(WritingTask, value, path, line)
+
+
+def _parse_response(value: Any, path: str, line: int) -> Response:
+    if isinstance(value, dict) and "id" not in value and "key" in value:
+        value = dict(value)
+        key = value.pop("key")
+        value["id"] = None if key is None else str(key)
+    if isinstance(value, dict) and value.get("id") is None and value.get("prompt") is None:
+        raise DataError("missing required field: a response needs 'id' (or 'key') or 'prompt'",
+                        path=path, line=line, field="id")
+    return _validate(Response, value, path, line)
+
+
+def raw_ifeval_to_task(value: dict[str, Any], *, path: str | None = None,
+                       line: int | None = None) -> dict[str, Any]:
+    """An IFEval/IFBench raw line as a task dict, ready for ``WritingTask.model_validate``.
+
+    Fields other than the three raw ones (``prompt`` and any metadata) pass through unchanged.
+
+    >>> raw_ifeval_to_task({"key": 7, "prompt": "p", "instruction_id_list": "['a:b']",
+    ...                     "kwargs": "[{'n': 3, 'x': None}]"})
+    {'prompt': 'p', 'id': '7', 'constraints': [{'id': 'a:b', 'kwargs': {'n': 3, 'x': None}}]}
+    """
+    def bad(message: str, field: str) -> DataError:
+        return DataError(message, path=path, line=line, field=field)
+
+    if "id" not in value and value.get("key") is None:
+        raise bad("missing required field", "key")
+    ids = _literal_list(value["instruction_id_list"], "instruction_id_list", bad)
+    if "kwargs" not in value:
+        raise bad("missing required field", "kwargs")
+    kwargs = _literal_list(value["kwargs"], "kwargs", bad)
+    if len(ids) != len(kwargs):
+        raise bad(f"{len(ids)} instruction ids but {len(kwargs)} kwargs dicts", "kwargs")
+    for i, (cid, kw) in enumerate(zip(ids, kwargs, strict=True)):
+        if not isinstance(cid, str):
+            raise bad(f"expected a string, got {type(cid).__name__}", f"instruction_id_list[{i}]")
+        if not isinstance(kw, dict):
+            raise bad(f"expected a dict, got {type(kw).__name__}", f"kwargs[{i}]")
+    task = {k: v for k, v in value.items() if k not in _RAW_TASK_FIELDS}
+    task.setdefault("id", str(value.get("key")))
+    task["constraints"] = [{"id": cid, "kwargs": kw} for cid, kw in zip(ids, kwargs, strict=True)]
+    return task
+
+
+def _literal_list(raw: Any, field: str, bad) -> list:
+    """A list given as JSON, or (IFBench) as a Python-literal string."""
+    if isinstance(raw, str):
+        try:
+            raw = ast.literal_eval(raw)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise bad(f"not a Python literal list: {type(exc).__name__}", field) from None
+    if not isinstance(raw, list):
+        raise bad(f"expected a list, got {type(raw).__name__}", field)
+    return raw

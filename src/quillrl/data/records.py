@@ -1,0 +1,78 @@
+"""Typed records for the three kinds of line quillrl reads: tasks, preference pairs, responses.
+
+Unknown fields are kept (``extra="allow"``) and written back, because users carry their own
+metadata through the pipeline. Optional fields left at ``None`` are not written, so a file that
+never had them round-trips unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..constraints.spec import Constraint
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    # Declared optional fields dropped from the output when None (extras are never dropped).
+    _omit_if_none: ClassVar[tuple[str, ...]] = ()
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The record as written to JSONL: declared fields first, then the extra ones."""
+        data = self.model_dump(mode="json")
+        for name in self._omit_if_none:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+
+class WritingTask(_Record):
+    """A prompt to write for, with the constraints a response must meet.
+
+    ``reference`` is an optional reference text (a human draft), used by the ``reference``
+    pairwise reward strategy.
+    """
+
+    id: str = Field(min_length=1)
+    prompt: str
+    # Optional on input: a task with no constraints is a plain writing prompt (EQ-Bench).
+    constraints: list[Constraint] = Field(default_factory=list)
+    reference: str | None = None
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("reference",)
+
+
+class PreferencePair(_Record):
+    """Two responses to one prompt, ``chosen`` preferred over ``rejected``."""
+
+    id: str = Field(min_length=1)
+    prompt: str
+    chosen: str
+    rejected: str
+    rationale: str | None = None
+    source: str | None = None
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("rationale", "source")
+
+
+class Response(_Record):
+    """A model's response to a task, matched to it by ``id`` or, failing that, by ``prompt``.
+
+    IFEval's response files carry only ``prompt``; files we write carry ``id`` (or ``key``,
+    which the reader turns into ``id``).
+    """
+
+    id: str | None = Field(default=None, min_length=1)
+    prompt: str | None = None
+    response: str
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("id", "prompt")
+
+    @model_validator(mode="after")
+    def _needs_a_key(self) -> Response:
+        if self.id is None and self.prompt is None:
+            raise ValueError("a response needs 'id' (or 'key') or 'prompt' to match its task")
+        return self
