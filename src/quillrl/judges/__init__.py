@@ -1,1 +1,98 @@
-"""quillrl.judges"""
+"""Pairwise judges: which of two responses to a prompt is better, as ``p(A ≻ B)``.
+
+Every judge has ``compare(prompt, a, b) -> Judgment`` and ``compare_many(items)``; build one
+from a spec string with :func:`make_judge`::
+
+    genrm:<backend spec>      a generative reward model, e.g. genrm:local:smollm2-135m-instruct
+                              or genrm:openai:http://host:8000/v1#model
+    scalar:<path>             a Bradley-Terry reward model directory (num_labels=1)
+    baseline:length           the longer response in words wins, ties 0.5
+    baseline:random[:seed]    p(A ≻ B) uniform, reproducible from the seed
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from ..errors import ConfigError
+from .base import Cost, Judge, Judgment, OrderResult
+from .baselines import LengthJudge, RandomJudge
+from .free_text import FreeTextResult, FreeTextVerifier
+from .genrm import GenRMJudge
+from .parse import ParsedJudgment, parse_judgment
+from .scalar import ScalarRMJudge
+from .stats import binary_entropy, position_consistency, swap_debias
+from .template import judge_prompt, neutralise
+
+__all__ = [
+    "Cost", "FreeTextResult", "FreeTextVerifier", "GenRMJudge", "Judge", "Judgment",
+    "LengthJudge", "OrderResult", "ParsedJudgment", "RandomJudge", "ScalarRMJudge",
+    "binary_entropy", "judge_prompt", "make_judge", "neutralise", "parse_judgment",
+    "position_consistency", "swap_debias",
+]
+
+JUDGE_SPECS = (
+    "genrm:<backend spec> (e.g. genrm:local:smollm2-135m-instruct, "
+    "genrm:openai:http://host:port/v1#model)",
+    "scalar:<path to a num_labels=1 reward model directory>",
+    "baseline:length",
+    "baseline:random[:seed]",
+)
+
+
+def _bad_spec(spec: str, why: str) -> ConfigError:
+    forms = "\n  ".join(JUDGE_SPECS)
+    return ConfigError(f"bad judge spec {spec!r}: {why}. Accepted forms:\n  {forms}")
+
+
+def _check_options(cls: type, spec: str, positional: tuple[str, ...], **options) -> None:
+    """Reject unknown options with the list of accepted ones, before anything is loaded."""
+    params = inspect.signature(cls).parameters
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        accepted = ", ".join(p for p in params if p not in positional)
+        raise ConfigError(f"judge spec {spec!r}: unknown option(s) {', '.join(unknown)}; "
+                          f"{cls.__name__} accepts {accepted}")
+
+
+def make_judge(spec: str, *, mode: str = "reasoning", swap: bool = False,
+               backend_options: dict | None = None, **options) -> Judge:
+    """Build a judge from a spec string (see the module docstring for the forms).
+
+    ``mode`` and ``swap`` apply to GenRM judges; the other judges have one way of judging and a
+    score that does not depend on order, so they ignore both. ``options`` go to the judge's
+    constructor (GenRM: ``max_new_tokens``, ``temperature``, ``seed``; scalar: ``device``,
+    ``batch_size``, ``max_length``); ``backend_options`` to a GenRM's backend
+    (``quillrl.backends.make_backend``: ``device``, ``batch_size``, ``max_concurrency``...).
+    """
+    kind, _, rest = spec.partition(":")
+    if kind == "genrm":
+        if not rest:
+            raise _bad_spec(spec, "genrm needs a backend spec after 'genrm:'")
+        from ..backends import make_backend  # heavy imports only when a GenRM is asked for
+
+        _check_options(GenRMJudge, spec, ("backend",), mode=mode, swap=swap, **options)
+        backend = make_backend(rest, **(backend_options or {}))
+        try:
+            judge = GenRMJudge(backend, mode=mode, swap=swap, **options)
+        except Exception:
+            backend.close()  # a bad setting must not leave a loaded model or a client behind
+            raise
+        judge.name = spec  # names the model too, for reports
+        return judge
+    if kind == "scalar":
+        if not rest:
+            raise _bad_spec(spec, "scalar needs a model directory after 'scalar:'")
+        _check_options(ScalarRMJudge, spec, ("path",), **options)
+        return ScalarRMJudge(rest, **options)
+    if kind == "baseline":
+        name, _, arg = rest.partition(":")
+        if name == "length" and not arg:
+            return LengthJudge()
+        if name == "random":
+            try:
+                return RandomJudge(int(arg) if arg else 0)
+            except ValueError:
+                raise _bad_spec(spec, f"the random seed must be an integer, got {arg!r}") from None
+        raise _bad_spec(spec, f"unknown baseline {rest!r}")
+    raise _bad_spec(spec, f"unknown judge kind {kind!r}")
