@@ -1,1 +1,31 @@
-"""quillrl.constraints"""
+"""Constraint verification: does a response follow its task's constraints?
+
+``verify(text, constraints, loose=False)`` checks IFEval's 25 instruction ids (with lm-eval's
+reference checkers), our ``creative:*`` ids, and ``free_text`` instructions (with an LLM judge
+you pass in). Each verdict carries a one-line reason; ``None`` means undecided and fails.
+
+>>> v = verify("A short poem.", [Constraint(id="creative:word_range", kwargs={"min_words": 5})])
+>>> v.passed, v.results[0].reason
+(False, '3 words; at least 5 required')
+"""
+
+from .base import Arg, Check
+from .free_text import FreeTextVerifier
+from .registry import REGISTRY, check_class, constraint_ids
+from .spec import CheckResult, Constraint
+from .verifier import ConstraintResult, Verification, loose_variants, verify
+
+__all__ = [
+    "Arg",
+    "Check",
+    "CheckResult",
+    "Constraint",
+    "ConstraintResult",
+    "FreeTextVerifier",
+    "REGISTRY",
+    "Verification",
+    "check_class",
+    "constraint_ids",
+    "loose_variants",
+    "verify",
+]
