@@ -1,1 +1,74 @@
-"""quillrl.backends"""
+"""Inference backends: one interface (:class:`Backend`), four ways to run a model.
+
+``make_backend(spec)`` builds one from a string, the form configs and the CLI use:
+
+* ``local`` or ``local:<name-or-path>``: transformers in this process (``LocalBackend``);
+* ``openai:<base_url>#<model>``: any OpenAI-compatible server (``OpenAIBackend``), e.g.
+  ``openai:http://127.0.0.1:8000/v1#my-judge``; without ``#<model>`` the server's first model;
+* ``vllm`` or ``vllm:<name-or-path>``: vLLM in this process, GPU only (``VLLMBackend``).
+
+``OpenAIServer`` (``quillrl serve``) exposes a local backend over the OpenAI API. Backend classes
+load on first use, so importing this package pulls in neither torch nor openai nor vLLM.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from ..errors import ConfigError
+from ..models import DEFAULT_MODEL
+from .base import Backend, ChatPrompt, Generation, Prompt, SamplingParams, UsageCounter
+
+__all__ = [
+    "Backend", "ChatPrompt", "Generation", "Prompt", "SamplingParams", "UsageCounter",
+    "LocalBackend", "OpenAIBackend", "VLLMBackend", "OpenAIServer", "make_backend",
+]
+
+_LAZY = {"LocalBackend": ".local", "OpenAIBackend": ".openai_compat",
+         "VLLMBackend": ".vllm_backend", "OpenAIServer": ".server"}
+
+SPEC_FORMS = ("local", "local:<model name or directory>", "openai:<http(s)://host:port/v1>#<model>",
+              "openai:<http(s)://host:port/v1>", "vllm", "vllm:<model name or directory>")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_backend(spec: str | Backend, **options: Any) -> Backend:
+    """Build a backend from a spec string (see the module docstring); ``options`` go to the
+    backend's constructor (``batch_size=``, ``max_concurrency=``...). A Backend passes through.
+
+    >>> make_backend("gpt4")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    quillrl.errors.ConfigError: unknown backend spec 'gpt4'; accepted forms: local, ...
+    """
+    if isinstance(spec, Backend):
+        return spec
+    if not isinstance(spec, str):
+        raise ConfigError(f"a backend spec must be a string, not {type(spec).__name__}")
+    kind, _, rest = spec.strip().partition(":")
+    if kind in ("local", "vllm"):
+        cls = __getattr__("LocalBackend" if kind == "local" else "VLLMBackend")
+        return _build(cls, spec, rest.strip() or DEFAULT_MODEL, **options)
+    if kind == "openai":
+        url, _, model = rest.strip().partition("#")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"backend spec '{spec}': after 'openai:' comes the server's base URL, "
+                              "e.g. openai:http://127.0.0.1:8000/v1#my-model")
+        return _build(__getattr__("OpenAIBackend"), spec, url, model or None, **options)
+    raise ConfigError(f"unknown backend spec '{spec}'; accepted forms: {', '.join(SPEC_FORMS)}")
+
+
+def _build(cls: type, spec: str, *args: Any, **options: Any) -> Backend:
+    try:
+        inspect.signature(cls).bind(*args, **options)
+    except TypeError as exc:
+        accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "model", "base_url")]
+        raise ConfigError(f"backend spec '{spec}': bad option ({exc}); {cls.__name__} accepts "
+                          f"{', '.join(accepted)}") from None
+    return cls(*args, **options)

@@ -31,7 +31,8 @@ class ChatPrompt:
 
     @classmethod
     def user(cls, content: str, assistant_prefix: str = "", system: str | None = None) -> "ChatPrompt":
-        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
+        msgs = [{"role": "system", "content": system}] if system else []
+        msgs.append({"role": "user", "content": content})
         return cls(tuple(msgs), assistant_prefix)
 
 
@@ -49,6 +50,22 @@ class SamplingParams:
     seed: int | None = None
     logprobs: int | None = None  # return the top-k log-probabilities of each generated token
 
+    def validate(self) -> "SamplingParams":
+        """Raise a ConfigError naming the bad field; return self."""
+        from ..errors import ConfigError
+
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.logprobs is not None and self.logprobs < 0:
+            raise ConfigError(f"logprobs must be None or >= 0, got {self.logprobs}")
+        if isinstance(self.stop, str):
+            raise ConfigError("stop must be a tuple of strings, not one string")
+        return self
+
 
 @dataclass
 class Generation:
@@ -61,12 +78,21 @@ class Generation:
     # with SamplingParams.logprobs: one {token_text: logprob} dict per generated token
     top_logprobs: list[dict[str, float]] | None = None
     seconds: float = 0.0
+    # with SamplingParams.logprobs: the generated tokens and the logprob of each. They run up to
+    # and including the token that ended generation (EOS, or the one completing a stop string),
+    # like vLLM, so they can extend past `text`, which excludes EOS and stop strings.
+    tokens: list[str] | None = None
+    token_logprobs: list[float] | None = None
 
 
 class Backend(ABC):
-    """Batched generation and choice scoring over one model."""
+    """Batched generation and choice scoring over one model.
+
+    Every backend keeps running totals in ``usage`` (a :class:`UsageCounter`) for cost reports.
+    """
 
     name: str = "backend"
+    usage: "UsageCounter"
 
     @abstractmethod
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
@@ -89,7 +115,12 @@ class Backend(ABC):
 
 @dataclass
 class UsageCounter:
-    """Running totals a backend keeps, for cost reporting."""
+    """Running totals a backend keeps, for cost reporting.
+
+    ``calls`` counts prompts served (one request each on a server), ``seconds`` wall time spent
+    in the backend, ``failures`` requests that failed for good. ``extra`` holds named counters a
+    backend adds (retries, choice-probability fallbacks, ...); :meth:`count` bumps one.
+    """
 
     calls: int = 0
     prompt_tokens: int = 0
@@ -97,3 +128,11 @@ class UsageCounter:
     seconds: float = 0.0
     failures: int = 0
     extra: dict = field(default_factory=dict)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.extra[key] = self.extra.get(key, 0) + n
+
+    def as_dict(self) -> dict:
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "seconds": round(self.seconds, 4),
+                "failures": self.failures, **self.extra}

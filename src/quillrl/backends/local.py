@@ -1,0 +1,375 @@
+"""In-process inference with transformers, on CPU or GPU.
+
+Prompts are sorted by length and run in batches of ``batch_size`` with left padding (so every
+row's last prompt token sits in the last column), then put back in the caller's order.
+``generate`` calls ``model.generate`` with a generation config built from
+:class:`SamplingParams` alone; ``choice_probs`` is one forward pass per batch that reads the
+softmax at the last prompt position.
+
+Where we depart from plain ``model.generate``, and why:
+
+* The model's own ``generation_config`` sampling defaults (``top_k=50``, a repetition penalty,
+  ``min_p``...) are overridden with neutral values, so ``temperature``/``top_p`` mean what they
+  mean on vLLM or an OpenAI server and a judge behaves the same on every backend.
+* Log-probabilities come from the model's logits before temperature and top-p (a logits
+  processor placed ahead of transformers' warpers records them), as vLLM reports them; only the
+  top-k and the chosen token are kept per step, never a full ``steps x vocab`` tensor.
+* Stop strings are matched on the *generated* text only, by our own stopping criterion:
+  transformers' ``stop_strings`` also matches across the prompt boundary, so a chat prompt
+  ending in a newline would stop on a double-newline stop string at the first generated
+  newline. vLLM and OpenAI servers look at the completion alone, and so do we.
+* A seed forks torch's RNG for the call, so a seeded call is reproducible and leaves the
+  caller's RNG (a trainer's) untouched.
+* A live model passed in (a trainer's policy) is switched to eval mode for the call and back
+  after, and runs under ``no_grad`` rather than ``inference_mode``: tensors a model caches
+  under inference mode cannot be used by autograd when training resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import BackendError, ConfigError
+from ..models import DEFAULT_MODEL
+from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
+from .prompts import choice_token_ids, cut_at_stop, encode
+
+
+class LocalBackend(Backend):
+    """A transformers causal LM in this process.
+
+    ``model`` is an embedded model name, a local model directory, or an already-loaded
+    ``(model, tokenizer)`` pair (used as is: not moved, not copied, so ``device`` and
+    ``dtype`` only apply when loading). ``device`` defaults to ``cuda`` when available;
+    ``dtype`` to bfloat16 on a GPU that supports it, else float32.
+    Calls are serialised by a lock, so one backend can be shared between threads.
+    """
+
+    name = "local"
+
+    def __init__(self, model: str | Path | tuple[Any, Any] = DEFAULT_MODEL, *, batch_size: int = 8,
+                 device: str | None = None, dtype: Any = None):
+        import torch
+
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(model, (tuple, list)):
+            if len(model) != 2:
+                raise ConfigError("pass a model name/path or a (model, tokenizer) pair")
+            self.model, self.tokenizer = model
+            # getattr throughout: a trainer may hand over a wrapped model without `.config`
+            config = getattr(self.model, "config", None)
+            self.model_name = str(getattr(config, "_name_or_path", "") or "model")
+        else:
+            from .. import models
+
+            device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            if device.startswith("cuda") and not torch.cuda.is_available():
+                raise ConfigError(f"device '{device}' asked for, but torch sees no CUDA GPU here; "
+                                  "use device='cpu' or leave it unset")
+            self.model, self.tokenizer = models.load(model, dtype=_torch_dtype(dtype, device),
+                                                     device=device)
+            self.model_name = str(model)
+        self.batch_size = batch_size
+        self.usage = UsageCounter()
+        self._lock = threading.RLock()
+        self._pad_id = _first_not_none(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
+        self._eos_ids = _eos_ids(self.model, self.tokenizer)
+        self._token_text: dict[int, str] = {}
+        self._keep_last: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(model={self.model_name!r}, batch_size={self.batch_size}, device={self.device})"
+
+    @property
+    def device(self) -> Any:
+        dev = getattr(self.model, "device", None)
+        return dev if dev is not None else next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+        params.validate()
+        prompts = list(prompts)
+        encoded = [encode(self.tokenizer, p) for p in prompts]
+        results: list[Generation | None] = [None] * len(prompts)
+        start = time.perf_counter()
+        with self._lock, _eval_no_grad(self.model), _seeded(params.seed, self.device):
+            for idx in _length_batches(encoded, self.batch_size):
+                t0 = time.perf_counter()
+                gens = self._generate_batch([encoded[i] for i in idx], params)
+                share = (time.perf_counter() - t0) / len(idx)
+                for i, g in zip(idx, gens):
+                    g.seconds = share
+                    results[i] = g
+        self.usage.calls += len(prompts)
+        self.usage.prompt_tokens += sum(map(len, encoded))
+        self.usage.completion_tokens += sum(g.completion_tokens for g in results)
+        self.usage.seconds += time.perf_counter() - start
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, rows: list[list[int]], params: SamplingParams) -> list[Generation]:
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+        input_ids, attention = self._left_pad(rows)
+        sample = params.temperature > 0
+        # Explicit neutral values, so the model's generation_config cannot add its own rules
+        # (unset fields are filled from it). The warpers only exist when sampling, and
+        # transformers warns about them otherwise.
+        warpers = dict(temperature=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0,
+                       typical_p=1.0) if sample else {}
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens, do_sample=sample, **warpers,
+            repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
+            eos_token_id=sorted(self._eos_ids), pad_token_id=self._pad_id,
+            return_dict_in_generate=True,
+        )
+        recorder = None if params.logprobs is None else _LogprobRecorder(params.logprobs)
+        stopper = _StopStrings(params.stop, input_ids.shape[1], self.tokenizer) if params.stop else None
+        out = self.model.generate(
+            input_ids=input_ids, attention_mask=attention, generation_config=config,
+            logits_processor=LogitsProcessorList([recorder]) if recorder else None,
+            stopping_criteria=StoppingCriteriaList([stopper]) if stopper else None,
+        )
+        new = out.sequences[:, input_ids.shape[1]:]
+        logprobs = recorder.collect(new) if recorder else None
+        gens = []
+        for r, row in enumerate(new.tolist()):
+            text, reason, n = finish_row(
+                row, eos_ids=self._eos_ids, pad_id=self._pad_id,
+                max_new_tokens=params.max_new_tokens, stop=params.stop,
+                decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+            )
+            gen = Generation(text=text, finish_reason=reason, prompt_tokens=len(rows[r]),
+                             completion_tokens=n)
+            if logprobs is not None:
+                chosen, top_vals, top_ids = (a[:n, r] for a in logprobs)
+                gen.tokens = [self._text_of(t) for t in row[:n]]
+                gen.token_logprobs = [float(x) for x in chosen]
+                gen.top_logprobs = [self._top_dict(v, i) for v, i in zip(top_vals, top_ids)]
+            gens.append(gen)
+        return gens
+
+    # ------------------------------------------------------------------ choice scoring
+
+    def choice_probs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
+        import torch
+
+        prompts, choices = list(prompts), list(choices)
+        if not choices:
+            raise ConfigError("choice_probs needs at least one choice")
+        encoded = [encode(self.tokenizer, p) for p in prompts]
+        ids = [choice_token_ids(self.tokenizer, p, e, choices) for p, e in zip(prompts, encoded)]
+        out = np.zeros((len(prompts), len(choices)), dtype=np.float64)
+        start = time.perf_counter()
+        with self._lock, _eval_no_grad(self.model):
+            for idx in _length_batches(encoded, self.batch_size):
+                probs = self._last_token_probs([encoded[i] for i in idx])
+                wanted = torch.tensor([ids[i] for i in idx], device=probs.device)
+                out[idx] = probs.gather(1, wanted).double().cpu().numpy()
+        self.usage.calls += len(prompts)
+        self.usage.prompt_tokens += sum(map(len, encoded))
+        self.usage.seconds += time.perf_counter() - start
+        return out
+
+    def _last_token_probs(self, rows: list[list[int]]) -> Any:
+        """Softmax over the vocabulary at each row's last position: a ``(rows, vocab)`` float32
+        tensor, from one forward pass over the left-padded batch."""
+        import torch
+
+        input_ids, attention = self._left_pad(rows)
+        # explicit positions: left padding must not shift a row's positions (absolute-position
+        # models would otherwise read a padded row differently from the same row alone)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = self.model(input_ids=input_ids, attention_mask=attention,
+                                position_ids=positions, use_cache=False,
+                                **self._logits_to_keep()).logits[:, -1, :]
+        return torch.softmax(logits.float(), dim=-1)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _left_pad(self, rows: list[list[int]]) -> tuple[Any, Any]:
+        import torch
+
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            attention[i, width - len(r):] = 1
+        return input_ids.to(self.device), attention.to(self.device)
+
+    def _logits_to_keep(self) -> dict:
+        # Only the last position's logits are needed; models that accept `logits_to_keep` skip
+        # the (batch x length x vocab) tensor. PEFT wrappers forward it to their base model.
+        if self._keep_last is None:
+            import inspect
+
+            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            self._keep_last = "logits_to_keep" in inspect.signature(base.forward).parameters
+        return {"logits_to_keep": 1} if self._keep_last else {}
+
+    def _text_of(self, token_id: int) -> str:
+        text = self._token_text.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=False)
+            self._token_text[token_id] = text
+        return text
+
+    def _top_dict(self, values: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+        top: dict[str, float] = {}
+        for v, i in zip(values.tolist(), ids.tolist()):
+            top.setdefault(self._text_of(i), v)  # two ids can decode alike; keep the likelier
+        return top
+
+
+def finish_row(token_ids: list[int], *, eos_ids: set[int], pad_id: int, max_new_tokens: int,
+               stop: Sequence[str], decode: Any) -> tuple[str, str, int]:
+    """``(text, finish_reason, tokens_generated)`` for one row of ``model.generate`` output.
+
+    The row ends at the first EOS (counted as generated, not shown) or the first pad token (a
+    row that met a stop string is padded while the rest of the batch goes on); the text is then
+    cut at the earliest stop string. A row cut at a stop string ends with the token that
+    completed it: what follows is padding, even where the pad token is the EOS token.
+    "length" means the token budget ran out, "stop" anything else.
+    """
+    end, hit_eos = len(token_ids), False
+    for j, t in enumerate(token_ids):
+        if t in eos_ids or t == pad_id:
+            end, hit_eos = j, t in eos_ids
+            break
+    text, hit_stop = cut_at_stop(decode(token_ids[:end]), stop)
+    n = end + 1 if hit_eos and not hit_stop else end
+    reason = "length" if not (hit_eos or hit_stop) and n >= max_new_tokens else "stop"
+    return text, reason, n
+
+
+class _StopStrings:
+    """Stopping criterion: a row is done once its generated text contains a stop string.
+
+    Only the last few generated tokens are decoded each step (a stop string of L characters
+    spans at most L tokens, plus one for a partial character), so the cost stays flat however
+    long the completion grows; the final text is cut by :func:`cut_at_stop`.
+    """
+
+    def __init__(self, stop: Sequence[str], prompt_width: int, tokenizer: Any):
+        self.stop = [s for s in stop if s]
+        self.prompt_width = prompt_width
+        self.tokenizer = tokenizer
+        self.window = max(map(len, self.stop)) + 1
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        start = max(self.prompt_width, input_ids.shape[1] - self.window)
+        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        done = [any(s in tail for s in self.stop) for tail in tails]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class _LogprobRecorder:
+    """Records, per decoding step, the top-k log-probabilities and the chosen token's.
+
+    Passed as a custom logits processor, it runs before transformers' temperature/top-p
+    warpers, so it sees the model's own distribution. The token chosen at step t is only known
+    at step t+1 (it is the last column of ``input_ids`` then), so the previous step's log-softmax
+    is kept until then; :meth:`collect` reads the last step's choice from the output.
+    """
+
+    def __init__(self, k: int):
+        self.k = k
+        self.chosen: list[Any] = []
+        self.top: list[tuple[Any, Any]] = []
+        self._prev = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logp = torch.log_softmax(scores.float(), dim=-1)
+        if self._prev is not None:
+            self.chosen.append(self._prev.gather(1, input_ids[:, -1:]).squeeze(1))
+        k = min(self.k, logp.shape[-1])
+        self.top.append(logp.topk(k, dim=-1) if k else (logp[:, :0], input_ids[:, :0]))
+        self._prev = logp
+        return scores
+
+    def collect(self, new_tokens: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(chosen, top_values, top_ids)`` as arrays of shape ``(steps, batch[, k])``."""
+        import torch
+
+        if self._prev is None or len(self.top) != new_tokens.shape[1]:
+            raise BackendError("internal: logprob recorder saw a different number of decoding "
+                               f"steps ({len(self.top)}) than tokens generated ({new_tokens.shape[1]})")
+        self.chosen.append(self._prev.gather(1, new_tokens[:, -1:]).squeeze(1))
+        self._prev = None
+        chosen = torch.stack(self.chosen).cpu().numpy()
+        values = torch.stack([v for v, _ in self.top]).cpu().numpy()
+        ids = torch.stack([i for _, i in self.top]).cpu().numpy()
+        return chosen, values, ids
+
+
+def _length_batches(encoded: list[list[int]], batch_size: int) -> Iterator[list[int]]:
+    # longest first: similar lengths share a batch (less padding) and an out-of-memory error
+    # shows up on the first batch rather than after an hour
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    for s in range(0, len(order), batch_size):
+        yield order[s:s + batch_size]
+
+
+@contextlib.contextmanager
+def _eval_no_grad(model: Any) -> Iterator[None]:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: Any) -> Iterator[None]:
+    import torch
+
+    if seed is None:
+        yield
+        return
+    devices = [device] if getattr(device, "type", str(device)) == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(ids if isinstance(ids, (list, tuple)) else [] if ids is None else [ids])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def _torch_dtype(dtype: Any, device: str) -> Any:
+    import torch
+
+    if dtype is None:
+        cuda = device.startswith("cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if isinstance(dtype, str):
+        value = getattr(torch, dtype, None)
+        if not isinstance(value, torch.dtype):
+            raise ConfigError(f"unknown dtype '{dtype}': use float32, bfloat16 or float16")
+        return value
+    return dtype
+
+
+def _first_not_none(*values: Any) -> Any:
+    return next(v for v in values if v is not None)
