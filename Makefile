@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
+# Each demo run gets its own directory, so `make demo` can be run again without --resume.
+DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: setup
-	$(BIN)/quillrl demo --config configs/demo.yaml
+	$(BIN)/quillrl train policy --config configs/demo.yaml --output-dir $(DEMO_DIR)
+	@echo "report: $(DEMO_DIR)/report.md"
 
 test: setup
 	$(BIN)/python -m pytest -q -x --timeout=1800

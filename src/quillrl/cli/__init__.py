@@ -23,3 +23,9 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=os.environ.get("QUILLRL_LOG", "WARNING"))
     app()
+
+
+from . import data  # noqa: E402,F401
+from . import verify  # noqa: E402,F401
+from . import serve  # noqa: E402,F401
+from . import train  # noqa: E402,F401

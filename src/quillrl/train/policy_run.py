@@ -1,0 +1,175 @@
+"""``quillrl train policy``: the config, and a run from config to report.
+
+Reads top to bottom: config → tasks → policy + judge → trainer → train (resuming if asked)
+→ report. Output directory: checkpoints (``checkpoint-N``), ``metrics.jsonl`` (one line per
+step), ``completions.jsonl`` (sampled completions with their rewards), ``config.yaml`` (the
+resolved config), ``report.md`` with PNG plots, ``final/`` (the trained adapter or model).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from ..config import StageConfig, dump_config
+from ..errors import ConfigError
+from ..models import DEFAULT_MODEL
+from .common import LoraSection, last_checkpoint, trl_args, write_summary
+
+BUNDLED_TASKS = "bundled:creative_tasks"
+
+
+class RewardSection(StageConfig):
+    """Where the writing-quality reward comes from."""
+
+    judge: str = Field("genrm:local:smollm2-135m-instruct",
+                       description="judge spec: genrm:<backend>, scalar:<path>, baseline:length|random")
+    mode: Literal["reasoning", "verdict"] = Field("verdict", description="GenRM mode; verdict = one forward pass")
+    swap: bool = Field(True, description="judge both presentation orders and average (position debiasing)")
+    strategy: Literal["pivot", "reference", "round_robin", "scalar"] = Field(
+        "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>)")
+    judge_max_new_tokens: int = Field(384, ge=1, description="GenRM reasoning length (reasoning mode only)")
+    loose: bool = Field(False, description="verify constraints with IFEval's loose variants")
+
+
+class MixSection(StageConfig):
+    """How writing rewards and constraint passes combine (per group)."""
+
+    method: Literal["rlmr", "writing_only", "constraint_only", "linear"] = Field(
+        "rlmr", description="RLMR dynamic mix, or a baseline")
+    margin: float = Field(0.5, ge=0, description="RLMR margin in units of the group's writing-reward std")
+    all_violate: Literal["zero", "writing"] = Field("zero", description="reward when every sample violates")
+    weight: float = Field(1.0, description="constraint weight for method=linear")
+
+
+class GRPOSection(StageConfig):
+    """The GRPO settings most runs change; anything else goes in ``trl:``."""
+
+    num_generations: int = Field(4, ge=2, description="group size: completions per prompt")
+    prompts_per_step: int = Field(2, ge=1, description="distinct prompts per optimizer step (per process)")
+    max_completion_length: int = Field(128, ge=1, description="max new tokens per completion")
+    learning_rate: float = Field(1e-4, gt=0, description="optimizer step size")
+    beta: float = Field(0.0, ge=0, description="KL coefficient against the reference policy (0 = no ref model)")
+    loss_type: str = Field("dapo", description="TRL loss_type: grpo, dapo, dr_grpo, bnpo, ...")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature for rollouts")
+    scale_rewards: Literal["group", "batch", "none"] = Field("group", description="advantage std scaling")
+
+
+class PolicyConfig(StageConfig):
+    """``quillrl train policy`` config (YAML). Paths are relative to the working directory."""
+
+    model: str = Field(DEFAULT_MODEL, description="policy: embedded name or local HF model directory")
+    tasks: str = Field(BUNDLED_TASKS, description="writing tasks JSONL (id, prompt, constraints)")
+    max_tasks: int | None = Field(None, ge=1, description="use only the first N tasks (after shuffling)")
+    seed: int = Field(0, description="seed for data order, sampling, pivots")
+    max_steps: int = Field(20, ge=1, description="optimizer steps")
+    save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
+    output_dir: str = Field("runs/policy", description="where checkpoints, metrics and the report go")
+    samples_per_step: int = Field(4, ge=0, description="completions per step written to completions.jsonl")
+    lora: LoraSection = LoraSection()
+    reward: RewardSection = RewardSection()
+    mix: MixSection = MixSection()
+    grpo: GRPOSection = GRPOSection()
+    trl: dict = Field(default_factory=dict, description="extra GRPOConfig fields, passed to TRL unchanged")
+
+
+def resolve_tasks_path(tasks: str) -> Path:
+    if tasks.startswith("bundled:"):
+        from importlib.resources import files
+
+        name = tasks.split(":", 1)[1]
+        path = Path(str(files("quillrl.resources") / f"{name}.jsonl"))
+        if not path.exists():
+            raise ConfigError(f"no bundled task set '{name}'")
+        return path
+    return Path(tasks)
+
+
+def tasks_dataset(config: PolicyConfig):
+    """Writing tasks as a TRL prompt dataset (conversational prompts; constraints as JSON)."""
+    from datasets import Dataset
+
+    from ..data import read_tasks
+
+    tasks = list(read_tasks(resolve_tasks_path(config.tasks)).records)
+    random.Random(config.seed).shuffle(tasks)
+    if config.max_tasks:
+        tasks = tasks[: config.max_tasks]
+    if not tasks:
+        raise ConfigError(f"{config.tasks}: no tasks to train on")
+    rows = [{"prompt": [{"role": "user", "content": t.prompt}], "task_id": t.id,
+             "constraints": json.dumps([c.model_dump() for c in t.constraints]),
+             "reference": t.reference or ""} for t in tasks]
+    return Dataset.from_list(rows)
+
+
+def build_trainer(config: PolicyConfig, output_dir: Path):
+    from transformers import PrinterCallback
+    from trl import GRPOConfig
+
+    from ..judges import make_judge
+    from ..models import load
+    from .callbacks import MetricsWriter, RichProgress, SamplesTable
+    from .group_rewards import GroupRewards
+    from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
+
+    g = config.grpo
+    args = trl_args(GRPOConfig, {
+        "output_dir": str(output_dir), "max_steps": config.max_steps, "save_steps": config.save_steps,
+        "seed": config.seed, "num_generations": g.num_generations,
+        "per_device_train_batch_size": g.num_generations * g.prompts_per_step,
+        "max_completion_length": g.max_completion_length, "learning_rate": g.learning_rate,
+        "beta": g.beta, "loss_type": g.loss_type, "temperature": g.temperature,
+        "scale_rewards": g.scale_rewards,
+    }, config.trl)
+    judge_options = {"max_new_tokens": config.reward.judge_max_new_tokens} \
+        if config.reward.judge.startswith("genrm:") else {}
+    judge = make_judge(config.reward.judge, mode=config.reward.mode, swap=config.reward.swap, **judge_options)
+    group_rewards = GroupRewards(judge, strategy=config.reward.strategy, seed=config.seed,
+                                 mix=config.mix.model_dump(), loose=config.reward.loose)
+    model, tokenizer = load(config.model, trainable=True)
+    trainer = MixedRewardGRPOTrainer(
+        model=model, args=args, train_dataset=tasks_dataset(config), processing_class=tokenizer,
+        peft_config=config.lora.peft_config(), group_rewards=group_rewards,
+        samples_per_step=config.samples_per_step)
+    trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace the dict dumps
+    trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES, trainer.step_metrics))
+    trainer.add_callback(SamplesTable(output_dir / "completions.jsonl", trainer.take_samples))
+    trainer.add_callback(RichProgress({"reward": "reward", "rewards/constraint_pass/mean": "pass"}))
+    return trainer
+
+
+def train_policy(config: PolicyConfig, resume: bool = False) -> dict:
+    """Train, write the report, and return the JSON summary."""
+    from .report import write_report
+
+    output_dir = Path(config.output_dir)
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        raise ConfigError(f"--resume: no checkpoint in {output_dir} (runs save every {config.save_steps} steps)")
+    if not resume and (output_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"{output_dir} already holds a run; pass --resume to continue it or choose "
+                          "another --output-dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, output_dir / "config.yaml")
+    start = time.perf_counter()
+    trainer = build_trainer(config, output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(str(output_dir / "final"))
+    report = write_report(output_dir, title="Policy GRPO (RLMR mixed reward)")
+    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line]
+    last = rows[-1] if rows else {}
+    summary = {
+        "output_dir": str(output_dir), "report": str(report), "steps": trainer.state.global_step,
+        "resumed_from": checkpoint, "seconds": round(time.perf_counter() - start, 1),
+        "train_loss": result.training_loss,
+        **{k: last.get(k) for k in ("reward_mean", "writing_reward_mean", "constraint_pass_rate",
+                                     "violator_max_advantage", "completion_length_mean")},
+    }
+    write_summary(output_dir, summary)
+    return summary

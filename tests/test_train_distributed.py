@@ -1,0 +1,37 @@
+"""Two processes (torchrun, CPU/gloo): each sees the same mixed rewards for the whole batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("dist_policy_worker.py")
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="torchrun not installed")
+def test_second_process_sees_the_same_mixed_rewards(tmp_path, tiny_model_dir):
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    with socket.socket() as sock:  # torchrun's rendezvous needs a real port, not 0
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), str(WORKER),
+                           str(tiny_model_dir), str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == 2 for r in ranks)
+    rewards = [r["calls"][0]["rewards"] for r in ranks]
+    assert len(rewards[0]) == 8  # 2 processes x 1 prompt x 4 generations, gathered
+    assert rewards[0] == rewards[1]
+    # the 6 round-robin comparisons of the one group were split between the processes
+    judged = [r["calls"][0]["judged"] for r in ranks]
+    assert sum(judged) == 2 * 6 and all(j > 0 for j in judged)

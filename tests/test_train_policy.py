@@ -1,0 +1,107 @@
+"""Policy GRPO end to end: a tiny-model run through the CLI, report, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+def write_config(tmp_path: Path, model_dir: Path, **over) -> Path:
+    cfg = {
+        "model": str(model_dir), "max_steps": 2, "save_steps": 1, "output_dir": str(tmp_path / "run"),
+        "reward": {"judge": "baseline:length", "strategy": "round_robin"},
+        "grpo": {"num_generations": 4, "prompts_per_step": 2, "max_completion_length": 12},
+    }
+    for key, value in over.items():
+        section, _, name = key.partition("__")
+        if name:
+            cfg.setdefault(section, {})[name] = value
+        else:
+            cfg[key] = value
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def quillrl(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quillrl.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kw)
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
+
+
+def test_two_step_run_writes_metrics_report_and_summary(tmp_path, tiny_model_dir):
+    proc = quillrl("train", "policy", "--config", str(write_config(tmp_path, tiny_model_dir)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    run = tmp_path / "run"
+    assert summary["steps"] == 2 and Path(summary["report"]).exists()
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [1, 2]
+    for key in ("reward_mean", "writing_reward_mean", "constraint_pass_rate", "completion_length_mean",
+                "entropy", "judge_invalid_rate", "seconds"):
+        assert key in rows[0], key
+    assert (run / "rewards.png").exists() and "![rewards](rewards.png)" in (run / "report.md").read_text()
+    assert (run / "completions.jsonl").exists() and (run / "final").is_dir()
+    # a second start without --resume refuses to overwrite the run
+    again = quillrl("train", "policy", "--config", str(write_config(tmp_path, tiny_model_dir)))
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_bad_config_key_is_a_clear_error(tmp_path, tiny_model_dir):
+    cfg = write_config(tmp_path, tiny_model_dir, grpo__num_generatons=4)
+    proc = quillrl("train", "policy", "--config", str(cfg))
+    assert proc.returncode == 2
+    assert "grpo.num_generatons" in proc.stderr and "did you mean 'num_generations'" in proc.stderr
+
+
+def test_resume_after_sigkill_keeps_written_metrics(tmp_path, tiny_model_dir):
+    cfg = write_config(tmp_path, tiny_model_dir, max_steps=6)
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "quillrl.cli", "train", "policy", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline, "no checkpoint-2 within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = (run / "metrics.jsonl").read_text().splitlines()
+    assert 2 <= len(before) < 6
+    resumed = quillrl("train", "policy", "--config", str(cfg), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["resumed_from"] and summary["steps"] == 6
+    after = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in after] == [1, 2, 3, 4, 5, 6]
+    resumed_step = int(Path(summary["resumed_from"]).name.split("-")[1])
+    assert after[:resumed_step] == before[:resumed_step]  # lines up to the checkpoint kept byte for byte
+
+
+def test_violator_max_advantage_is_negative_under_rlmr(tmp_path, tiny_model_dir):
+    """Tasks whose constraint about half of the samples pass: mixed groups must show < 0."""
+    tasks = tmp_path / "tasks.jsonl"
+    # a random tiny model writes 1-3 "words" in 8 tokens, so "at most 2" splits most groups
+    rows = [{"id": f"t{i}", "prompt": f"Write about {w}.",
+             "constraints": [{"id": "creative:word_range", "kwargs": {"max_words": 2}}]}
+            for i, w in enumerate(["the sea", "a fox", "the moon", "a storm"])]
+    tasks.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = write_config(tmp_path, tiny_model_dir, tasks=str(tasks), max_steps=3,
+                       grpo__temperature=1.5, grpo__max_completion_length=8)
+    proc = quillrl("train", "policy", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    values = [r["violator_max_advantage"] for r in metrics(tmp_path / "run")
+              if r.get("violator_max_advantage") is not None]
+    assert values, "no mixed group in 3 steps; raise the temperature or the steps"
+    assert all(v < 0 for v in values)
