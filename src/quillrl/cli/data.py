@@ -63,3 +63,25 @@ def check(
     print_summary({"path": str(path), "kind": kind, "records": len(result),
                    "skipped": len(result.skipped),
                    "skipped_by_reason": result.skipped_by_reason()})
+
+
+@data_app.command("augment-constraints")
+@user_errors
+def augment_constraints(
+    in_: Path = typer.Option(..., "--in", help="JSONL whose lines carry a 'prompt' (tasks, pairs, prompts)."),
+    out: Path = typer.Option(..., "--out", help="Writing tasks JSONL to write (replaced if it exists)."),
+    seed: int = typer.Option(0, help="Seed; each prompt's draw depends only on the seed and the prompt."),
+    max_per_task: int = typer.Option(3, "--max-per-task", min=1, help="At most this many constraints per task."),
+    limit: int | None = typer.Option(None, help="Stop after this many tasks."),
+    only: list[str] | None = typer.Option(None, "--only", help="Draw only these constraint ids (repeatable)."),
+) -> None:
+    """Attach verifiable constraints (instructions appended to the prompt + their specs) to prompts."""
+    from ..constraints.augment import BY_ID
+    from ..data.augment import augment_file
+    from ..errors import ConfigError
+
+    unknown = sorted(set(only or []) - set(BY_ID))
+    if unknown:
+        raise ConfigError(f"--only: no template for {unknown}; accepted: {', '.join(sorted(BY_ID))}")
+    print_summary(augment_file(in_, out, seed=seed, max_per_task=max_per_task, limit=limit,
+                               allowed=tuple(only) if only else None))
