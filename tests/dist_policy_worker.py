@@ -12,25 +12,29 @@ from pathlib import Path
 from quillrl.config import load_config
 from quillrl.train.policy_run import PolicyConfig, build_trainer
 
-model_dir, out_dir = sys.argv[1], Path(sys.argv[2])
-cfg = load_config(None, PolicyConfig, [
-    f"model={model_dir}", "reward.judge=baseline:length", "reward.strategy=round_robin", "max_steps=1",
-    "save_steps=10", f"output_dir={out_dir / 'run'}", "grpo.num_generations=4", "grpo.prompts_per_step=1",
-    "grpo.max_completion_length=8", "mix.method=rlmr", "samples_per_step=0",
-])
-trainer = build_trainer(cfg, out_dir / "run")
-rank = trainer.accelerator.process_index
-calls = []
-original = trainer._calculate_rewards
+
+def main() -> None:
+    model_dir, out_dir = sys.argv[1], Path(sys.argv[2])
+    cfg = load_config(None, PolicyConfig, [
+        f"model={model_dir}", "reward.judge=baseline:length", "reward.strategy=round_robin", "max_steps=1",
+        "save_steps=10", f"output_dir={out_dir / 'run'}", "grpo.num_generations=4", "grpo.prompts_per_step=1",
+        "grpo.max_completion_length=8", "mix.method=rlmr", "samples_per_step=0",
+    ])
+    trainer = build_trainer(cfg, out_dir / "run")
+    rank = trainer.accelerator.process_index
+    calls = []
+    original = trainer._calculate_rewards
+
+    def recording(*args, **kwargs):
+        columns = original(*args, **kwargs)
+        calls.append({"rewards": columns.tolist(), "judged": trainer.group_rewards.judge.usage.judgments})
+        return columns
+
+    trainer._calculate_rewards = recording
+    trainer.train()
+    (out_dir / f"rank{rank}.json").write_text(json.dumps({"world": trainer.accelerator.num_processes,
+                                                          "calls": calls}))
 
 
-def recording(*args, **kwargs):
-    columns = original(*args, **kwargs)
-    calls.append({"rewards": columns.tolist(), "judged": trainer.group_rewards.judge.usage.judgments})
-    return columns
-
-
-trainer._calculate_rewards = recording
-trainer.train()
-(out_dir / f"rank{rank}.json").write_text(json.dumps({"world": trainer.accelerator.num_processes,
-                                                      "calls": calls}))
+if __name__ == "__main__":  # not on import (pytest collects this folder)
+    main()

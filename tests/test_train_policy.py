@@ -105,3 +105,17 @@ def test_violator_max_advantage_is_negative_under_rlmr(tmp_path, tiny_model_dir)
               if r.get("violator_max_advantage") is not None]
     assert values, "no mixed group in 3 steps; raise the temperature or the steps"
     assert all(v < 0 for v in values)
+
+
+@pytest.mark.integration
+def test_two_step_lora_run_on_the_embedded_model(tmp_path, embedded_model_dir):
+    """The main job's path at a tiny budget: embedded policy with LoRA, embedded GenRM judge."""
+    cfg = write_config(tmp_path, embedded_model_dir, model="smollm2-135m-instruct",
+                       reward__judge="genrm:local:smollm2-135m-instruct", reward__mode="verdict",
+                       reward__strategy="pivot", grpo__max_completion_length=16, grpo__prompts_per_step=1)
+    proc = quillrl("train", "policy", "--config", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["judge_invalid_rate"] is not None and r["judge_invalid_rate"] < 1 for r in rows)
+    assert (tmp_path / "run" / "final" / "adapter_model.safetensors").exists()

@@ -21,6 +21,10 @@ app = typer.Typer(
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # quillrl never fetches from a hub: fail fast on a missing local file instead of retrying
+    # network calls, and send no telemetry.
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        os.environ.setdefault(var, "1")
     logging.basicConfig(level=os.environ.get("QUILLRL_LOG", "WARNING"))
     app()
 
