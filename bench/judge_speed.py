@@ -1,0 +1,129 @@
+"""Judge throughput: reasoning vs verdict-only mode, and batched ``compare_many`` vs one call per pair.
+
+The embedded model judges the first N StoryER test pairs (default 16, no swap) four ways, in one
+process on one loaded model:
+
+- verdict mode, batched: one ``compare_many`` over all N pairs (one forward pass per backend
+  batch, no generation);
+- verdict mode, one ``compare`` per pair;
+- reasoning mode, batched: one ``compare_many`` (one batched ``generate``, then one batched
+  ``choice_probs`` at the verdict positions);
+- reasoning mode, one ``compare`` per pair.
+
+Every way is timed in process CPU time (``time.process_time``, all threads) and in wall time. On
+a shared CPU machine wall time mostly measures the other processes, so the ratios are CPU time
+there; on a GPU (``--device cuda``) they are wall time. The cheap verdict-mode ways are repeated ``--reps`` times in alternating order and the
+median kept; the reasoning ways run once each (minutes on a CPU). Greedy decoding; the reasoning
+ways also report tokens generated, since batching can change where a reply stops.
+
+    nice -n 10 .venv/bin/python bench/judge_speed.py [--n 16] [--max-new-tokens 256]
+
+The last line is the JSON summary: comparisons per second for each way and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(fn) -> tuple[float, float, list]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.process_time() - cpu, time.perf_counter() - wall, out
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads"
+
+
+def storyer_pairs(n: int, data_root: str | None) -> list:
+    from quillrl.data import read_pairs
+    from quillrl.data.importers import run_import
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "storyer-test.jsonl"
+        run_import("storyer", path, split="test", seed=0, data_root=data_root)
+        return read_pairs(path).records[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=16, help="pairs")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of the verdict ways")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None, help="default: the backend's (float32 on a CPU)")
+    parser.add_argument("--pairs", default=None, help="a pairs JSONL to use instead of importing")
+    args = parser.parse_args()
+
+    from quillrl.backends.local import LocalBackend
+    from quillrl.eval.judging import presented
+    from quillrl.judges import GenRMJudge
+
+    if args.pairs:
+        from quillrl.data import read_pairs
+
+        pairs = read_pairs(args.pairs).records[:args.n]
+    else:
+        pairs = storyer_pairs(args.n, args.data_root)
+    items = [presented(p)[0] for p in pairs]
+    # one backend batch holds all N prompts, so "batched" is one call per backend operation
+    backend = LocalBackend(args.model, batch_size=args.n, device=args.device, dtype=args.dtype)
+    verdict = GenRMJudge(backend, mode="verdict")
+    reasoning = GenRMJudge(backend, mode="reasoning", max_new_tokens=args.max_new_tokens)
+    verdict.compare_many(items[:2])  # warm-up: first-call allocations are not the judge's cost
+
+    ways = {
+        "verdict_batched": lambda: verdict.compare_many(items),
+        "verdict_per_pair": lambda: [verdict.compare(*item) for item in items],
+    }
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
+    for rep in range(args.reps):
+        for name in (list(ways) if rep % 2 == 0 else list(ways)[::-1]):
+            cpu, wall, _ = timed(ways[name])
+            runs[name].append((cpu, wall))
+    results = {name: {"cpu_s": statistics.median(c for c, _ in r),
+                      "wall_s": statistics.median(w for _, w in r)} for name, r in runs.items()}
+    for name, fn in (("reasoning_batched", lambda: reasoning.compare_many(items)),
+                     ("reasoning_per_pair", lambda: [reasoning.compare(*it) for it in items])):
+        cpu, wall, judgments = timed(fn)
+        results[name] = {"cpu_s": cpu, "wall_s": wall,
+                         "completion_tokens": sum(j.cost.completion_tokens for j in judgments),
+                         "valid": sum(j.valid for j in judgments)}
+    for r in results.values():
+        r["per_s_cpu"] = len(items) / r["cpu_s"]
+        r["per_s_wall"] = len(items) / r["wall_s"]
+
+    # CPU time on a CPU (wall time there mostly measures other processes); wall time on a GPU,
+    # where the host's CPU time says little about the work done
+    clock = "per_s_wall" if args.device.startswith("cuda") else "per_s_cpu"
+
+    def ratio(a: str, b: str, key: str = clock) -> float:
+        return results[a][key] / results[b][key]
+
+    summary = {
+        "n": len(items), "model": args.model, "ratios_from": clock, "max_new_tokens": args.max_new_tokens,
+        "device": _device_name(args.device),
+        "ways": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
+        "verdict_over_reasoning_batched": round(ratio("verdict_batched", "reasoning_batched"), 2),
+        "verdict_over_reasoning_per_pair": round(ratio("verdict_per_pair", "reasoning_per_pair"), 2),
+        "batched_over_per_pair_verdict": round(ratio("verdict_batched", "verdict_per_pair"), 2),
+        "batched_over_per_pair_reasoning": round(ratio("reasoning_batched", "reasoning_per_pair"), 2),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""``quillrl eval``: evaluation commands. ``eval alignment`` scores judges against human labels.
+
+``eval alignment`` either runs judges itself (``--judge``) or scores judgments already written
+by ``quillrl judge`` (``--judgments``): a slow GenRM run is best made with ``quillrl judge``,
+which resumes after an interruption, and scored afterwards, as often as wanted, at no cost.
+Other evaluations (IFEval, win rate...) add their commands to :data:`eval_app`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from . import app
+from ._common import print_summary, user_errors
+from .judge import (BACKEND_BATCH_HELP, DEVICE_HELP, DTYPE_HELP, LIMIT_HELP, MODES_HELP,
+                    SAMPLE_HELP, build_judge, judge_options, progress_bar, select_pairs)
+
+eval_app = typer.Typer(help="Evaluate judges and policies.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+SUMMARY_KEYS = ("n", "accuracy", "ci_low", "ci_high", "position_consistency", "invalid_rate",
+                "ece")
+
+
+def run_judge(spec: str, pairs: list, *, seed: int, batch_size: int, options: dict[str, Any],
+              writer: Any = None) -> list[dict]:
+    """Judge every pair with one judge (progress bar on stderr); one record per pair."""
+    from ..eval.judging import judge_pairs
+
+    records = []
+    with build_judge(spec, **options) as judge:
+        progress, task = progress_bar(len(pairs), f"judging with {spec}")
+        with progress:
+            for record in judge_pairs(judge, pairs, seed=seed, spec=spec, batch_size=batch_size,
+                                      on_batch=lambda b: progress.advance(task, len(b))):
+                if writer is not None:
+                    writer.write(record)
+                records.append(record)
+    return records
+
+
+def saved_judgments(paths: list[Path], pairs: list) -> list[list[dict]]:
+    """Records from ``quillrl judge`` / ``eval alignment --out`` files, one list per judge setting
+    (judge, mode, swap, order seed), each in the order of ``pairs``. Every selected pair must
+    have a record: scoring a judge on a subset of the pairs would compare it unfairly."""
+    from ..data.jsonl import json_lines
+    from ..errors import ConfigError, DataError
+
+    runs: dict[tuple, dict[str, dict]] = {}
+    for path in paths:
+        for _, value in json_lines(path):
+            if isinstance(value, DataError):
+                raise value
+            key = tuple(value.get(k) for k in ("judge", "mode", "swap", "order_seed"))
+            runs.setdefault(key, {})[str(value.get("id"))] = value
+    out = []
+    for key, by_id in runs.items():
+        missing = [p.id for p in pairs if p.id not in by_id]
+        if missing:
+            raise ConfigError(f"--judgments: judge {key[0]!r} (mode {key[1]}, swap {key[2]}) has "
+                              f"no judgment for {len(missing)} of the {len(pairs)} pairs "
+                              f"(first: {missing[0]}); finish it with `quillrl judge` (it "
+                              "resumes) or select the pairs it judged (same --limit or --sample and --seed)")
+        out.append([by_id[p.id] for p in pairs])
+    return out
+
+
+def score(records: list[dict], pairs: list, *, seed: int, n_resamples: int,
+          bootstrap_by: str) -> tuple[dict[str, Any], list]:
+    """One judge's summary row and its reliability bins, from its records (in pair order)."""
+    from ..eval.alignment import alignment_summary, reliability_bins
+
+    p_chosen = [r["p_chosen"] for r in records]
+    groups = [p.prompt for p in pairs] if bootstrap_by == "prompt" else None
+    row = alignment_summary(p_chosen, [r["flipped"] for r in records], groups=groups,
+                            n_resamples=n_resamples, seed=seed)
+    seconds = sum(r["cost"]["seconds"] for r in records)
+    first = records[0]
+    row.update(judge=first["judge"], mode=first["mode"], swap=first["swap"],
+               **({"view": first["view"]} if "view" in first else {}),
+               mean_entropy=_mean(r["entropy"] for r in records),
+               seconds_per_pair=seconds / len(records),
+               completion_tokens=sum(r["cost"]["completion_tokens"] for r in records))
+    return row, reliability_bins(p_chosen)
+
+
+def _swap_label(row: dict[str, Any]) -> str:
+    return "swap" if row["swap"] else "AB of swap run" if row.get("view") else "no swap"
+
+
+def _mean(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+@eval_app.command("alignment")
+@user_errors
+def alignment(
+    pairs: Path = typer.Option(..., "--pairs", help="Preference pairs JSONL "
+                               "({id, prompt, chosen, rejected}; chosen is the human's pick)."),
+    judges: Optional[list[str]] = typer.Option(
+        None, "--judge", help="Judge spec; repeat to compare several (the summary's top-level "
+        "numbers are the first row's)."),
+    judgments: Optional[list[Path]] = typer.Option(
+        None, "--judgments", help="Score judgments already written by `quillrl judge` (or "
+        "--out) instead of judging again; repeatable. Listed before the --judge rows."),
+    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    swap: bool = typer.Option(False, "--swap", help="GenRM judges see both orders (debiased; "
+                              "gives position consistency)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
+    sample: Optional[int] = typer.Option(None, "--sample", help=SAMPLE_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write every judgment (all judges) "
+                                       "as JSONL, one line per judge and pair."),
+    report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Write alignment.md "
+                                              "and reliability.png here."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the A/B presentation order, of "
+                             "--sample and of the bootstrap."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per compare_many call."),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples for the CI."),
+    bootstrap_by: str = typer.Option("pair", "--bootstrap-by", help="pair, or prompt: resample "
+                                     "whole prompts (pairs sharing a prompt are correlated)."),
+    max_new_tokens: Optional[int] = typer.Option(
+        None, "--max-new-tokens", help="GenRM reasoning length limit (default: the judge's, 512)."),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend_batch_size: Optional[int] = typer.Option(
+        None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
+    no_first_order: bool = typer.Option(
+        False, "--no-first-order", help="Do not add a swap run's single-order (AB) row."),
+) -> None:
+    """Agreement of judges with human preference labels.
+
+    Accuracy with a 95% bootstrap CI (invalid judgments count as wrong), position consistency
+    (--swap), invalid rate and expected calibration error, as a markdown table and, with
+    --report-dir, a reliability diagram. A swap run adds a row for its AB order alone: the
+    same judge without swap, at no extra cost."""
+    from ..data import JsonlWriter
+    from ..errors import ConfigError
+    from ..eval.alignment_report import markdown_table, plot_reliability
+    from ..eval.judging import first_order
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if bootstrap_by not in ("pair", "prompt"):
+        raise ConfigError(f"--bootstrap-by must be pair or prompt, got {bootstrap_by!r}")
+    if not judges and not judgments:
+        raise ConfigError("give at least one --judge SPEC or --judgments FILE")
+    selected = select_pairs(pairs, limit, sample, seed)
+    if not selected:
+        raise ConfigError(f"{pairs} holds no pairs")
+    if bootstrap_by == "prompt" and len({p.prompt for p in selected}) < 2:
+        raise ConfigError("--bootstrap-by prompt needs pairs with at least 2 different prompts; "
+                          "these all share one (resample by pair instead)")
+    runs = saved_judgments(list(judgments or []), selected)
+    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
+    writer = JsonlWriter(out) if out is not None else None
+    try:
+        for spec in judges or []:
+            runs.append(run_judge(spec, selected, seed=seed, batch_size=batch_size,
+                                  options=options, writer=writer))
+    finally:
+        if writer is not None:
+            writer.close()
+    # a swap run also holds the judge's single-order answers (its AB order): scored beside it
+    runs = [view for records in runs
+            for view in ([records, [first_order(r) for r in records]]
+                         if records[0]["swap"] and not no_first_order else [records])]
+    rows, curves = [], {}
+    for records in runs:
+        row, bins = score(records, selected, seed=seed, n_resamples=resamples,
+                          bootstrap_by=bootstrap_by)
+        rows.append(row)
+        label = row["judge"] + (f" ({row['mode']}, {_swap_label(row)})" if row["mode"] else "")
+        curves[label] = bins
+
+    table = markdown_table(rows)
+    files = {}
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        header = (f"# Judge agreement with human preferences\n\n`{pairs}`, {len(selected)} pairs, "
+                  f"order and bootstrap seed {seed}, {resamples} resamples by {bootstrap_by}. "
+                  "Invalid judgments count as wrong.\n\n")
+        (report_dir / "alignment.md").write_text(header + table + "\n![reliability]"
+                                                 "(reliability.png)\n", encoding="utf-8")
+        plot_reliability(curves, report_dir / "reliability.png")
+        files = {"report": str(report_dir / "alignment.md"),
+                 "reliability": str(report_dir / "reliability.png")}
+    typer.echo(table)
+    first = rows[0]
+    print_summary({**{k: first[k] for k in SUMMARY_KEYS}, "judge": first["judge"],
+                   "mode": first["mode"], "swap": first["swap"], "judges": rows,
+                   **({"out": str(out)} if out is not None else {}), **files})

@@ -1,0 +1,209 @@
+"""``quillrl judge``: judge every preference pair in a file, one JSONL line per pair.
+
+Each line holds the judge's answer in slot terms (``p_a``, ``verdict``, each order's raw
+output) and in human-label terms (``chosen_slot``, ``p_chosen``, ``label_correct``); the
+seeded A/B presentation order is in ``quillrl.eval.judging``.
+
+The run is resumable: ``--out`` is opened in append mode and pairs whose id is already there are
+skipped, so rerunning the same command after a crash or Ctrl-C finishes the job. Every line is
+flushed when written, so an interrupted file is valid up to its last complete line (a line cut
+mid-write is dropped on resume). A resume with a different judge, mode, swap or order seed is
+refused: one file must not mix two judges' answers. ``--restart`` starts the file afresh.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from . import app
+from ._common import print_summary, user_errors
+
+MODES_HELP = "reasoning (analysis, then verdict) or verdict (verdict-only: one forward pass)."
+DEVICE_HELP = "Local GenRM: cpu, cuda, cuda:1... (default: cuda if available)."
+DTYPE_HELP = ("Local GenRM: float32, bfloat16 or float16 (default: bfloat16 on a GPU that has "
+              "it, else float32).")
+BACKEND_BATCH_HELP = "Local GenRM: prompts per forward batch (default: the backend's, 8)."
+
+
+def build_judge(spec: str, *, mode: str, swap: bool, max_new_tokens: int | None = None,
+                device: str | None = None, dtype: str | None = None,
+                backend_batch_size: int | None = None) -> Any:
+    """``make_judge`` with the CLI's options; GenRM-only settings go only to GenRM judges
+    (the other judges have one way of judging and would reject them), and backend settings
+    left unset are not passed, so each backend keeps its own defaults."""
+    from ..judges import make_judge
+
+    if not spec.startswith("genrm:"):
+        return make_judge(spec)
+    options = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    backend = {k: v for k, v in (("device", device), ("dtype", dtype),
+                                 ("batch_size", backend_batch_size)) if v is not None}
+    return make_judge(spec, mode=mode, swap=swap, backend_options=backend, **options)
+
+
+def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str | None,
+                  dtype: str | None, backend_batch_size: int | None) -> dict[str, Any]:
+    """The keyword arguments of :func:`build_judge` (the CLI options shared by judge and eval)."""
+    if backend_batch_size is not None and backend_batch_size < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--backend-batch-size must be at least 1, got {backend_batch_size}")
+    return dict(mode=mode, swap=swap, max_new_tokens=max_new_tokens, device=device,
+                dtype=dtype, backend_batch_size=backend_batch_size)
+
+
+def spec_settings(spec: str, mode: str, swap: bool) -> dict[str, Any]:
+    """What a judge built by :func:`build_judge` records as its settings
+    (``quillrl.eval.judging.judge_settings``): mode and swap only apply to GenRM judges."""
+    genrm = spec.startswith("genrm:")
+    return {"judge": spec, "mode": mode if genrm else None, "swap": bool(swap) and genrm}
+
+
+def select_pairs(path: Path, limit: int | None, sample: int | None = None,
+                 seed: int = 0) -> list:
+    """The first ``limit`` pairs of the file, or a seeded random ``sample`` of them (in file
+    order), or all of them."""
+    from ..data import read_pairs
+    from ..errors import ConfigError
+    from ..eval.judging import sample_pairs
+
+    for name, value in (("--limit", limit), ("--sample", sample)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if limit is not None and sample is not None:
+        raise ConfigError("give --limit (the first N pairs) or --sample (N pairs drawn with "
+                          "--seed), not both")
+    records = read_pairs(path).records
+    if sample is not None:
+        return sample_pairs(records, sample, seed)
+    return records[:limit] if limit is not None else records
+
+
+LIMIT_HELP = "Only the first N pairs."
+SAMPLE_HELP = ("Only N pairs drawn at random with --seed (kept in file order): a fairer subset "
+               "than the first N of a file grouped by prompt.")
+
+
+def progress_bar(total: int, description: str):
+    """A rich progress bar on stderr, so stdout keeps only the JSON summary."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True))
+    task = progress.add_task(description, total=total)
+    return progress, task
+
+
+def _existing(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
+    """Records already in ``path`` by id; refuses a file written with other settings."""
+    from ..data.jsonl import json_lines
+    from ..errors import ConfigError, DataError
+
+    found: dict[str, dict] = {}
+    for line, value in json_lines(path):
+        if isinstance(value, DataError):
+            raise value
+        theirs = {k: value.get(k) for k in settings}
+        if theirs != settings:
+            raise ConfigError(f"{path}:{line} was written with {theirs}, not {settings}; "
+                              "use another --out, or --restart to replace the file")
+        found[str(value.get("id"))] = value
+    return found
+
+
+def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
+    """Counts, agreement and cost over the records of the selected pairs."""
+    from ..eval.alignment import accuracy
+    from ..judges.stats import position_consistency
+
+    p_chosen = [r["p_chosen"] for r in records]
+    cost = {k: sum(r["cost"][k] for r in records)
+            for k in ("prompt_tokens", "completion_tokens", "seconds", "backend_calls")}
+    return {"n": len(records), "valid": sum(r["valid"] for r in records),
+            "invalid": sum(not r["valid"] for r in records), "accuracy": accuracy(p_chosen),
+            "position_consistency": position_consistency(r["flipped"] for r in records),
+            **extra, "cost": cost}
+
+
+def _judge_into(writer: Any, records: dict[str, dict], todo: list, spec: str, *, seed: int,
+                batch_size: int, options: dict[str, Any]) -> bool:
+    """Judge ``todo`` into ``writer`` (and ``records``) under a progress bar; True if the user
+    interrupted it. Lines written before Ctrl-C are complete and flushed, so a rerun resumes."""
+    from ..eval.judging import judge_pairs
+
+    with build_judge(spec, **options) as model:
+        progress, task = progress_bar(len(todo), f"judging with {spec}")
+        try:
+            with progress:
+                for record in judge_pairs(model, todo, seed=seed, spec=spec,
+                                          batch_size=batch_size,
+                                          on_batch=lambda b: progress.advance(task, len(b))):
+                    writer.write(record)
+                    records[record["id"]] = record
+        except KeyboardInterrupt:
+            return True
+    return False
+
+
+@app.command("judge")
+@user_errors
+def judge_command(
+    pairs: Path = typer.Option(..., "--pairs", help="Preference pairs JSONL "
+                               "({id, prompt, chosen, rejected}; chosen is the human's pick)."),
+    judge: str = typer.Option(..., "--judge", help="Judge spec: genrm:<backend>, scalar:<path>, "
+                              "baseline:length, baseline:random[:seed]."),
+    out: Path = typer.Option(..., "--out", help="JSONL to append to; ids already there are "
+                             "skipped (resume)."),
+    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    swap: bool = typer.Option(False, "--swap", help="Judge both orders and debias (GenRM)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
+    sample: Optional[int] = typer.Option(None, "--sample", help=SAMPLE_HELP),
+    seed: int = typer.Option(0, "--seed", help="Seed of each pair's A/B presentation order "
+                             "(and of --sample)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per compare_many call."),
+    max_new_tokens: Optional[int] = typer.Option(
+        None, "--max-new-tokens", help="GenRM reasoning length limit (default: the judge's, 512)."),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend_batch_size: Optional[int] = typer.Option(
+        None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
+    restart: bool = typer.Option(False, "--restart", help="Replace --out instead of resuming."),
+) -> None:
+    """Judge preference pairs, one JSONL line each; rerun to resume.
+
+    Chosen and rejected are shown as A/B in a seeded random order per pair. The JSON summary
+    gives accuracy against the human label, the invalid count and the cost."""
+    from ..data import JsonlWriter
+    from ..errors import ConfigError
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    selected = select_pairs(pairs, limit, sample, seed)
+    settings = {**spec_settings(judge, mode, swap), "order_seed": seed}
+    # The writer opens first: on resume it drops a line cut off mid-write, so what is read back
+    # is complete. The settings are checked before the judge is built: a refused resume should
+    # not first load a model.
+    with JsonlWriter(out, resume=not restart) as writer:
+        done = _existing(out, settings) if writer.done_ids else {}
+        todo = [p for p in selected if p.id not in done]
+        records = {p.id: done[p.id] for p in selected if p.id in done}
+        start = time.perf_counter()
+        # nothing left to judge (a finished resume): report without loading a model
+        interrupted = bool(todo) and _judge_into(
+            writer, records, todo, judge, seed=seed, batch_size=batch_size,
+            options=judge_options(mode, swap, max_new_tokens, device, dtype,
+                                  backend_batch_size))
+        wall = time.perf_counter() - start
+    ordered = [records[p.id] for p in selected if p.id in records]
+    print_summary(run_summary(ordered, pairs=len(selected), written=writer.written,
+                              skipped_done=len(selected) - len(todo), interrupted=interrupted,
+                              wall_seconds=round(wall, 3), out=str(out), **settings))
+    if interrupted:
+        raise typer.Exit(code=130)

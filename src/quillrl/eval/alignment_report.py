@@ -1,0 +1,84 @@
+"""The alignment report: a markdown table comparing judges and a reliability diagram (PNG).
+
+Rendering only; the numbers come from :mod:`quillrl.eval.alignment`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .alignment import ReliabilityBin
+
+TABLE_COLUMNS = ("judge", "mode", "swap", "n", "accuracy (95% CI)", "position consistency",
+                 "invalid rate", "ECE", "s / pair")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def table_row(row: dict[str, Any]) -> list[str]:
+    """One judge's summary row as table cells.
+
+    >>> table_row({"judge": "baseline:length", "mode": None, "swap": False, "n": 4,
+    ...            "accuracy": 0.75, "ci_low": 0.25, "ci_high": 1.0, "invalid_rate": 0.0,
+    ...            "position_consistency": None, "ece": 0.25, "seconds_per_pair": 0.0})
+    ['`baseline:length`', '—', 'no', '4', '75.0% [25.0, 100.0]', '—', '0.0%', '0.250', '0.000']
+    """
+    ci = ("" if row["ci_low"] is None
+          else f" [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]")
+    ece = "—" if row["ece"] is None else f"{row['ece']:.3f}"
+    seconds = row.get("seconds_per_pair")
+    swap = "yes" if row["swap"] else "AB of swap run" if row.get("view") else "no"
+    return [f"`{row['judge']}`", row["mode"] or "—", swap,
+            str(row["n"]), _pct(row["accuracy"]) + ci, _pct(row["position_consistency"]),
+            _pct(row["invalid_rate"]), ece, "—" if seconds is None else f"{seconds:.3f}"]
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A markdown table with one row per judge (see :data:`TABLE_COLUMNS`)."""
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
+             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(TABLE_COLUMNS))) + "|"]
+    lines += ["| " + " | ".join(table_row(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_reliability(curves: dict[str, list[ReliabilityBin]], path: str | Path) -> Path:
+    """Reliability diagram: per judge, accuracy against mean confidence in each non-empty bin,
+    with the diagonal a calibrated judge lies on, and the share of judgments per bin below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0.5, 1.0], [0.5, 1.0], color="grey", linestyle="--", linewidth=0.8,
+             label="calibrated")
+    for k, (name, bins) in enumerate(curves.items()):
+        used = [b for b in bins if b.count]
+        total = sum(b.count for b in used)
+        if not used:
+            continue
+        top.plot([b.confidence for b in used], [b.accuracy for b in used], marker="o",
+                 markersize=4, label=name)
+        # judges' bars side by side inside each bin
+        width = (bins[0].high - bins[0].low) / (len(curves) + 1)
+        bottom.bar([b.low + width * (k + 0.5) for b in used], [b.count / total for b in used],
+                   width=width, align="edge", label=name)
+    top.set_ylim(-0.02, 1.02)
+    top.set_ylabel("accuracy against the human label")
+    top.set_title("Judge reliability (confidence = max(p, 1 − p))")
+    top.grid(alpha=0.3)
+    top.legend(fontsize=7)
+    bottom.set_xlim(0.5, 1.0)
+    bottom.set_xlabel("confidence in the verdict")
+    bottom.set_ylabel("share")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

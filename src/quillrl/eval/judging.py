@@ -1,0 +1,137 @@
+"""Run a judge over labelled preference pairs: one JSON-ready record per pair.
+
+Shared by ``quillrl judge`` (which writes the records) and ``quillrl eval alignment`` (which
+scores them), so both present pairs the same way.
+
+Presentation order. A pair file puts the human-preferred text in ``chosen``; showing it always
+as candidate A would let a judge that favours slot A score 100% without reading a word. Each
+pair's ``chosen`` goes to slot A or B by a seeded coin that depends only on ``(seed, pair id)``
+(:func:`chosen_slot`), so a pair is shown the same way whether it is judged alone, in a batch,
+after ``--limit``, or in a resumed run. The record keeps the slot, and ``p_chosen`` /
+``label_correct`` translate the judge's slot answer back to the human label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..judges.base import Judge, Judgment
+from .alignment import p_chosen_of
+
+DEFAULT_BATCH_SIZE = 16
+
+
+def sample_pairs(pairs: Sequence[Any], n: int, seed: int = 0) -> list:
+    """A seeded random subset of ``n`` pairs, kept in file order (all of them if ``n`` is not
+    smaller). Pair files are often grouped by prompt (StoryER's test split puts 2 prompts in
+    its first 60 pairs), so the first N pairs are a poor sample; this one is drawn by position,
+    so the same file, n and seed give the same pairs.
+
+    >>> sample_pairs(list("abcdefgh"), 3, seed=0)
+    ['d', 'g', 'h']
+    """
+    if n >= len(pairs):
+        return list(pairs)
+    keep = sorted(random.Random(seed).sample(range(len(pairs)), n))
+    return [pairs[i] for i in keep]
+
+
+def chosen_slot(pair_id: str, seed: int = 0) -> str:
+    """``"A"`` or ``"B"``: where this pair's chosen text is shown, from a hash of seed and id.
+
+    >>> [chosen_slot(f"p{i}") for i in range(6)]
+    ['A', 'A', 'B', 'A', 'A', 'A']
+    """
+    digest = hashlib.sha256(f"{int(seed)}\x00{pair_id}".encode()).digest()
+    return "A" if digest[0] % 2 == 0 else "B"
+
+
+def presented(pair: Any, seed: int = 0) -> tuple[tuple[str, str, str], str]:
+    """``((prompt, text in A, text in B), chosen_slot)`` for a pair record."""
+    slot = chosen_slot(pair.id, seed)
+    a, b = (pair.chosen, pair.rejected) if slot == "A" else (pair.rejected, pair.chosen)
+    return (pair.prompt, a, b), slot
+
+
+def judgment_record(pair: Any, judgment: Judgment, slot: str, *, judge: str, mode: str | None,
+                    swap: bool, seed: int) -> dict[str, Any]:
+    """The JSONL line for one judged pair: identity, the judge's answer in slot terms and in
+    human-label terms, each order's raw output, and the cost."""
+    p_chosen = p_chosen_of(judgment.p_a, slot)
+    label_correct = None if judgment.verdict is None else judgment.verdict == slot
+    orders = [{"order": o.order, "p_a": o.p_a, "verdict": o.verdict, "valid": o.valid,
+               "error": o.error, "raw": o.raw, "mass": o.mass} for o in judgment.orders]
+    cost = judgment.cost
+    return {
+        "id": pair.id, "judge": judge, "mode": mode, "swap": swap, "order_seed": seed,
+        "chosen_slot": slot, "p_a": judgment.p_a, "p_chosen": p_chosen,
+        "verdict": judgment.verdict, "label_correct": label_correct,
+        "entropy": judgment.entropy, "valid": judgment.valid, "error": judgment.error,
+        "flipped": judgment.flipped, "raw": judgment.raw, "orders": orders,
+        "cost": {"prompt_tokens": cost.prompt_tokens, "completion_tokens": cost.completion_tokens,
+                 "seconds": cost.seconds, "backend_calls": cost.backend_calls},
+        **({"extra": judgment.extra} if judgment.extra else {}),
+    }
+
+
+def first_order(record: dict[str, Any]) -> dict[str, Any]:
+    """A swapped judgment's record as the single-order judgment it contains: its AB order,
+    which is the prompt a run without swap sends for this pair (same slots, same text). So one
+    swap run also measures the judge without swap, at no extra cost. ``cost`` is halved, an
+    even share of the two orders.
+
+    >>> rec = {"id": "p", "swap": True, "chosen_slot": "B", "flipped": True, "orders": [
+    ...     {"order": "AB", "p_a": 0.25, "verdict": "B", "valid": True, "error": None, "raw": "r"},
+    ...     {"order": "BA", "p_a": 0.5, "verdict": None, "valid": True, "error": None, "raw": "s"}],
+    ...     "cost": {"prompt_tokens": 10, "completion_tokens": 4, "seconds": 2.0,
+    ...              "backend_calls": 1.0}}
+    >>> one = first_order(rec)
+    >>> one["p_chosen"], one["label_correct"], one["flipped"], one["cost"]["seconds"]
+    (0.75, True, None, 1.0)
+    """
+    from ..judges.stats import binary_entropy
+
+    if not record.get("swap") or not record.get("orders"):
+        raise ValueError(f"record {record.get('id')!r} is not a swapped judgment")
+    ab = record["orders"][0]
+    slot, p_a = record["chosen_slot"], ab["p_a"]
+    return {
+        **record, "swap": False, "view": "AB order of a swap run", "p_a": p_a,
+        "p_chosen": p_chosen_of(p_a, slot), "verdict": ab["verdict"],
+        "label_correct": None if ab["verdict"] is None else ab["verdict"] == slot,
+        "entropy": None if p_a is None else binary_entropy(p_a), "valid": ab["valid"],
+        "error": ab["error"], "flipped": None, "raw": ab["raw"], "orders": [ab],
+        "cost": {k: v / 2 for k, v in record["cost"].items()},
+    }
+
+
+def judge_settings(judge: Judge, spec: str | None = None) -> dict[str, Any]:
+    """What identifies how a judge judged (for records and for resume checks): the spec it was
+    built from (else its name), and mode and swap where the judge has them (baselines have one
+    way of judging). The spec is preferred because a GenRM's name only names its backend kind
+    (``genrm:local``), not the model."""
+    return {"judge": spec or judge.name, "mode": getattr(judge, "mode", None),
+            "swap": bool(getattr(judge, "swap", False))}
+
+
+def judge_pairs(judge: Judge, pairs: Sequence[Any], *, seed: int = 0, spec: str | None = None,
+                batch_size: int = DEFAULT_BATCH_SIZE,
+                on_batch: Callable[[list[dict[str, Any]]], None] | None = None,
+                ) -> Iterator[dict[str, Any]]:
+    """Judge ``pairs`` in batches of ``batch_size`` through ``compare_many``; yield one record
+    per pair, in order. ``on_batch`` sees each batch's records once it is done (progress)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    settings = judge_settings(judge, spec)
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs[start:start + batch_size]
+        shown = [presented(pair, seed) for pair in batch]
+        judgments = judge.compare_many([items for items, _ in shown])
+        records = [judgment_record(pair, j, slot, seed=seed, **settings)
+                   for pair, j, (_, slot) in zip(batch, judgments, shown)]
+        if on_batch is not None:
+            on_batch(records)
+        yield from records
