@@ -1,0 +1,161 @@
+"""GenRM GRPO with RLCS's entropy-based reward shaping (RLCS stage 2).
+
+The policy is the judge: each prompt is a labelled pair in the GenRM template (A/B order drawn
+per pair, seeded), each completion a sampled judgment. Its reward (DESIGN.md, "Entropy-based
+reward shaping"), per sample, is :func:`~quillrl.rewards.shape_by_entropy` of
+
+* correctness: the verdict :func:`~quillrl.judges.parse_judgment` reads, against the letter
+  of the human-preferred side; an unparseable judgment is invalid (format penalty);
+* H: the entropy of the policy's *own* verdict distribution for that sample, ``p(A)`` read at
+  the verdict position (prompt + completion up to and including ``<verdict>``) and renormalised
+  over {A, B}, exactly as :class:`~quillrl.judges.GenRMJudge` reads it in reasoning mode.
+
+How we get H: one extra batched, no-grad forward pass of the current policy over every valid
+sample of the local batch (:meth:`GenRMGRPOTrainer.verdict_probs`, through
+:class:`~quillrl.backends.local.LocalBackend`, the code path evaluation uses). We re-score
+rather than read the sampled token's logprob because the letter we need is at a *text*
+position: BPE can merge ``>`` and ``A`` into one sampled token, and re-tokenising the prefix
+puts the model exactly where the judge is read at evaluation time.
+
+With vLLM generation (``trl: {use_vllm: true}``) the forward pass stays as is and is still
+correct. The alternative is to ask vLLM for top-k logprobs (``SamplingParams(logprobs=k)``) and
+read ``A``/``B`` at the token after ``<verdict>``; we do not, because a confident verdict's
+top-k often lacks the losing letter (then p(B), and H, are unknown), the sampled token can
+straddle the letter, and vLLM's weights lag the policy by up to one sync; the extra pass costs
+one forward over the batch, small next to generation.
+
+How this departs from plain TRL GRPO: nothing but the reward. It is a TRL-signature reward
+function (:class:`EntropyShapedVerdictReward`), per sample (no group logic, so no gathering);
+the subclass only hands it the current policy, the narrowest hook there is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from trl import GRPOTrainer
+
+from ..backends.base import ChatPrompt
+from ..judges.parse import parse_judgment
+from ..judges.stats import binary_entropy, renormalise
+from ..judges.template import VERDICT_CHOICES
+from ..rewards import shape_by_entropy
+from .reward_funcs import completion_text
+
+VerdictProbs = Callable[[list[ChatPrompt]], np.ndarray]
+
+
+def verdict_probe(prompt: Any, completion: str) -> tuple[ChatPrompt | None, str | None, str | None]:
+    """``(probe, verdict, error)`` for one sampled judgment: the probe is the prompt plus the
+    completion up to and including its ``<verdict>``, where ``p(A)`` is read; None if invalid."""
+    parsed = parse_judgment(completion)
+    if not parsed.valid:
+        return None, None, parsed.error
+    if isinstance(prompt, str):  # a plain-text dataset: the whole prompt is one user turn
+        prompt = [{"role": "user", "content": prompt}]
+    return ChatPrompt(tuple(dict(m) for m in prompt), completion[: parsed.verdict_pos]), parsed.verdict, None
+
+
+class EntropyShapedVerdictReward:
+    """TRL reward function: ``shape_by_entropy(correct, H, floor, format_penalty)`` per judgment.
+
+    ``verdict_probs(probes) -> (n, 2)`` gives the raw P(A), P(B) at each probe's end (the
+    trainer passes its current policy's). The dataset needs a ``label`` column ("A" or "B").
+    Per-sample values go to TRL's ``log_metric`` so they average over every process:
+    ``accuracy`` and ``invalid_rate`` (over all samples), ``entropy_correct``/``entropy_wrong``
+    (mean H over right/wrong valid samples) and ``confident_correct_share`` (right with
+    ``H < confident_below``).
+
+    >>> reward = EntropyShapedVerdictReward(lambda probes: np.array([[0.8, 0.2]] * len(probes)))
+    >>> ok = "<analysis>\\nfine\\n</analysis>\\n<verdict>A</verdict>"
+    >>> [round(r, 3) for r in reward([[{"role": "user", "content": "x"}]] * 3, [ok, ok, "junk"],
+    ...                              label=["A", "B", "A"])]
+    [0.778, -0.422, -1.5]
+    """
+
+    __name__ = "shaped"
+
+    def __init__(self, verdict_probs: VerdictProbs, floor: float = 0.2, format_penalty: float = 0.5,
+                 confident_below: float = 0.5, keep_samples: int = 0):
+        shape_by_entropy([], [], floor=floor, format_penalty=format_penalty)  # fail fast on bad values
+        self.verdict_probs, self.floor, self.format_penalty = verdict_probs, floor, format_penalty
+        self.confident_below, self.keep_samples = confident_below, keep_samples
+        self.samples: list[dict] = []
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], label: Sequence[str],
+                 log_metric: Callable[[str, float], None] | None = None, pair_id: Sequence[str] | None = None,
+                 **_: Any) -> list[float]:
+        texts = [completion_text(c) for c in completions]
+        checked = [verdict_probe(p, t) for p, t in zip(prompts, texts)]
+        probes, verdicts, errors = ([c[k] for c in checked] for k in range(3))
+        valid = [i for i, probe in enumerate(probes) if probe is not None]
+        probs = np.asarray(self.verdict_probs([probes[i] for i in valid]), dtype=float).reshape(len(valid), 2)
+        entropy: list[float | None] = [None] * len(texts)
+        correct: list[bool | None] = [None] * len(texts)
+        for i, row in zip(valid, probs):
+            p_a = renormalise(row[0], row[1])
+            if p_a is None:  # no mass on either letter: GenRMJudge calls this invalid too
+                errors[i] = "no probability on A or B at the verdict position"
+                continue
+            entropy[i], correct[i] = binary_entropy(p_a), verdicts[i] == label[i]
+        rewards = shape_by_entropy(correct, entropy, floor=self.floor, format_penalty=self.format_penalty)
+        if log_metric is not None:
+            self._log(log_metric, correct, entropy)
+        for i in range(min(self.keep_samples - len(self.samples), len(texts))):
+            self.samples.append({"pair_id": pair_id[i] if pair_id else None, "label": label[i],
+                                 "completion": texts[i], "verdict": verdicts[i], "entropy": entropy[i],
+                                 "correct": correct[i], "error": errors[i], "reward": float(rewards[i])})
+        return rewards.tolist()
+
+    def _log(self, log_metric: Callable[[str, float], None], correct: list, entropy: list) -> None:
+        # one value per sample: TRL sums and counts them over all processes, so each logged
+        # number is a mean over the whole gathered batch, not a mean of per-process means
+        for ok, h in zip(correct, entropy):
+            log_metric("accuracy", float(ok is True))
+            log_metric("invalid_rate", float(ok is None))
+            log_metric("confident_correct_share", float(ok is True and h < self.confident_below))
+            if ok is not None:
+                log_metric("entropy_correct" if ok else "entropy_wrong", h)
+
+    def take_samples(self) -> list[dict]:
+        rows, self.samples = self.samples, []
+        return rows
+
+
+class GenRMGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` whose one reward is :class:`EntropyShapedVerdictReward` on its own policy.
+
+    ``shaping``: ``floor``, ``format_penalty``, ``confident_below`` (see the reward); the
+    dataset needs conversational ``prompt`` and ``label`` columns (``pair_id`` optional).
+    """
+
+    def __init__(self, *args: Any, shaping: dict, samples_per_step: int = 4, **kwargs: Any):
+        self.shaped_reward = EntropyShapedVerdictReward(self.verdict_probs, keep_samples=samples_per_step,
+                                                        **shaping)
+        kwargs["reward_funcs"] = [self.shaped_reward]
+        super().__init__(*args, **kwargs)
+
+    def verdict_probs(self, probes: list[ChatPrompt]) -> np.ndarray:
+        """Raw P(A), P(B) after each probe from the current policy: one no-grad forward pass.
+
+        Always exactly one pass, even with nothing to score (then over a throwaway probe):
+        under FSDP or ZeRO-3 a forward is a collective every process must join.
+        """
+        from ..backends.local import LocalBackend
+
+        batch = list(probes) or [ChatPrompt.user("-", assistant_prefix="<verdict>")]
+        backend = LocalBackend((self.model, self.processing_class), batch_size=len(batch))
+        probs = backend.choice_probs(batch, VERDICT_CHOICES)
+        return probs[: len(probes)]
+
+    def take_samples(self) -> list[dict]:
+        return self.shaped_reward.take_samples()
+
+
+# TRL log key -> quillrl metric name (written to metrics.jsonl)
+METRIC_NAMES = {
+    "reward": "shaped_reward_mean",
+    "rewards/shaped/std": "shaped_reward_std",
+    "completions/mean_length": "completion_length_mean",
+}

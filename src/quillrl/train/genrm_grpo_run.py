@@ -1,0 +1,130 @@
+"""``quillrl train genrm-grpo``: the config, the labelled-pair prompts, and a run to its report.
+
+Reads top to bottom: config → pairs as judge prompts (A/B order drawn per pair, seeded) →
+policy (usually ``genrm-sft``'s adapter) → :class:`~quillrl.train.genrm_grpo.GenRMGRPOTrainer`
+→ train (resuming if asked) → report. ``shaping.floor: 1`` is the unshaped ±1 baseline.
+Output directory as for ``train policy``; ``final/`` loads as ``genrm:local:<output_dir>/final``.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from pydantic import Field
+
+from ..config import StageConfig
+from ..errors import ConfigError
+from ..models import DEFAULT_MODEL
+from .common import LoraSection, trl_args
+from .policy_run import GRPOSection
+
+
+class ShapingSection(StageConfig):
+    """RLCS's entropy-based reward shaping (DESIGN.md); ``floor: 1`` turns it off."""
+
+    floor: float = Field(0.2, gt=0, le=1, description="reward of a right verdict at H=0; 1 = unshaped ±1")
+    format_penalty: float = Field(0.5, ge=0, description="an invalid judgment earns -1 - format_penalty")
+    confident_below: float = Field(0.5, gt=0, le=1, description="H threshold for confident_correct_share")
+
+
+class JudgeGRPOSection(GRPOSection):
+    """The policy's GRPO settings with a judge's defaults: a judgment (five dimensions, then the
+    verdict) needs more room than a story's default budget, and a smaller step."""
+
+    max_completion_length: int = Field(384, ge=1, description="max new tokens per judgment")
+    learning_rate: float = Field(1e-5, gt=0, description="optimizer step size")
+
+
+class GenRMGRPOConfig(StageConfig):
+    """``quillrl train genrm-grpo`` config (YAML). Paths are relative to the working directory."""
+
+    model: str = Field(DEFAULT_MODEL, description="judge to train: embedded name, model directory, or "
+                       "an adapter (genrm-sft's final/), which is trained further")
+    pairs: str = Field(..., description="labelled preference pairs JSONL (id, prompt, chosen, rejected)")
+    max_pairs: int | None = Field(None, ge=1, description="use only the first N pairs (after shuffling)")
+    max_prompt_tokens: int | None = Field(None, ge=16, description="drop pairs whose judge prompt is longer "
+                                          "(counted; TRL does not truncate prompts)")
+    seed: int = Field(0, description="seed for data order, A/B order, sampling")
+    max_steps: int = Field(20, ge=1, description="optimizer steps")
+    save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
+    output_dir: str = Field("runs/genrm_grpo", description="where checkpoints, metrics and the report go")
+    samples_per_step: int = Field(4, ge=0, description="judgments per step written to completions.jsonl")
+    lora: LoraSection = LoraSection()
+    shaping: ShapingSection = ShapingSection()
+    grpo: JudgeGRPOSection = JudgeGRPOSection()
+    trl: dict = Field(default_factory=dict, description="extra GRPOConfig fields, passed to TRL unchanged")
+
+
+def judge_prompts(config: GenRMGRPOConfig, tokenizer):
+    """Pairs as GRPO prompts: ``prompt`` (the judge's system and user turns), ``label`` (the
+    slot letter of the human-preferred story) and ``pair_id``; plus counts."""
+    from datasets import Dataset
+
+    from ..backends.prompts import encode
+    from ..data import read_pairs
+    from ..judges.template import judge_prompt
+
+    pairs = list(read_pairs(config.pairs).records)
+    rng = random.Random(config.seed)
+    rng.shuffle(pairs)
+    rows, too_long = [], 0
+    for pair in pairs:
+        if config.max_pairs and len(rows) == config.max_pairs:
+            break
+        # the order is drawn for every pair, kept or not, so --max-prompt-tokens does not
+        # change the order of the pairs it keeps
+        chosen_first = rng.random() < 0.5
+        a, b = (pair.chosen, pair.rejected) if chosen_first else (pair.rejected, pair.chosen)
+        prompt = judge_prompt(pair.prompt, a, b, "reasoning")
+        if config.max_prompt_tokens and len(encode(tokenizer, prompt)) > config.max_prompt_tokens:
+            too_long += 1
+            continue
+        rows.append({"prompt": [dict(m) for m in prompt.messages], "label": "A" if chosen_first else "B",
+                     "pair_id": pair.id})
+    if not rows:
+        raise ConfigError(f"{config.pairs}: no pair to train on ({too_long} longer than "
+                          f"max_prompt_tokens={config.max_prompt_tokens})")
+    share_a = sum(r["label"] == "A" for r in rows) / len(rows)
+    return Dataset.from_list(rows), {"pairs": len(rows), "dropped_too_long": too_long,
+                                     "label_a_share": round(share_a, 3)}
+
+
+def build_trainer(config: GenRMGRPOConfig, output_dir: Path):
+    from transformers import PrinterCallback
+    from trl import GRPOConfig
+
+    from .callbacks import MetricsWriter, RichProgress, SamplesTable
+    from .genrm_grpo import METRIC_NAMES, GenRMGRPOTrainer
+    from .runner import load_trainable
+
+    g = config.grpo
+    args = trl_args(GRPOConfig, {
+        "output_dir": str(output_dir), "max_steps": config.max_steps, "save_steps": config.save_steps,
+        "seed": config.seed, "num_generations": g.num_generations,
+        "per_device_train_batch_size": g.num_generations * g.prompts_per_step,
+        "max_completion_length": g.max_completion_length, "learning_rate": g.learning_rate,
+        "beta": g.beta, "loss_type": g.loss_type, "temperature": g.temperature,
+        "scale_rewards": g.scale_rewards,
+    }, config.trl)
+    model, tokenizer, peft_config = load_trainable(config.model, config.lora)
+    dataset, counts = judge_prompts(config, tokenizer)
+    trainer = GenRMGRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                               peft_config=peft_config, shaping=config.shaping.model_dump(),
+                               samples_per_step=config.samples_per_step)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES))
+    trainer.add_callback(SamplesTable(output_dir / "completions.jsonl", trainer.take_samples))
+    trainer.add_callback(RichProgress({"reward": "reward", "accuracy": "acc", "invalid_rate": "invalid"}))
+    return trainer, counts
+
+
+def train_genrm_grpo(config: GenRMGRPOConfig, resume: bool = False) -> dict:
+    """Train, write the report, and return the JSON summary."""
+    from .runner import run_training
+
+    shaped = "unshaped ±1" if config.shaping.floor == 1 else f"entropy-shaped, floor {config.shaping.floor}"
+    return run_training(config, resume, build_trainer, title=f"GenRM GRPO ({shaped})",
+                        judge_spec="genrm:local:{final}",
+                        summary_keys=("shaped_reward_mean", "shaped_reward_std", "accuracy", "invalid_rate",
+                                      "entropy_correct", "entropy_wrong", "confident_correct_share"))

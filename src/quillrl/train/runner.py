@@ -1,0 +1,71 @@
+"""The life of a judge-training run, shared by ``train genrm-sft``, ``genrm-grpo`` and ``bt-rm``.
+
+Same behaviour as ``train policy``: refuse to overwrite a finished or running output directory
+without ``--resume``; with it, continue from the newest complete checkpoint; write the resolved
+``config.yaml``, ``metrics.jsonl`` (through the trainer's callbacks), ``final/`` (the trained
+judge, loadable by the spec in the summary), ``report.md`` with plots and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import StageConfig, dump_config
+from ..errors import ConfigError
+from .common import last_checkpoint, write_summary
+
+
+def load_trainable(name_or_path: str, lora: Any, *, task_type: str = "CAUSAL_LM"):
+    """``(model, tokenizer, peft_config)`` for a trainer.
+
+    A PEFT adapter directory (e.g. ``genrm-sft``'s ``final/`` as the start of ``genrm-grpo``)
+    is loaded trainable and trained further as is, so ``peft_config`` is None then: TRL refuses
+    a second adapter on a PEFT model, and stacking one would hide the first from the next stage.
+    """
+    from ..models import load
+
+    model, tokenizer = load(name_or_path, trainable=True)
+    if hasattr(model, "peft_config"):
+        return model, tokenizer, None
+    return model, tokenizer, lora.peft_config(task_type)
+
+
+def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path], tuple[Any, dict]], *,
+                 title: str, judge_spec: str, summary_keys: tuple[str, ...],
+                 save_final: Callable[[Any, Path], None] | None = None) -> dict:
+    """Build with ``build(config, output_dir) -> (trainer, data_summary)``, train (resuming if
+    asked), save ``final/`` (``trainer.save_model`` unless ``save_final`` is given), report.
+
+    ``judge_spec`` is a format string with ``{final}``: how ``make_judge`` loads the result.
+    """
+    from .report import write_report
+
+    output_dir = Path(config.output_dir)
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        raise ConfigError(f"--resume: no checkpoint in {output_dir} (runs save every {config.save_steps} steps)")
+    if not resume and (output_dir / "metrics.jsonl").exists():
+        raise ConfigError(f"{output_dir} already holds a run; pass --resume to continue it or choose "
+                          "another --output-dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, output_dir / "config.yaml")
+    start = time.perf_counter()
+    trainer, data_summary = build(config, output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    final = output_dir / "final"
+    (save_final or (lambda t, path: t.save_model(str(path))))(trainer, final)
+    report = write_report(output_dir, title=title)
+    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line]
+    last = rows[-1] if rows else {}
+    summary = {
+        "output_dir": str(output_dir), "report": str(report), "final": str(final),
+        "judge": judge_spec.format(final=final), "steps": trainer.state.global_step,
+        "resumed_from": checkpoint, "seconds": round(time.perf_counter() - start, 1),
+        "train_loss": result.training_loss, **data_summary,
+        **{k: last.get(k) for k in summary_keys},
+    }
+    write_summary(output_dir, summary)
+    return summary
