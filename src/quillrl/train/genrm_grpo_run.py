@@ -16,8 +16,8 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import LoraSection, trl_args
-from .policy_run import GRPOSection
+from .common import LoraSection
+from .policy_run import GRPOSection, grpo_trl_args
 
 
 class ShapingSection(StageConfig):
@@ -92,21 +92,12 @@ def judge_prompts(config: GenRMGRPOConfig, tokenizer):
 
 def build_trainer(config: GenRMGRPOConfig, output_dir: Path):
     from transformers import PrinterCallback
-    from trl import GRPOConfig
 
     from .callbacks import MetricsWriter, RichProgress, SamplesTable
     from .genrm_grpo import METRIC_NAMES, GenRMGRPOTrainer
     from .runner import load_trainable
 
-    g = config.grpo
-    args = trl_args(GRPOConfig, {
-        "output_dir": str(output_dir), "max_steps": config.max_steps, "save_steps": config.save_steps,
-        "seed": config.seed, "num_generations": g.num_generations,
-        "per_device_train_batch_size": g.num_generations * g.prompts_per_step,
-        "max_completion_length": g.max_completion_length, "learning_rate": g.learning_rate,
-        "beta": g.beta, "loss_type": g.loss_type, "temperature": g.temperature,
-        "scale_rewards": g.scale_rewards,
-    }, config.trl)
+    args = grpo_trl_args(config, output_dir)
     model, tokenizer, peft_config = load_trainable(config.model, config.lora)
     dataset, counts = judge_prompts(config, tokenizer)
     trainer = GenRMGRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from ..config import StageConfig, dump_config
+from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import LoraSection, last_checkpoint, trl_args, write_summary
+from .common import LoraSection, trl_args
 
 BUNDLED_TASKS = "bundled:creative_tasks"
 
@@ -58,6 +57,21 @@ class GRPOSection(StageConfig):
     loss_type: str = Field("dapo", description="TRL loss_type: grpo, dapo, dr_grpo, bnpo, ...")
     temperature: float = Field(1.0, gt=0, description="sampling temperature for rollouts")
     scale_rewards: Literal["group", "batch", "none"] = Field("group", description="advantage std scaling")
+
+
+def grpo_trl_args(config, output_dir: Path):
+    """TRL's GRPOConfig from a config with ``grpo``, ``trl``, ``max_steps``, ``save_steps``, ``seed``."""
+    from trl import GRPOConfig
+
+    g = config.grpo
+    return trl_args(GRPOConfig, {
+        "output_dir": str(output_dir), "max_steps": config.max_steps, "save_steps": config.save_steps,
+        "seed": config.seed, "num_generations": g.num_generations,
+        "per_device_train_batch_size": g.num_generations * g.prompts_per_step,
+        "max_completion_length": g.max_completion_length, "learning_rate": g.learning_rate,
+        "beta": g.beta, "loss_type": g.loss_type, "temperature": g.temperature,
+        "scale_rewards": g.scale_rewards,
+    }, config.trl)
 
 
 class PolicyConfig(StageConfig):
@@ -110,7 +124,6 @@ def tasks_dataset(config: PolicyConfig):
 
 def build_trainer(config: PolicyConfig, output_dir: Path):
     from transformers import PrinterCallback
-    from trl import GRPOConfig
 
     from ..judges import make_judge
     from ..models import load
@@ -118,15 +131,7 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
     from .group_rewards import GroupRewards
     from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
 
-    g = config.grpo
-    args = trl_args(GRPOConfig, {
-        "output_dir": str(output_dir), "max_steps": config.max_steps, "save_steps": config.save_steps,
-        "seed": config.seed, "num_generations": g.num_generations,
-        "per_device_train_batch_size": g.num_generations * g.prompts_per_step,
-        "max_completion_length": g.max_completion_length, "learning_rate": g.learning_rate,
-        "beta": g.beta, "loss_type": g.loss_type, "temperature": g.temperature,
-        "scale_rewards": g.scale_rewards,
-    }, config.trl)
+    args = grpo_trl_args(config, output_dir)
     judge_options = {"max_new_tokens": config.reward.judge_max_new_tokens} \
         if config.reward.judge.startswith("genrm:") else {}
     judge = make_judge(config.reward.judge, mode=config.reward.mode, swap=config.reward.swap, **judge_options)
@@ -146,30 +151,11 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
 
 def train_policy(config: PolicyConfig, resume: bool = False) -> dict:
     """Train, write the report, and return the JSON summary."""
-    from .report import write_report
+    from .runner import run_training
 
-    output_dir = Path(config.output_dir)
-    checkpoint = last_checkpoint(output_dir) if resume else None
-    if resume and checkpoint is None:
-        raise ConfigError(f"--resume: no checkpoint in {output_dir} (runs save every {config.save_steps} steps)")
-    if not resume and (output_dir / "metrics.jsonl").exists():
-        raise ConfigError(f"{output_dir} already holds a run; pass --resume to continue it or choose "
-                          "another --output-dir")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, output_dir / "config.yaml")
-    start = time.perf_counter()
-    trainer = build_trainer(config, output_dir)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(str(output_dir / "final"))
-    report = write_report(output_dir, title="Policy GRPO (RLMR mixed reward)")
-    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line]
-    last = rows[-1] if rows else {}
-    summary = {
-        "output_dir": str(output_dir), "report": str(report), "steps": trainer.state.global_step,
-        "resumed_from": checkpoint, "seconds": round(time.perf_counter() - start, 1),
-        "train_loss": result.training_loss,
-        **{k: last.get(k) for k in ("reward_mean", "writing_reward_mean", "constraint_pass_rate",
-                                     "violator_max_advantage", "completion_length_mean")},
-    }
-    write_summary(output_dir, summary)
-    return summary
+    def build(cfg: PolicyConfig, output_dir: Path):
+        return build_trainer(cfg, output_dir), {}
+
+    return run_training(config, resume, build, title="Policy GRPO (RLMR mixed reward)",
+                        summary_keys=("reward_mean", "writing_reward_mean", "constraint_pass_rate",
+                                      "violator_max_advantage", "completion_length_mean"))

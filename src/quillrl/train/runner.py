@@ -34,12 +34,13 @@ def load_trainable(name_or_path: str, lora: Any, *, task_type: str = "CAUSAL_LM"
 
 
 def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path], tuple[Any, dict]], *,
-                 title: str, judge_spec: str, summary_keys: tuple[str, ...],
+                 title: str, summary_keys: tuple[str, ...], judge_spec: str | None = None,
                  save_final: Callable[[Any, Path], None] | None = None) -> dict:
     """Build with ``build(config, output_dir) -> (trainer, data_summary)``, train (resuming if
     asked), save ``final/`` (``trainer.save_model`` unless ``save_final`` is given), report.
 
-    ``judge_spec`` is a format string with ``{final}``: how ``make_judge`` loads the result.
+    ``judge_spec`` is a format string with ``{final}``: how ``make_judge`` loads the result
+    (None for a policy, which is no judge).
     """
     from .report import write_report
 
@@ -62,7 +63,7 @@ def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path],
     last = rows[-1] if rows else {}
     summary = {
         "output_dir": str(output_dir), "report": str(report), "final": str(final),
-        "judge": judge_spec.format(final=final), "steps": trainer.state.global_step,
+        **({"judge": judge_spec.format(final=final)} if judge_spec else {}), "steps": trainer.state.global_step,
         "resumed_from": checkpoint, "seconds": round(time.perf_counter() - start, 1),
         "train_loss": result.training_loss, **data_summary,
         **{k: last.get(k) for k in summary_keys},
