@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections import Counter
 
 import pytest
@@ -202,7 +203,7 @@ def test_data_root_resolution(tmp_path, monkeypatch, shared_data):
     with pytest.raises(DataError, match=r"missing \(from \$QUILLRL_DATA\) is not a directory"):
         resolve_data_root()
     monkeypatch.delenv("QUILLRL_DATA")
-    monkeypatch.chdir(shared_data.parent.parent / "main")  # ../shared/data from the repo
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the repo root: ../shared/data from it
     assert resolve_data_root().resolve() == shared_data.resolve()
 
 
