@@ -1,4 +1,4 @@
-"""Judge throughput: reasoning vs verdict-only mode, and batched ``compare_many`` vs one call per pair.
+"""Judge throughput: reasoning vs verdict-only mode; batched ``compare_many`` vs one call per pair.
 
 The embedded model judges the first N StoryER test pairs (default 16, no swap) four ways, in one
 process on one loaded model:
@@ -12,11 +12,13 @@ process on one loaded model:
 
 Every way is timed in process CPU time (``time.process_time``, all threads) and in wall time. On
 a shared CPU machine wall time mostly measures the other processes, so the ratios are CPU time
-there; on a GPU (``--device cuda``) they are wall time. The cheap verdict-mode ways are repeated ``--reps`` times in alternating order and the
-median kept; the reasoning ways run once each (minutes on a CPU). Greedy decoding; the reasoning
-ways also report tokens generated, since batching can change where a reply stops.
+there (run with ``OMP_NUM_THREADS=1``: two threads that wait for each other on a busy machine
+burn CPU time without work); on a GPU (``--device cuda``) they are wall time. The cheap
+verdict-mode ways are repeated ``--reps`` times in alternating order and the median kept; the
+reasoning ways run once each (minutes on a CPU). Greedy decoding; the reasoning ways also report
+tokens generated, since batching can change where a reply stops.
 
-    nice -n 10 .venv/bin/python bench/judge_speed.py [--n 16] [--max-new-tokens 256]
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/judge_speed.py [--n 16] [--reps 1]
 
 The last line is the JSON summary: comparisons per second for each way and the ratios.
 """
@@ -114,13 +116,15 @@ def main() -> None:
         return results[a][key] / results[b][key]
 
     summary = {
-        "n": len(items), "model": args.model, "ratios_from": clock, "max_new_tokens": args.max_new_tokens,
-        "device": _device_name(args.device),
+        "n": len(items), "model": args.model, "ratios_from": clock,
+        "max_new_tokens": args.max_new_tokens, "device": _device_name(args.device),
         "ways": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
         "verdict_over_reasoning_batched": round(ratio("verdict_batched", "reasoning_batched"), 2),
-        "verdict_over_reasoning_per_pair": round(ratio("verdict_per_pair", "reasoning_per_pair"), 2),
+        "verdict_over_reasoning_per_pair": round(
+            ratio("verdict_per_pair", "reasoning_per_pair"), 2),
         "batched_over_per_pair_verdict": round(ratio("verdict_batched", "verdict_per_pair"), 2),
-        "batched_over_per_pair_reasoning": round(ratio("reasoning_batched", "reasoning_per_pair"), 2),
+        "batched_over_per_pair_reasoning": round(
+            ratio("reasoning_batched", "reasoning_per_pair"), 2),
     }
     print(json.dumps(summary))
 

@@ -6,7 +6,11 @@ import pytest
 
 from quillrl.data import PreferencePair
 from quillrl.eval.injection import (
-    INJECTION_KINDS, flip_report, injected_items, injection, measure_injection,
+    INJECTION_KINDS,
+    flip_report,
+    injected_items,
+    injection,
+    measure_injection,
 )
 from quillrl.eval.judging import chosen_slot
 from quillrl.judges import Judge, judge_prompt, parse_judgment

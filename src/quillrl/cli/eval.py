@@ -15,8 +15,18 @@ import typer
 
 from . import app
 from ._common import print_summary, user_errors
-from .judge import (BACKEND_BATCH_HELP, DEVICE_HELP, DTYPE_HELP, LIMIT_HELP, MODES_HELP,
-                    SAMPLE_HELP, build_judge, judge_options, progress_bar, select_pairs)
+from .judge import (
+    BACKEND_BATCH_HELP,
+    DEVICE_HELP,
+    DTYPE_HELP,
+    LIMIT_HELP,
+    MODES_HELP,
+    SAMPLE_HELP,
+    build_judge,
+    judge_options,
+    progress_bar,
+    select_pairs,
+)
 
 eval_app = typer.Typer(help="Evaluate judges and policies.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -63,7 +73,8 @@ def saved_judgments(paths: list[Path], pairs: list) -> list[list[dict]]:
             raise ConfigError(f"--judgments: judge {key[0]!r} (mode {key[1]}, swap {key[2]}) has "
                               f"no judgment for {len(missing)} of the {len(pairs)} pairs "
                               f"(first: {missing[0]}); finish it with `quillrl judge` (it "
-                              "resumes) or select the pairs it judged (same --limit or --sample and --seed)")
+                              "resumes) or select the pairs it judged (the same --limit, or "
+                              "--sample and --seed)")
         out.append([by_id[p.id] for p in pairs])
     return out
 
@@ -81,6 +92,9 @@ def score(records: list[dict], pairs: list, *, seed: int, n_resamples: int,
     first = records[0]
     row.update(judge=first["judge"], mode=first["mode"], swap=first["swap"],
                **({"view": first["view"]} if "view" in first else {}),
+               # share of decided verdicts naming slot A: far from 0.5 is position bias, since
+               # the chosen text sits in A for about half the pairs
+               a_share=_mean(float(r["verdict"] == "A") for r in records if r["verdict"]),
                mean_entropy=_mean(r["entropy"] for r in records),
                seconds_per_pair=seconds / len(records),
                completion_tokens=sum(r["cost"]["completion_tokens"] for r in records))

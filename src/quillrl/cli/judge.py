@@ -91,8 +91,14 @@ SAMPLE_HELP = ("Only N pairs drawn at random with --seed (kept in file order): a
 def progress_bar(total: int, description: str):
     """A rich progress bar on stderr, so stdout keeps only the JSON summary."""
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(),

@@ -11,7 +11,7 @@ from typing import Any
 from .alignment import ReliabilityBin
 
 TABLE_COLUMNS = ("judge", "mode", "swap", "n", "accuracy (95% CI)", "position consistency",
-                 "invalid rate", "ECE", "s / pair")
+                 "verdicts for A", "invalid rate", "ECE", "s / pair")
 
 
 def _pct(value: float | None) -> str:
@@ -23,8 +23,10 @@ def table_row(row: dict[str, Any]) -> list[str]:
 
     >>> table_row({"judge": "baseline:length", "mode": None, "swap": False, "n": 4,
     ...            "accuracy": 0.75, "ci_low": 0.25, "ci_high": 1.0, "invalid_rate": 0.0,
-    ...            "position_consistency": None, "ece": 0.25, "seconds_per_pair": 0.0})
-    ['`baseline:length`', '—', 'no', '4', '75.0% [25.0, 100.0]', '—', '0.0%', '0.250', '0.000']
+    ...            "position_consistency": None, "a_share": 0.5, "ece": 0.25,
+    ...            "seconds_per_pair": 0.0})  # doctest: +NORMALIZE_WHITESPACE
+    ['`baseline:length`', '—', 'no', '4', '75.0% [25.0, 100.0]', '—', '50.0%', '0.0%',
+     '0.250', '0.000']
     """
     ci = ("" if row["ci_low"] is None
           else f" [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]")
@@ -33,7 +35,8 @@ def table_row(row: dict[str, Any]) -> list[str]:
     swap = "yes" if row["swap"] else "AB of swap run" if row.get("view") else "no"
     return [f"`{row['judge']}`", row["mode"] or "—", swap,
             str(row["n"]), _pct(row["accuracy"]) + ci, _pct(row["position_consistency"]),
-            _pct(row["invalid_rate"]), ece, "—" if seconds is None else f"{seconds:.3f}"]
+            _pct(row.get("a_share")), _pct(row["invalid_rate"]), ece,
+            "—" if seconds is None else f"{seconds:.3f}"]
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
