@@ -53,16 +53,19 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = {m: run(m, args, out) for m in METHODS}
 
-    lines = [f"Steps: {args.steps}; means over the first and last {args.window} steps.", "",
-             "| mixer | " + " | ".join(f"{k} (start → end)" for k in METRICS) + " | violator max adv. < 0 |",
+    lines = [f"Steps: {args.steps}; means over the first and last {args.window} steps, and over all "
+             "steps (every arm sees the same task at the same step, so the all-steps means compare "
+             "like with like).", "",
+             "| mixer | " + " | ".join(f"{k} (start → end; all)" for k in METRICS) + " | violator max adv. < 0 |",
              "|---" * (len(METRICS) + 2) + "|"]
     summary = {}
     for method, rows in results.items():
         cells, summary[method] = [], {}
         for key in METRICS:
             a, b = window_mean(rows, key, True, args.window), window_mean(rows, key, False, args.window)
-            summary[method][key] = [a, b]
-            cells.append("–" if a is None else f"{a:.3f} → {b:.3f}")
+            whole = window_mean(rows, key, True, len(rows))
+            summary[method][key] = {"start": a, "end": b, "all": whole}
+            cells.append("–" if a is None else f"{a:.3f} → {b:.3f}; {whole:.3f}")
         viol = [r["violator_max_advantage"] for r in rows if r.get("violator_max_advantage") is not None]
         neg = f"{sum(v < 0 for v in viol)}/{len(viol)} steps"
         summary[method]["violator_negative_steps"] = neg
@@ -77,8 +80,13 @@ def main() -> None:
     fig, axes = plt.subplots(1, len(METRICS), figsize=(14, 3.6))
     for ax, key in zip(axes, METRICS):
         for method, rows in results.items():
-            ax.plot([r["step"] for r in rows], [r.get(key) for r in rows], label=method)
-        ax.set_title(key)
+            steps = [r["step"] for r in rows if isinstance(r.get(key), (int, float))]
+            values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+            line, = ax.plot(steps, values, alpha=0.25)
+            smooth = [sum(values[max(0, i - args.window + 1):i + 1]) / len(values[max(0, i - args.window + 1):i + 1])
+                      for i in range(len(values))]
+            ax.plot(steps, smooth, color=line.get_color(), label=method)
+        ax.set_title(f"{key}\n(faint: per step; solid: mean of last {args.window})", fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].legend()
