@@ -6,16 +6,17 @@ runs step by step. Sized for a CPU (the embedded SmolLM2-135M-Instruct, short pa
 the numbers show that the pipeline runs end to end and how the two rewards behave, not what a
 real GenRM reaches.
 
-The SFT teacher is the embedded model itself (nothing else is available offline). It first
-distils in reasoning mode exactly as ``quillrl distill`` does; a 135M model writes no valid
-``<analysis>``/``<verdict>`` judgment (see ``results.json``), so nothing survives the filter.
-So that the later stages have a judge that answers in format at all, the experiment then
+The SFT teacher is by default the embedded model itself (nothing else is available offline;
+``--teacher`` takes any GenRM spec). It first distils in reasoning mode exactly as
+``quillrl distill`` does. A 135M model writes no valid ``<analysis>``/``<verdict>`` judgment
+(see ``results.json``), so nothing survives the filter; when fewer than 8 examples survive,
+so that the later stages have a judge that answers in format at all, the experiment
 bootstraps the format from the same teacher's *verdict-mode* judgments (both orders, one forward
 pass each), kept by the same consistency filter (:func:`quillrl.distill.classify`), written as
 SFT examples whose analysis is the template's ``(skipped)``. This departs from RLCS, whose
 student learns the teacher's reasoning; it is labelled as such in the results.
 
-    .venv/bin/python bench/genrm_experiment.py [--out runs/genrm_exp] [--sft-steps 8] [--grpo-steps 6] ...
+    .venv/bin/python bench/genrm_experiment.py [--out runs/genrm_exp] [--teacher SPEC] [--sft-steps 24] [--grpo-steps 6] ...
 
 Rerunning it continues an interrupted experiment: stages already in results.json are skipped (a
 training stage cut off midway refuses to overwrite its directory: delete it, or resume it by hand).
@@ -51,7 +52,8 @@ def run(args: list[str], log: dict, name: str) -> dict:
         return log[name]["summary"]
     print(f"\n$ {shown}", flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run(command, check=False, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"{name} failed (exit {proc.returncode})")
@@ -61,8 +63,8 @@ def run(args: list[str], log: dict, name: str) -> dict:
     return summary
 
 
-def verdict_bootstrap(pairs: Path, out: Path, limit: int, max_tokens: int, log: dict) -> dict:
-    """SFT examples from the embedded teacher's verdict-mode judgments (see the docstring)."""
+def verdict_bootstrap(teacher: str, pairs: Path, out: Path, limit: int, max_tokens: int, log: dict) -> dict:
+    """SFT examples from the teacher's verdict-mode judgments (see the docstring)."""
     from quillrl.backends.prompts import encode
     from quillrl.data import JsonlWriter, read_pairs
     from quillrl.distill import KEPT, classify, examples_for
@@ -73,7 +75,7 @@ def verdict_bootstrap(pairs: Path, out: Path, limit: int, max_tokens: int, log: 
     if done and done["pairs"] <= limit and out.exists():
         return done
     start = time.perf_counter()
-    judge = make_judge("genrm:local:smollm2-135m-instruct", mode="verdict", swap=True)
+    judge = make_judge(teacher, mode="verdict", swap=True)
     tokenizer = judge.backend.tokenizer
     records = [p for p in read_pairs(pairs).records
                if len(encode(tokenizer, judge_prompt(p.prompt, p.chosen, p.rejected))) <= max_tokens][:limit]
@@ -130,6 +132,8 @@ def plot_curves(shaped: Path, unshaped: Path, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/genrm_exp"))
+    ap.add_argument("--teacher", default="genrm:local:smollm2-135m-instruct",
+                    help="GenRM spec of the distillation teacher, e.g. genrm:openai:http://host:8000/v1#model")
     ap.add_argument("--reasoning-pairs", type=int, default=4, help="pairs the teacher judges in reasoning mode")
     ap.add_argument("--sft-pairs", type=int, default=64, help="pairs for the verdict-mode bootstrap")
     ap.add_argument("--max-prompt-tokens", type=int, default=1536, help="SFT data: shorter pairs only (CPU)")
@@ -139,7 +143,7 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=6, help="GRPO steps (1 pair x 4 judgments each)")
     ap.add_argument("--grpo-prompt-tokens", type=int, default=1280, help="GRPO: shorter pairs only (CPU)")
     ap.add_argument("--bt-steps", type=int, default=6, help="BT steps (4 pairs each)")
-    ap.add_argument("--eval-pairs", type=int, default=16, help="pairs of each test set")
+    ap.add_argument("--eval-pairs", type=int, default=16, help="pairs of each test set, a seeded random sample (the files group pairs by prompt)")
     ap.add_argument("--reasoning-eval-pairs", type=int, default=16,
                     help="StoryER test pairs the trained GenRMs judge in reasoning mode (0: skip)")
     args = ap.parse_args()
@@ -157,16 +161,16 @@ def main() -> None:
     run(["data", "import", "storyer", "--out", str(test), "--split", "test"], log, "import_test")
     run(["data", "import", "wq-style-mimic", "--out", str(wq)], log, "import_wq")
 
-    # 1. the spec'd distillation, reasoning mode, teacher = the embedded model itself
+    # 1. the spec'd distillation, reasoning mode (default teacher: the embedded model itself)
     distilled = out / "distill" / "reasoning.jsonl"
-    got = run(["distill", "--pairs", str(train), "--teacher", "genrm:local:smollm2-135m-instruct",
+    got = run(["distill", "--pairs", str(train), "--teacher", args.teacher,
                "--out", str(distilled), "--limit", str(args.reasoning_pairs), "--max-new-tokens", "256",
                "--batch-size", "4"], log, "distill_reasoning")
     save()
     sft_data = distilled
     if got["examples"] < 8:  # too few to train on: bootstrap the format (see the docstring)
         sft_data = out / "distill" / "verdict_bootstrap.jsonl"
-        verdict_bootstrap(train, sft_data, args.sft_pairs, args.max_prompt_tokens, log)
+        verdict_bootstrap(args.teacher, train, sft_data, args.sft_pairs, args.max_prompt_tokens, log)
         save()
 
     # 2. SFT, then GRPO unshaped and shaped from the same SFT adapter; 3. the BT reward model
@@ -205,13 +209,13 @@ def main() -> None:
     trained = judges[1:] + [runs["unshaped"]["judge"], runs["shaped"]["judge"]]
     judges = [*judges[:1], *trained, bt["judge"], "baseline:length"]
     for name, pairs in (("storyer_test", test), ("wq_style_mimic", wq)):
-        run(["eval", "alignment", "--pairs", str(pairs), "--limit", str(args.eval_pairs), "--mode", "verdict",
+        run(["eval", "alignment", "--pairs", str(pairs), "--sample", str(args.eval_pairs), "--mode", "verdict",
              "--swap", "--batch-size", "8", "--report-dir", str(out / f"eval_{name}"),
              *[x for j in judges for x in ("--judge", j)]], log, f"eval_{name}_verdict")
         save()
     # the trained GenRMs write their own (short) judgments: reasoning mode on the same pairs
     if args.reasoning_eval_pairs:
-        run(["eval", "alignment", "--pairs", str(test), "--limit", str(args.reasoning_eval_pairs),
+        run(["eval", "alignment", "--pairs", str(test), "--sample", str(args.reasoning_eval_pairs),
              "--mode", "reasoning", "--swap", "--batch-size", "8", "--max-new-tokens", "64",
              *[x for j in trained for x in ("--judge", j)]], log, "eval_storyer_test_reasoning")
     log["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -53,9 +53,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = {m: run(m, args, out) for m in METHODS}
 
-    lines = [f"Steps: {args.steps}; means over the first and last {args.window} steps, and over all "
-             "steps (every arm sees the same task at the same step, so the all-steps means compare "
-             "like with like).", "",
+    lines = [(f"Steps: {args.steps}; means over the first and last {args.window} steps, and over all "
+              "steps (every arm sees the same task at the same step, so the all-steps means compare "
+              "like with like)."), "",
              "| mixer | " + " | ".join(f"{k} (start → end; all)" for k in METRICS) + " | violator max adv. < 0 |",
              "|---" * (len(METRICS) + 2) + "|"]
     summary = {}
