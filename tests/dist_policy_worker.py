@@ -34,6 +34,7 @@ def main() -> None:
     trainer.train()
     (out_dir / f"rank{rank}.json").write_text(json.dumps({"world": trainer.accelerator.num_processes,
                                                           "calls": calls}))
+    trainer.accelerator.end_training()  # destroy the process group before exit (see train.runner)
 
 
 if __name__ == "__main__":  # not on import (pytest collects this folder)

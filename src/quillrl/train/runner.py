@@ -69,4 +69,7 @@ def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path],
         **{k: last.get(k) for k in summary_keys},
     }
     write_summary(output_dir, summary)
+    # under torchrun/accelerate: tear the process group down before exit, or gloo's threads can
+    # abort the interpreter at shutdown (SIGABRT, "terminate called without an active exception")
+    trainer.accelerator.end_training()
     return summary
