@@ -24,7 +24,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import LoraSection, trl_args
+from .common import TrainRunConfig, trl_args
 
 
 class BTSection(StageConfig):
@@ -38,17 +38,14 @@ class BTSection(StageConfig):
         None, ge=0, description="penalty on (r_chosen + r_rejected)^2, keeps rewards centred (TRL)")
 
 
-class BTRMConfig(StageConfig):
+class BTRMConfig(TrainRunConfig):
     """``quillrl train bt-rm`` config (YAML). Paths are relative to the working directory."""
 
     model: str = Field(DEFAULT_MODEL, description="base model: embedded name or model directory")
     pairs: str = Field(..., description="preference pairs JSONL (id, prompt, chosen, rejected)")
     max_pairs: int | None = Field(None, ge=1, description="use only the first N pairs (after shuffling)")
     seed: int = Field(0, description="seed for data order and the new head's initialisation")
-    max_steps: int = Field(20, ge=1, description="optimizer steps")
-    save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
     output_dir: str = Field("runs/bt_rm", description="where checkpoints, metrics and the report go")
-    lora: LoraSection = LoraSection()
     bt: BTSection = BTSection()
     trl: dict = Field(default_factory=dict, description="extra RewardConfig fields, passed to TRL unchanged")
 

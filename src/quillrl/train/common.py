@@ -30,6 +30,15 @@ class LoraSection(StageConfig):
                           target_modules=self.target_modules, task_type=task_type)
 
 
+class TrainRunConfig(StageConfig):
+    """What every ``quillrl train`` config shares: the fields :func:`train.runner.run_training`
+    and the TRL argument builders read. Each trainer adds its model, data and method sections."""
+
+    max_steps: int = Field(20, ge=1, description="optimizer steps")
+    save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
+    lora: LoraSection = LoraSection()
+
+
 def cuda_available() -> bool:
     import torch
 

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import LoraSection
+from .common import TrainRunConfig
 from .policy_run import GRPOSection, grpo_trl_args
 
 
@@ -36,7 +36,7 @@ class JudgeGRPOSection(GRPOSection):
     learning_rate: float = Field(1e-5, gt=0, description="optimizer step size")
 
 
-class GenRMGRPOConfig(StageConfig):
+class GenRMGRPOConfig(TrainRunConfig):
     """``quillrl train genrm-grpo`` config (YAML). Paths are relative to the working directory."""
 
     model: str = Field(DEFAULT_MODEL, description="judge to train: embedded name, model directory, or "
@@ -46,11 +46,8 @@ class GenRMGRPOConfig(StageConfig):
     max_prompt_tokens: int | None = Field(None, ge=16, description="drop pairs whose judge prompt is longer "
                                           "(counted; TRL does not truncate prompts)")
     seed: int = Field(0, description="seed for data order, A/B order, sampling")
-    max_steps: int = Field(20, ge=1, description="optimizer steps")
-    save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
     output_dir: str = Field("runs/genrm_grpo", description="where checkpoints, metrics and the report go")
     samples_per_step: int = Field(4, ge=0, description="judgments per step written to completions.jsonl")
-    lora: LoraSection = LoraSection()
     shaping: ShapingSection = ShapingSection()
     grpo: JudgeGRPOSection = JudgeGRPOSection()
     trl: dict = Field(default_factory=dict, description="extra GRPOConfig fields, passed to TRL unchanged")

@@ -28,7 +28,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import LoraSection, trl_args
+from .common import TrainRunConfig, trl_args
 
 LossOn = Literal["auto", "assistant_only", "completion_only"]
 
@@ -44,17 +44,14 @@ class SFTSection(StageConfig):
                             "markers) or completion_only (prompt/completion split)")
 
 
-class GenRMSFTConfig(StageConfig):
+class GenRMSFTConfig(TrainRunConfig):
     """``quillrl train genrm-sft`` config (YAML). Paths are relative to the working directory."""
 
     model: str = Field(DEFAULT_MODEL, description="student: embedded name, model directory or adapter")
     data: str = Field(..., description="SFT examples JSONL written by `quillrl distill`")
     max_examples: int | None = Field(None, ge=1, description="use only the first N examples (after shuffling)")
     seed: int = Field(0, description="seed for data order and initialisation")
-    max_steps: int = Field(20, ge=1, description="optimizer steps")
-    save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
     output_dir: str = Field("runs/genrm_sft", description="where checkpoints, metrics and the report go")
-    lora: LoraSection = LoraSection()
     sft: SFTSection = SFTSection()
     trl: dict = Field(default_factory=dict, description="extra SFTConfig fields, passed to TRL unchanged")
 

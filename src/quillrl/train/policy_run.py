@@ -18,7 +18,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import LoraSection, trl_args
+from .common import TrainRunConfig, trl_args
 
 BUNDLED_TASKS = "bundled:creative_tasks"
 
@@ -74,18 +74,15 @@ def grpo_trl_args(config, output_dir: Path):
     }, config.trl)
 
 
-class PolicyConfig(StageConfig):
+class PolicyConfig(TrainRunConfig):
     """``quillrl train policy`` config (YAML). Paths are relative to the working directory."""
 
     model: str = Field(DEFAULT_MODEL, description="policy: embedded name or local HF model directory")
     tasks: str = Field(BUNDLED_TASKS, description="writing tasks JSONL (id, prompt, constraints)")
     max_tasks: int | None = Field(None, ge=1, description="use only the first N tasks (after shuffling)")
     seed: int = Field(0, description="seed for data order, sampling, pivots")
-    max_steps: int = Field(20, ge=1, description="optimizer steps")
-    save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
     output_dir: str = Field("runs/policy", description="where checkpoints, metrics and the report go")
     samples_per_step: int = Field(4, ge=0, description="completions per step written to completions.jsonl")
-    lora: LoraSection = LoraSection()
     reward: RewardSection = RewardSection()
     mix: MixSection = MixSection()
     grpo: GRPOSection = GRPOSection()
