@@ -44,3 +44,27 @@ def embedded_model_dir() -> Path:
 def _quiet_tokenizers():
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     yield
+
+
+@pytest.fixture
+def killed_at_checkpoint():
+    """``kill(args, run_dir, step=2)``: start ``quillrl *args``, SIGKILL it once ``run_dir`` holds a
+    complete ``checkpoint-<step>``, and return the metric lines written by then."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def kill(args: list[str], run_dir: Path, step: int = 2) -> list[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "quillrl.cli", *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while not (run_dir / f"checkpoint-{step}" / "trainer_state.json").exists():
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, f"no checkpoint-{step} within 300 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return (run_dir / "metrics.jsonl").read_text().splitlines()
+
+    return kill

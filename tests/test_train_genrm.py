@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -235,22 +233,13 @@ def test_prompts_draw_the_order_per_pair_and_label_the_chosen_slot(tmp_path, tin
 
 # -- genrm-grpo: end to end -----------------------------------------------------------------------
 
-def test_genrm_grpo_runs_and_resumes_after_sigkill(tmp_path, tiny_model_dir, data):
+def test_genrm_grpo_runs_and_resumes_after_sigkill(tmp_path, tiny_model_dir, data, killed_at_checkpoint):
     run = tmp_path / "run"
     cfg = write_yaml(tmp_path / "grpo.yaml", {
         "model": str(tiny_model_dir), "pairs": str(data.pairs), "max_steps": 4, "save_steps": 1,
         "output_dir": str(run), "grpo": {"num_generations": 2, "prompts_per_step": 1,
                                          "max_completion_length": 6}})
-    proc = subprocess.Popen([sys.executable, "-m", "quillrl.cli", "train", "genrm-grpo", "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (run / "checkpoint-2" / "trainer_state.json").exists():
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.time() < deadline, "no checkpoint-2 within 300 s"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = (run / "metrics.jsonl").read_text().splitlines()
+    before = killed_at_checkpoint(["train", "genrm-grpo", "--config", str(cfg)], run)
     assert 2 <= len(before) < 4
     summary = summary_of(quillrl("train", "genrm-grpo", "--config", str(cfg), "--resume"))
     assert summary["resumed_from"] and summary["steps"] == 4 and summary["judge"].startswith("genrm:local:")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -65,19 +63,10 @@ def test_bad_config_key_is_a_clear_error(tmp_path, tiny_model_dir):
     assert "grpo.num_generatons" in proc.stderr and "did you mean 'num_generations'" in proc.stderr
 
 
-def test_resume_after_sigkill_keeps_written_metrics(tmp_path, tiny_model_dir):
+def test_resume_after_sigkill_keeps_written_metrics(tmp_path, tiny_model_dir, killed_at_checkpoint):
     cfg = write_config(tmp_path, tiny_model_dir, max_steps=6)
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "quillrl.cli", "train", "policy", "--config", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (run / "checkpoint-2" / "trainer_state.json").exists():
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.time() < deadline, "no checkpoint-2 within 300 s"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = (run / "metrics.jsonl").read_text().splitlines()
+    before = killed_at_checkpoint(["train", "policy", "--config", str(cfg)], run)
     assert 2 <= len(before) < 6
     resumed = quillrl("train", "policy", "--config", str(cfg), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
