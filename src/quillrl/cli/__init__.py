@@ -32,6 +32,7 @@ def main() -> None:
 from . import data  # noqa: E402,F401
 from . import verify  # noqa: E402,F401
 from . import serve  # noqa: E402,F401
+from . import serve_reward  # noqa: E402,F401
 from . import train  # noqa: E402,F401
 from . import distill  # noqa: E402,F401
 from . import judge  # noqa: E402,F401

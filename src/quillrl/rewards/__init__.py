@@ -10,12 +10,13 @@ consecutive whole groups), so it can be tested, and reused, on its own.
 
 from __future__ import annotations
 
-from .mixing import ALL_VIOLATE, MIX_METHODS, RLMRStats, mix_groups, mix_rewards, rlmr_lambda
+from .mixing import (ALL_VIOLATE, MIX_METHODS, RLMRStats, fill_missing_writing, mix_groups, mix_rewards,
+                     rlmr_lambda)
 from .pairwise import STRATEGIES, choose_pivot, comparisons_needed, pairwise_rewards, preference_matrix
 from .shaping import binary_entropy, shape_by_entropy
 
 __all__ = [
-    "mix_rewards", "mix_groups", "rlmr_lambda", "RLMRStats", "MIX_METHODS", "ALL_VIOLATE",
+    "mix_rewards", "mix_groups", "rlmr_lambda", "fill_missing_writing", "RLMRStats", "MIX_METHODS", "ALL_VIOLATE",
     "pairwise_rewards", "comparisons_needed", "preference_matrix", "choose_pivot", "STRATEGIES",
     "shape_by_entropy", "binary_entropy",
 ]

@@ -19,7 +19,8 @@ from numpy.typing import ArrayLike
 
 from ..errors import ConfigError
 
-__all__ = ["MIX_METHODS", "ALL_VIOLATE", "RLMRStats", "mix_rewards", "mix_groups", "rlmr_lambda"]
+__all__ = ["MIX_METHODS", "ALL_VIOLATE", "RLMRStats", "mix_rewards", "mix_groups", "rlmr_lambda",
+           "fill_missing_writing"]
 
 MIX_METHODS = ("rlmr", "writing_only", "constraint_only", "linear")
 ALL_VIOLATE = ("zero", "writing")
@@ -199,3 +200,29 @@ def mix_groups(writing: ArrayLike, passed: ArrayLike, group_size: int, **kwargs:
         for s in range(0, w.size, group_size)
     ]
     return np.concatenate(groups) if groups else np.zeros(0)
+
+
+def fill_missing_writing(writing: ArrayLike, missing: ArrayLike, group_size: int) -> np.ndarray:
+    """Writing rewards with each missing one replaced by the mean of its group's valid ones.
+
+    A judge failure (after retries) leaves ``w_i`` with no judgment behind it. Rather than a
+    made-up score, ``w_i = mean_{j valid} w_j`` over the valid members of its group (0 when none
+    is valid), so the sample neither gains nor loses on writing; it stays flagged by the caller,
+    and its constraint term still applies in the mix (docs/design.md, "Group barrier"). Groups
+    are runs of ``group_size`` consecutive samples, as in :func:`mix_groups`.
+
+    >>> fill_missing_writing([0.5, 0.0, -0.1, 0.0], [False, True, False, True], 2).tolist()
+    [0.5, 0.5, -0.1, -0.1]
+    >>> fill_missing_writing([0.0, 0.0], [True, True], 2).tolist()
+    [0.0, 0.0]
+    """
+    w = np.array(writing, dtype=np.float64)
+    miss = np.asarray(missing, dtype=bool)
+    if miss.shape != w.shape or w.ndim != 1 or group_size < 1 or w.size % group_size:
+        raise ValueError(f"writing {w.shape} and missing {miss.shape} must be 1-D, equal, and whole "
+                         f"groups of {group_size}")
+    for s in range(0, w.size, group_size):
+        g, m = w[s:s + group_size], miss[s:s + group_size]
+        if m.any():
+            g[m] = g[~m].mean() if (~m).any() else 0.0
+    return w

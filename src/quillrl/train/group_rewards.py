@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..rewards import comparisons_needed, mix_groups, pairwise_rewards, preference_matrix, rlmr_lambda
+from ..rewards import comparisons_needed, fill_missing_writing, mix_groups, pairwise_rewards, preference_matrix, rlmr_lambda
 
 STRATEGIES = ("pivot", "reference", "round_robin", "scalar")
 
@@ -35,9 +35,9 @@ class GroupRewardBatch:
     """Everything computed for one gathered batch; arrays are flat, group-major."""
 
     rewards: np.ndarray  # the mixed reward the trainer optimises
-    writing: np.ndarray  # writing-quality reward w (0 where no valid judgment stood behind it)
+    writing: np.ndarray  # writing-quality reward w (missing ones: the group mean of the valid ones)
     passed: np.ndarray  # bool: every constraint of the task passed
-    writing_missing: np.ndarray  # bool: w_i had no valid judgment behind it (filled with 0)
+    writing_missing: np.ndarray  # bool: w_i had no valid judgment behind it (filled, see above)
     judgments: int = 0
     judge_invalid: int = 0
     constraint_unknown: int = 0  # checks that returned None (e.g. free_text with no verifier)
@@ -170,6 +170,7 @@ class GroupRewards:
         w, missing, judged, invalid = self.writing_rewards(prompts, completions, group_size, step,
                                                            references, shard, gather)
         c, unknown, reasons = self.passes(prompts, completions, constraints)
+        w = fill_missing_writing(w, missing, group_size)  # docs/design.md, "Group barrier"
         r = mix_groups(w, c, group_size, **self.mix)
         lambdas = []
         if self.mix["method"] == "rlmr":

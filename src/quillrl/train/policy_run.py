@@ -119,21 +119,29 @@ def tasks_dataset(config: PolicyConfig):
     return Dataset.from_list(rows)
 
 
+def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_judge=None):
+    """The judge and :class:`~quillrl.train.group_rewards.GroupRewards` a config describes; the
+    reward server (``serve-reward``) builds its own from the same sections, through this
+    function, so both score alike. ``wrap_judge`` (e.g. the server's batcher) wraps the judge."""
+    from ..judges import make_judge
+    from .group_rewards import GroupRewards
+
+    options = {"max_new_tokens": reward.judge_max_new_tokens} if reward.judge.startswith("genrm:") else {}
+    judge = make_judge(reward.judge, mode=reward.mode, swap=reward.swap, **options)
+    if wrap_judge is not None:
+        judge = wrap_judge(judge)
+    return GroupRewards(judge, strategy=reward.strategy, seed=seed, mix=mix.model_dump(), loose=reward.loose)
+
+
 def build_trainer(config: PolicyConfig, output_dir: Path):
     from transformers import PrinterCallback
 
-    from ..judges import make_judge
     from ..models import load
     from .callbacks import MetricsWriter, RichProgress, SamplesTable
-    from .group_rewards import GroupRewards
     from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
 
     args = grpo_trl_args(config, output_dir)
-    judge_options = {"max_new_tokens": config.reward.judge_max_new_tokens} \
-        if config.reward.judge.startswith("genrm:") else {}
-    judge = make_judge(config.reward.judge, mode=config.reward.mode, swap=config.reward.swap, **judge_options)
-    group_rewards = GroupRewards(judge, strategy=config.reward.strategy, seed=config.seed,
-                                 mix=config.mix.model_dump(), loose=config.reward.loose)
+    group_rewards = build_group_rewards(config.reward, config.mix, config.seed)
     model, tokenizer = load(config.model, trainable=True)
     trainer = MixedRewardGRPOTrainer(
         model=model, args=args, train_dataset=tasks_dataset(config), processing_class=tokenizer,

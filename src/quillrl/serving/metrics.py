@@ -1,0 +1,70 @@
+"""The reward server's Prometheus metrics, on a registry of its own (one per server).
+
+``quillrl_requests_total{path,status}``, ``quillrl_request_seconds{path}`` (histogram),
+``quillrl_judge_batch_pairs`` (histogram of pairs per judge call), ``quillrl_judge_failures_total``
+(pairs still invalid after a call), ``quillrl_groups_total{outcome=complete|partial}``,
+``quillrl_writing_missing_total``, ``quillrl_open_groups``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class RewardMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("quillrl_requests", "HTTP requests answered", ["path", "status"], registry=r)
+        self.latency = Histogram("quillrl_request_seconds", "time to answer a request", ["path"], registry=r)
+        self.batch_pairs = Histogram("quillrl_judge_batch_pairs", "pairs per compare_many call on the judge",
+                                     buckets=BATCH_BUCKETS, registry=r)
+        self.judge_failures = Counter("quillrl_judge_failures", "judgments invalid or failed after a call",
+                                      registry=r)
+        self.groups = Counter("quillrl_groups", "groups closed, by outcome", ["outcome"], registry=r)
+        self.missing = Counter("quillrl_writing_missing", "writing rewards missing after retries "
+                               "(filled with the group mean)", registry=r)
+        self.invalid = Counter("quillrl_judge_invalid", "invalid judgments behind scored groups", registry=r)
+        self._open = Gauge("quillrl_open_groups", "groups waiting for members", registry=r)
+
+    def request(self, path: str, status: int, seconds: float) -> None:
+        path = path if path in KNOWN_PATHS else "other"  # bounded label values
+        self.requests.labels(path, str(status)).inc()
+        self.latency.labels(path).observe(seconds)
+
+    def judge_batch(self, pairs: int, failed: int) -> None:
+        self.batch_pairs.observe(pairs)
+        self.judge_failures.inc(failed)
+
+    def group_closed(self, group) -> None:
+        self.groups.labels("partial" if group.partial else "complete").inc()
+
+    def group_scored(self, missing: int, invalid: int) -> None:
+        self.missing.inc(missing)
+        self.invalid.inc(invalid)
+
+    def open_groups(self, read: Callable[[], int]) -> None:
+        self._open.set_function(read)
+
+    def summary(self) -> dict:
+        """Totals for the CLI's closing JSON line."""
+        return {"requests": _total(self.requests), "groups_complete": _total(self.groups, outcome="complete"),
+                "groups_partial": _total(self.groups, outcome="partial"),
+                "writing_missing": _total(self.missing), "judge_failures": _total(self.judge_failures)}
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+KNOWN_PATHS = {"/v1/rewards", "/openrlhf", "/get_reward", "/slime", "/slime/group", "/health", "/metrics"}
+
+
+def _total(counter: Counter, **labels: str) -> int:
+    """A counter's value summed over its label sets that match ``labels``."""
+    return int(sum(sample.value for metric in counter.collect() for sample in metric.samples
+                   if sample.name.endswith("_total")
+                   and all(sample.labels.get(k) == v for k, v in labels.items())))

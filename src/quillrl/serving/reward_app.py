@@ -1,0 +1,237 @@
+"""``quillrl serve-reward``: one group-aware reward server for verl, OpenRLHF, slime and TRL.
+
+Every endpoint turns its engine's request into samples with a group key, and hands them to one
+:class:`~quillrl.serving.barrier.GroupBarrier`; a group, once whole (or timed out), is scored by
+``GroupRewards.compute`` — the code ``train policy`` runs — in a worker thread, with its judge
+calls merged across groups by :class:`~quillrl.serving.batcher.BatchingJudge`. Each sample's
+answer carries its mixed ``reward`` plus ``writing``, ``passed``, ``lambda``, ``reason`` (the
+first failing constraint), ``writing_missing`` and ``partial`` (docs/design.md, "Group barrier").
+
+Endpoints (request shapes from the engines' own clients; see docs/scale.md):
+
+* ``POST /v1/rewards`` (native): ``{"samples": [{"prompt", "response", "constraints"?,
+  "reference"?}], "group_key"?, "group_size"?}``; without a key the samples are one whole group.
+* ``POST /openrlhf`` (alias ``/get_reward``): OpenRLHF's remote RM, ``{"query", "prompts",
+  "labels"}`` as ``openrlhf/utils/agent.py`` (``_fetch_rewards_via_http``, v0.11.2) posts it,
+  answered ``{"rewards", "scores", "extra_logs"}`` as its ``cli/serve_rm.py`` does; the group
+  key is the prompt, the size is ``group.size``.
+* ``POST /slime``: slime's ``remote_rm`` payload ``{"prompt", "response", "label"}``
+  (``slime/rollout/rm_hub/__init__.py``), answered with a JSON object (run slime with
+  ``--reward-key reward``); ``POST /slime/group``: ``{"samples": [...]}``, one whole group, for
+  ``--group-rm``.
+* ``GET /health`` (no token needed), ``GET /metrics`` (Prometheus text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .barrier import Group, GroupBarrier, GroupConflict, GroupState
+from .metrics import RewardMetrics
+from .reward_config import BadRequest, LabelResolver, RewardServerConfig, Sample, strip_suffixes
+
+MAX_SAMPLES = 4096
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class NativeSample(_Body):
+    prompt: str | None = None  # may come from the label's task instead
+    response: str
+    constraints: list[dict] | None = None
+    label: Any = None  # resolved like an engine's label when constraints are not given
+    reference: str | None = None
+
+
+class NativeRequest(_Body):
+    samples: list[NativeSample] = Field(min_length=1, max_length=MAX_SAMPLES)
+    group_key: str | None = Field(None, max_length=1024)
+    group_size: int | None = Field(None, ge=1, le=MAX_SAMPLES)
+
+
+class OpenRLHFRequest(_Body):
+    query: list[str] = Field(min_length=1, max_length=MAX_SAMPLES)
+    prompts: list[str] | None = None
+    labels: list[Any] | None = None
+
+
+class SlimeSample(_Body):
+    prompt: str | list[dict]
+    response: str
+    label: Any = None
+    group_key: str | None = Field(None, max_length=1024)
+    group_size: int | None = Field(None, ge=1, le=MAX_SAMPLES)
+
+
+class SlimeGroupRequest(_Body):
+    samples: list[SlimeSample] = Field(min_length=1, max_length=MAX_SAMPLES)
+
+
+class RewardService:
+    """The judge, the barrier and the metrics behind the endpoints; one per server."""
+
+    def __init__(self, config: RewardServerConfig, group_rewards: Any = None):
+        from ..train.policy_run import build_group_rewards
+        from .batcher import BatchingJudge
+
+        self.config = config
+        self.metrics = RewardMetrics()
+        b = config.batch
+
+        def batching(judge: Any) -> BatchingJudge:
+            return BatchingJudge(judge, b.max_batch, b.max_wait_s, b.judge_retries, self.metrics.judge_batch)
+
+        if group_rewards is None:
+            group_rewards = build_group_rewards(config.reward, config.mix, config.seed, batching)
+        elif not isinstance(group_rewards.judge, BatchingJudge):
+            group_rewards.judge = batching(group_rewards.judge)
+        self.group_rewards = group_rewards
+        self.labels = LabelResolver(config.constraints)
+        self.barrier = GroupBarrier(self._score, config.group.timeout_s, self.metrics.group_closed)
+        self.metrics.open_groups(lambda: len(self.barrier.open))
+        self._pool = ThreadPoolExecutor(b.scoring_threads, thread_name_prefix="quillrl-score")
+
+    # -- scoring one group ---------------------------------------------------------------------
+    async def _score(self, group: Group) -> list[dict]:
+        samples: list[Sample] = group.members
+        n = len(samples)
+        batch = await asyncio.get_running_loop().run_in_executor(
+            self._pool, lambda: self.group_rewards.compute(
+                [s.prompt for s in samples], [s.response for s in samples],
+                [s.constraints for s in samples], group_size=n, step=group.serial,
+                references=[s.reference for s in samples]))
+        lam = batch.lambdas[0] if batch.lambdas else 0.0
+        partial = group.state is GroupState.TIMED_OUT
+        self.metrics.group_scored(int(batch.writing_missing.sum()), batch.judge_invalid)
+        return [{"reward": float(batch.rewards[i]), "writing": float(batch.writing[i]),
+                 "passed": bool(batch.passed[i]), "lambda": float(lam) if not batch.passed[i] else 0.0,
+                 "reason": batch.reasons[i], "writing_missing": bool(batch.writing_missing[i]),
+                 "partial": partial, "group_size": n, "group_key": group.key} for i in range(n)]
+
+    # -- from requests to samples ----------------------------------------------------------------
+    def sample(self, prompt: str | None, response: str, label: Any, field: str,
+               constraints: list[dict] | None = None, reference: str | None = None) -> Sample:
+        if constraints is not None:
+            label = {"constraints": constraints}
+            if self.labels.source == "tasks":
+                raise BadRequest("constraints.source is 'tasks': send the task id as the label",
+                                 f"{field}.constraints")
+        task_prompt, spec, task_reference = self.labels.resolve(label, f"{field}.label")
+        reference = reference or task_reference
+        if self.group_rewards.strategy == "reference" and not reference:
+            raise BadRequest("strategy 'reference' needs a reference text for every sample",
+                             f"{field}.reference")
+        prompt = task_prompt or prompt
+        if prompt is None:
+            raise BadRequest("no writing prompt: send one, or a label that names a task", f"{field}.prompt")
+        return Sample(prompt, strip_suffixes(response, self.config.text.strip_suffixes), spec, reference)
+
+    async def join(self, key: str | None, size: int | None, samples: list[Sample]) -> list[dict]:
+        if key is None:  # a whole group in one request
+            key, size = f"anonymous:{self.barrier.opened}", len(samples)
+        try:
+            return await self.barrier.join(key, size or self.config.group.size, samples)
+        except GroupConflict as exc:
+            raise BadRequest(str(exc), exc.field) from None
+
+    def close(self) -> None:
+        self.barrier.close()
+        self._pool.shutdown(wait=False, cancel_futures=False)
+        self.group_rewards.judge.close()
+
+
+def create_app(config: RewardServerConfig, service: RewardService | None = None,
+               token: str | None = None) -> Any:
+    """The ASGI app (FastAPI behind :class:`~quillrl.serving.http.Guard`)."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+
+    from .http import error_body, guarded
+
+    service = service or RewardService(config)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any):
+        yield
+        service.close()
+
+    app = FastAPI(title="quillrl serve-reward", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.service = service
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(_request: Request, exc: BadRequest) -> Response:
+        return Response(error_body(400, str(exc), exc.field), 400, media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "open_groups": len(service.barrier.open)}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/rewards")
+    async def native(body: NativeRequest) -> dict:
+        samples = [service.sample(s.prompt, s.response, s.label, f"samples[{i}]", s.constraints, s.reference)
+                   for i, s in enumerate(body.samples)]
+        results = await service.join(body.group_key, body.group_size, samples)
+        return {"rewards": [r["reward"] for r in results], "results": results}
+
+    async def openrlhf(body: OpenRLHFRequest) -> dict:
+        n = len(body.query)
+        prompts, labels = body.prompts or [None] * n, body.labels or [None] * n
+        if len(prompts) != n or len(labels) != n:
+            raise BadRequest(f"query, prompts and labels must have one entry each; got {n}, "
+                             f"{len(prompts)}, {len(labels)}", "prompts" if len(prompts) != n else "labels")
+        samples = []
+        for i, (query, prompt, label) in enumerate(zip(body.query, prompts, labels)):
+            # OpenRLHF sends prompt + response decoded as one string: the response follows the prompt
+            response = query[len(prompt):] if prompt and query.startswith(prompt) else query
+            samples.append((prompt or "", service.sample(prompt, response, label, f"query[{i}]")))
+        results = await asyncio.gather(*(service.join(f"openrlhf:{_digest(p)}", None, [s])
+                                         for p, s in samples))
+        flat = [r[0] for r in results]
+        rewards = [r["reward"] for r in flat]
+        logs = {k: [float(r[k]) for r in flat] for k in ("writing", "passed", "lambda",
+                                                            "writing_missing", "partial")}
+        return {"rewards": rewards, "scores": rewards, "extra_logs": logs}
+
+    app.post("/openrlhf")(openrlhf)
+    app.post("/get_reward")(openrlhf)  # the path of OpenRLHF's own serve_rm
+
+    @app.post("/slime")
+    async def slime(body: SlimeSample) -> dict:
+        prompt = _prompt_text(body.prompt)
+        sample = service.sample(prompt, body.response, body.label, "body")
+        key = body.group_key or f"slime:{_digest(prompt)}"
+        return (await service.join(key, body.group_size, [sample]))[0]
+
+    @app.post("/slime/group")
+    async def slime_group(body: SlimeGroupRequest) -> list:
+        samples = [service.sample(_prompt_text(s.prompt), s.response, s.label, f"samples[{i}]")
+                   for i, s in enumerate(body.samples)]
+        return await service.join(None, None, samples)
+
+    return guarded(app, config.http, token, service.metrics.request)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _prompt_text(prompt: str | list[dict]) -> str:
+    """slime's ``sample.prompt``: a string, or chat messages (the last user turn is the prompt)."""
+    if isinstance(prompt, str):
+        return prompt
+    from ..train.reward_funcs import prompt_text
+
+    return prompt_text(prompt)

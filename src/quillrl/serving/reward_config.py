@@ -1,0 +1,176 @@
+"""``serve-reward``'s typed config, and how a request's label becomes a sample to score.
+
+The judge, mode, swap, strategy (``reward:``) and the mixer (``mix:``) are the very sections of
+``train policy``'s config, built into a judge and a ``GroupRewards`` by the same function
+(:func:`~quillrl.train.policy_run.build_group_rewards`), so the server and the trainer score a
+group alike. Example (``configs/serve_reward.yaml``)::
+
+    http: {host: 127.0.0.1, port: 8100, token_env: QUILLRL_REWARD_TOKEN}
+    reward: {judge: "genrm:local:smollm2-135m-instruct", mode: verdict, strategy: pivot}
+    mix: {method: rlmr, margin: 0.5}
+    group: {size: 8, timeout_s: 120}
+    constraints: {source: tasks, tasks: data/tasks.jsonl}
+
+Where a sample's constraints come from (``constraints.source``):
+
+* ``label``: the request carries them: a list of ``{"id", "kwargs"}``, or an object
+  ``{"constraints": [...], "prompt"?, "reference"?}``, either as JSON or as a JSON string (what a
+  dataset column of verl's ``ground_truth``, OpenRLHF's ``--data.label_key`` or slime's
+  ``--label-key`` holds);
+* ``tasks``: the label is a task id (or ``{"id": ...}``) in the ``constraints.tasks`` file, which
+  also gives the writing prompt the judge sees and the reference text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..config import StageConfig
+from ..errors import ConfigError, ConstraintError
+from ..train.policy_run import MixSection, RewardSection
+from .http import HTTPSection
+
+
+class GroupSection(StageConfig):
+    """The group barrier (docs/design.md, "Group barrier")."""
+
+    size: int = Field(4, ge=1, le=4096, description="group size n (the engine's rollout.n / "
+                      "n_samples_per_prompt); a request's group_size overrides it")
+    timeout_s: float = Field(120.0, gt=0, description="an incomplete group is scored among the "
+                             "members present after this long, and flagged partial")
+
+
+class ConstraintsSection(StageConfig):
+    """Where each sample's constraints (and prompt, reference) come from."""
+
+    source: Literal["label", "tasks"] = Field("label", description="label: the request's label "
+                                              "holds them; tasks: the label is a task id")
+    tasks: str | None = Field(None, description="writing tasks JSONL (id, prompt, constraints), "
+                              "for source: tasks")
+
+
+class BatchSection(StageConfig):
+    """Cross-client batching of judge calls."""
+
+    max_batch: int = Field(64, ge=1, description="most pairs in one compare_many call on the judge")
+    max_wait_s: float = Field(0.02, ge=0, description="how long a batch waits for more pairs")
+    judge_retries: int = Field(1, ge=0, description="retries of a failed or invalid judgment, "
+                               "after which the writing reward is missing (filled, flagged)")
+    scoring_threads: int = Field(64, ge=1, description="groups scored at once (their judge calls "
+                                 "are merged by the batcher)")
+
+
+class TextSection(StageConfig):
+    """How engine requests that carry token-decoded text are cleaned."""
+
+    strip_suffixes: list[str] = Field(
+        default_factory=lambda: ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<|end|>"],
+        description="special tokens removed from the end of a response (OpenRLHF decodes "
+                    "with skip_special_tokens=False)")
+
+
+class RewardServerConfig(StageConfig):
+    """``quillrl serve-reward`` config (YAML)."""
+
+    http: HTTPSection = HTTPSection()
+    reward: RewardSection = RewardSection()
+    mix: MixSection = MixSection()
+    seed: int = Field(0, description="seed of the pivot choice")
+    group: GroupSection = GroupSection()
+    constraints: ConstraintsSection = ConstraintsSection()
+    batch: BatchSection = BatchSection()
+    text: TextSection = TextSection()
+
+
+class BadRequest(ValueError):
+    """A request the server refuses with 400; ``field`` names the part of the body at fault."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion to score, as :class:`GroupRewards` takes it."""
+
+    prompt: str
+    response: str
+    constraints: str  # JSON list of {"id", "kwargs"}, the training dataset's column form
+    reference: str | None = None
+
+
+class LabelResolver:
+    """Turn a request's label into (prompt or None, constraints JSON, reference or None)."""
+
+    def __init__(self, section: ConstraintsSection):
+        self.source = section.source
+        self.tasks: dict[str, Any] = {}
+        if section.source == "tasks":
+            if not section.tasks:
+                raise ConfigError("constraints.source is 'tasks' but constraints.tasks names no file")
+            from ..data import read_tasks
+            from ..train.policy_run import resolve_tasks_path
+
+            self.tasks = {t.id: t for t in read_tasks(resolve_tasks_path(section.tasks)).records}
+
+    def resolve(self, label: Any, field: str) -> tuple[str | None, str, str | None]:
+        if isinstance(label, str) and label.strip()[:1] in ("[", "{"):
+            try:
+                label = json.loads(label)
+            except json.JSONDecodeError as exc:
+                raise BadRequest(f"{field} is not valid JSON: {exc.msg}", field) from None
+        if self.source == "tasks":
+            task_id = label.get("id") if isinstance(label, dict) else label
+            task = self.tasks.get(str(task_id)) if task_id is not None else None
+            if task is None:
+                raise BadRequest(f"{field}: no task with id {task_id!r} in the tasks file", field)
+            constraints = [c.model_dump() for c in task.constraints]
+            return task.prompt, json.dumps(constraints), task.reference
+        if label is None or label == "":
+            return None, "[]", None
+        if isinstance(label, list):
+            label = {"constraints": label}
+        if not isinstance(label, dict) or not isinstance(label.get("constraints", []), list):
+            raise BadRequest(f"{field} must be a list of constraints or an object with a "
+                             "'constraints' list", field)
+        constraints = label.get("constraints", [])
+        _check_constraints(constraints, field)
+        prompt, reference = label.get("prompt"), label.get("reference")
+        for name, value in (("prompt", prompt), ("reference", reference)):
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(f"{field}.{name} must be a string", f"{field}.{name}")
+        return prompt, json.dumps(constraints), reference
+
+
+def _check_constraints(constraints: list, field: str) -> None:
+    from ..constraints import Constraint
+
+    for i, item in enumerate(constraints):
+        where = f"{field}.constraints[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object {{'id', 'kwargs'}}", where)
+        try:
+            Constraint.model_validate(item)
+        except (ConstraintError, ValueError) as exc:
+            raise BadRequest(f"{where}: {str(exc).splitlines()[0]}", where) from None
+
+
+def strip_suffixes(text: str, suffixes: list[str]) -> str:
+    """``text`` without any of ``suffixes`` repeated at its end (and the whitespace around them).
+
+    >>> strip_suffixes("The end.<|im_end|>\\n<|endoftext|>", ["<|im_end|>", "<|endoftext|>"])
+    'The end.'
+    """
+    changed = True
+    while changed:
+        changed = False
+        text = text.rstrip()
+        for suffix in suffixes:
+            if suffix and text.endswith(suffix):
+                text, changed = text[: -len(suffix)], True
+    return text

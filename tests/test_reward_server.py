@@ -1,0 +1,225 @@
+"""serve-reward: the group barrier, scoring by the trainer's code, limits, faults (real HTTP on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from quillrl.config import validate_config
+from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
+from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupState
+from quillrl.serving.http import ServerThread
+from quillrl.serving.reward_app import RewardService, create_app
+from quillrl.serving.reward_config import RewardServerConfig
+from quillrl.train.group_rewards import GroupRewards
+
+FORBID_MOON = [{"id": "creative:forbid_words", "kwargs": {"words": ["moon"]}}]
+TEXTS = ["a tale of the moon and the long night sea", "short", "a middling story of a fox",
+         "the moon again, longer and longer still, on and on"]
+
+
+def make_config(**sections) -> RewardServerConfig:
+    data = {"reward": {"judge": "baseline:length", "strategy": "round_robin"}, "group": {"size": 4}}
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    return validate_config(data, RewardServerConfig)
+
+
+class served:
+    """A reward server on a free loopback port for one test."""
+
+    def __init__(self, config: RewardServerConfig, group_rewards=None, token=None):
+        self.service = RewardService(config, group_rewards)
+        self.thread = ServerThread(create_app(config, self.service, token))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.close()
+
+    @property
+    def url(self) -> str:
+        return self.thread.base_url
+
+    def post(self, path, body, **kw):
+        return httpx.post(self.url + path, json=body, timeout=120, **kw)
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(self.url + "/metrics", timeout=30).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def single(server, text, key="g", size=None, constraints=FORBID_MOON):
+    body = {"samples": [{"prompt": "Write about the night.", "response": text, "constraints": constraints}],
+            "group_key": key}
+    if size:
+        body["group_size"] = size
+    return server.post("/v1/rewards", body)
+
+
+# -- the barrier's states, on its own --------------------------------------------------------------
+
+def test_barrier_complete_timeout_and_key_reuse():
+    closed = []
+
+    async def score(group):
+        return [(group.key, len(group.members), group.state) for _ in group.members]
+
+    async def run():
+        barrier = GroupBarrier(score, timeout_s=0.2, on_closed=lambda g: closed.append(g.state))
+        whole = await asyncio.gather(*(barrier.join("k", 3, [i]) for i in range(3)))
+        again = asyncio.ensure_future(barrier.join("k", 3, ["late"]))  # same key after completion
+        await asyncio.sleep(0)
+        assert "k" in barrier.open and barrier.open["k"].members == ["late"]
+        with pytest.raises(GroupConflict) as conflict:
+            await barrier.join("k", 5, ["x"])
+        partial = await again
+        split = await barrier.join("s", 2, ["a", "b", "c"])  # the third starts the key's next group
+        return whole, partial, conflict.value.field, split
+
+    whole, partial, field, split = asyncio.run(run())
+    assert [w[0] for w in whole] == [("k", 3, GroupState.COMPLETE)] * 3
+    assert partial == [("k", 1, GroupState.TIMED_OUT)]
+    assert field == "group_size"
+    assert [s[1] for s in split] == [2, 2, 1]
+    assert closed[:2] == [GroupState.COMPLETE, GroupState.TIMED_OUT]
+
+
+# -- scoring: the same code as train policy ------------------------------------------------------
+
+def test_single_samples_of_a_group_get_what_train_policy_computes():
+    config = make_config()
+    with served(config) as server, ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda t: single(server, t).json()["results"][0], TEXTS))
+    assert all(a["group_size"] == 4 and not a["partial"] for a in answers)
+    # the trainer's code on the same group (in arrival order: round_robin does not depend on it)
+    reference = GroupRewards(_length_judge(), strategy="round_robin").compute(
+        ["Write about the night."] * 4, TEXTS, [json.dumps(FORBID_MOON)] * 4, 4)
+    for i in range(4):  # lengths differ, so each writing reward names its sample
+        a = min(answers, key=lambda x: abs(x["writing"] - reference.writing[i]))
+        assert a["writing"] == pytest.approx(reference.writing[i])
+        assert a["reward"] == pytest.approx(reference.rewards[i]) and a["passed"] == bool(reference.passed[i])
+    rewards = np.array([a["reward"] for a in answers])
+    for a in answers:
+        if not a["passed"]:
+            assert a["reward"] < rewards.mean() and a["lambda"] > 0 and a["reason"].startswith("creative:")
+
+
+def _length_judge():
+    from quillrl.judges import make_judge
+
+    return make_judge("baseline:length")
+
+
+def test_incomplete_group_times_out_partial_flagged_and_counted():
+    with served(make_config(group={"timeout_s": 0.5})) as server, ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda t: single(server, t, key="lonely").json()["results"][0], TEXTS[:2]))
+        assert all(a["partial"] and a["group_size"] == 2 for a in answers)
+        assert server.metric('quillrl_groups_total{outcome="partial"}') == 1
+        assert httpx.get(server.url + "/health").json()["open_groups"] == 0
+
+
+# -- faults: a judge that fails, is slow, or answers garbage ---------------------------------------
+
+class FaultyJudge(Judge):
+    """Length judge that raises, or answers invalid for pairs involving ``bad``."""
+
+    def __init__(self, mode: str, bad: str = ""):
+        self.mode, self.bad, self.calls = mode, bad, 0
+
+    def _compare_many(self, pairs):
+        self.calls += 1
+        if self.mode == "down":
+            raise ConnectionError("judge unreachable: secret-host:1234")
+        if self.mode == "slow":
+            time.sleep(0.2)
+        return [invalid_judgment("no verdict") if self.bad in (a, b) else
+                scored_judgment(0.5 + 0.5 * np.tanh(len(a) - len(b))) for _, a, b in pairs]
+
+
+def test_judge_down_every_writing_reward_missing_and_constraints_still_apply():
+    judge = FaultyJudge("down")
+    group_rewards = GroupRewards(judge, strategy="round_robin")
+    with served(make_config(batch={"judge_retries": 2}), group_rewards) as server, ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda t: single(server, t).json()["results"][0], TEXTS))
+        assert judge.calls == 3  # one call for the group's six pairs, then two retries
+        assert all(a["writing_missing"] and a["writing"] == 0.0 for a in answers)
+        passed = [a for a in answers if a["passed"]]
+        assert passed and all(a["reward"] > b["reward"] for a in passed for b in answers if not b["passed"])
+        assert server.metric("quillrl_writing_missing_total") == 4
+
+
+@pytest.mark.parametrize("mode", ["garbage", "slow"])
+def test_invalid_judgments_fill_the_group_mean(mode):
+    judge = FaultyJudge(mode, bad=TEXTS[1])
+    with served(make_config(), GroupRewards(judge, strategy="round_robin")) as server, \
+            ThreadPoolExecutor(4) as pool:
+        answers = {a["writing"]: a for a in pool.map(lambda t: single(server, t).json()["results"][0], TEXTS)}
+    missing = [a for a in answers.values() if a["writing_missing"]]
+    valid = [a["writing"] for a in answers.values() if not a["writing_missing"]]
+    assert len(missing) == 1 and missing[0]["writing"] == pytest.approx(np.mean(valid))
+    assert missing[0]["passed"] and missing[0]["reward"] == pytest.approx(missing[0]["writing"])
+
+
+# -- limits, auth, bad input -----------------------------------------------------------------------
+
+def test_auth_body_limit_bad_json_and_no_exception_text(monkeypatch):
+    class Exploding(GroupRewards):
+        def compute(self, *a, **k):
+            raise RuntimeError("secret internal detail")
+
+    config = make_config(http={"max_body_bytes": 2048})
+    with served(config, Exploding(_length_judge()), token="s3cret") as server:
+        assert httpx.get(server.url + "/health").status_code == 200  # probes need no token
+        assert single(server, "x").status_code == 401
+        auth = {"Authorization": "Bearer s3cret"}
+        big = {"samples": [{"prompt": "p", "response": "x" * 5000}]}
+        assert server.post("/v1/rewards", big, headers=auth).status_code == 413
+        bad = httpx.post(server.url + "/v1/rewards", content=b'{"samples": [', headers=auth, timeout=30)
+        assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+        wrong = server.post("/v1/rewards", {"samples": [{"prompt": "p", "response": 3}]}, headers=auth)
+        assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "samples.0.response"
+        unknown = server.post("/v1/rewards", {"samples": [{"prompt": "p", "response": "r",
+                              "constraints": [{"id": "nope:x"}]}]}, headers=auth)
+        assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "samples[0].label.constraints[0]"
+        crash = server.post("/v1/rewards", {"samples": [{"prompt": "p", "response": "r"}]}, headers=auth)
+        assert crash.status_code == 500 and "secret" not in crash.text
+
+
+def test_full_queue_answers_503_with_retry_after():
+    with served(make_config(http={"max_inflight": 2}, group={"timeout_s": 3})) as server:
+        with ThreadPoolExecutor(2) as pool:
+            waiting = [pool.submit(single, server, t, "held", 3) for t in TEXTS[:2]]
+            deadline = time.monotonic() + 60
+            while "held" not in server.service.barrier.open or \
+                    len(server.service.barrier.open["held"].members) < 2:
+                assert time.monotonic() < deadline, "the two held requests never arrived"
+                time.sleep(0.01)
+            refused = single(server, TEXTS[2], "other")
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            held = [f.result().json()["results"][0] for f in waiting]  # released by the timeout
+            assert all(a["partial"] for a in held)
+
+
+def test_a_client_trickling_its_body_does_not_block_others():
+    with served(make_config(http={"body_timeout_s": 2.0})) as server:
+        slow = socket.create_connection(("127.0.0.1", server.thread.port))
+        slow.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 400\r\n\r\n{")
+        with ThreadPoolExecutor(4) as pool:  # a whole group served while the slow body is open
+            answers = list(pool.map(lambda t: single(server, t, key="fast").status_code, TEXTS))
+        assert answers == [200] * 4
+        slow.sendall(b" ")  # still trickling ...
+        slow.settimeout(60)
+        reply = slow.recv(4096).decode()  # ... then stalls: 408 after body_timeout_s
+        slow.close()
+        assert reply.startswith("HTTP/1.1 408")
