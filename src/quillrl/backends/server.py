@@ -10,21 +10,27 @@ Serves a trained judge or policy to anything that speaks the OpenAI API, includi
   continued rather than answered);
 * ``POST /v1/completions``: ``prompt`` (a string or a list of them), ``logprobs`` (an int).
 
-Errors are OpenAI-shaped JSON (``{"error": {"message", "type", "param", "code"}}``). No
-streaming, no tools. Requests are handled in threads but the model runs one request at a time
-(the backend's lock): a request's prompts (``n`` copies, or a list of completion prompts) are
-batched together, requests are not batched with each other.
+Errors are OpenAI-shaped JSON (``{"error": {"message", "type", "param", "code"}}``), never an
+exception's text. No streaming, no tools.
+
+It runs on the same stack as ``serve-reward`` (FastAPI + uvicorn behind
+:class:`~quillrl.serving.http.Guard`: body-size limit, slow-body timeout, bounded queue with 503,
+per-request timeout, optional bearer token). Requests are parsed on the event loop and their
+prompts handed to a :class:`~quillrl.serving.scheduler.FairScheduler`, which batches the prompts
+of concurrent requests that share sampling settings into one ``generate`` call, taking them
+round-robin across requests so that a small request is never starved behind a large one.
+``n`` × prompts is capped per request (``max_prompts``), and so is ``max_tokens``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fastapi import Request  # module level: FastAPI resolves the route's annotations here
 
 from ..errors import QuillError
 from .base import ChatPrompt, Generation, SamplingParams
@@ -32,7 +38,6 @@ from .local import LocalBackend
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_TOP_LOGPROBS = 20  # OpenAI's and vLLM's default limit
 
 
@@ -51,41 +56,53 @@ class ApiError(Exception):
 
 class OpenAIServer:
     """``OpenAIServer(backend, host, port).start()`` serves in a thread; ``port=0`` picks a
-    free port (read it back from :attr:`url`)."""
+    free port (read it back from :attr:`url` after ``start``). ``limits`` (a
+    :class:`~quillrl.serving.http.HTTPSection`) and ``token`` guard every request."""
 
     def __init__(self, backend: LocalBackend, host: str = "127.0.0.1", port: int = 8000, *,
-                 model_name: str | None = None, default_max_tokens: int = 512):
+                 model_name: str | None = None, default_max_tokens: int = 512, max_tokens: int = 4096,
+                 max_prompts: int = 256, max_batch: int = 32, limits: Any = None, token: str | None = None):
+        from ..serving.http import HTTPSection
+        from ..serving.scheduler import FairScheduler
+
         self.backend = backend
         self.model_name = model_name or backend.model_name
-        self.default_max_tokens = default_max_tokens
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.api = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
+        self.default_max_tokens, self.max_tokens, self.max_prompts = default_max_tokens, max_tokens, max_prompts
+        self.host, self.port = host, port
+        self.limits = limits or HTTPSection(host=host, port=port)
+        self.token = token
+        self.scheduler = FairScheduler(backend, max_batch)
+        self.app = self._asgi()
+        self._thread: Any = None
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        port = self._thread.port if self._thread is not None else self.port
+        return f"http://{self.host}:{port}/v1"
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Serve until :meth:`close` (from another thread) or Ctrl-C; ``poll_interval`` is how
-        often the loop checks for a shutdown request."""
-        self._httpd.serve_forever(poll_interval)
+    def serve_forever(self, on_bound: Any = None) -> None:
+        """Serve in the foreground until Ctrl-C; ``on_bound(port)`` runs once the port is bound."""
+        from ..serving.http import run_server
+
+        def bound(port: int) -> None:
+            self.port = port
+            if on_bound is not None:
+                on_bound(port)
+
+        run_server(self.app, self.host, self.port, bound)
 
     def start(self) -> "OpenAIServer":
         """Serve in a daemon thread (tests, notebooks) and return self."""
-        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,),
-                                        name="quillrl-serve", daemon=True)
-        self._thread.start()
+        from ..serving.http import ServerThread
+
+        self._thread = ServerThread(self.app, self.host, self.port).start()
         return self
 
     def close(self) -> None:
         if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=10)
+            self._thread.close()
             self._thread = None
-        self._httpd.server_close()
+        self.scheduler.close()
 
     def __enter__(self) -> "OpenAIServer":
         return self
@@ -93,12 +110,27 @@ class OpenAIServer:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _asgi(self) -> Any:
+        from fastapi import FastAPI
+        from fastapi.responses import JSONResponse
+
+        from ..serving.http import guarded
+
+        app = FastAPI(title="quillrl serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+        @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+        async def any_route(path: str, request: Request) -> JSONResponse:
+            status, payload = await self.handle(request.method, "/" + path, await request.body())
+            return JSONResponse(payload, status)
+
+        return guarded(app, self.limits, self.token)
+
     # ------------------------------------------------------------------ routing
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+    async def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         """One request to ``(status, JSON payload)``; never raises."""
         route = path.split("?", 1)[0].rstrip("/")
-        routes = {("GET", "/v1/models"): self._models, ("GET", "/health"): lambda _: {},
+        routes = {("GET", "/v1/models"): self._models, ("GET", "/health"): self._health,
                   ("POST", "/v1/chat/completions"): self._chat,
                   ("POST", "/v1/completions"): self._completions}
         try:
@@ -108,21 +140,23 @@ class OpenAIServer:
                                "endpoints: GET /v1/models, POST /v1/chat/completions, "
                                "POST /v1/completions", kind="not_found_error")
             request = _parse_json(body) if method == "POST" else {}
-            return 200, routes[(method, route)](request)
+            return 200, await routes[(method, route)](request)
         except ApiError as exc:
             return exc.status, exc.payload()
         except QuillError as exc:  # a bad prompt or parameter the backend refused
             return 400, ApiError(400, str(exc)).payload()
-        except Exception as exc:  # noqa: BLE001 - a server answers, it does not crash
-            log.exception("request failed")
-            return 500, ApiError(500, f"internal error: {type(exc).__name__}: {exc}",
-                                 kind="server_error").payload()
+        except Exception:  # noqa: BLE001 - a server answers, it does not crash
+            log.exception("request failed")  # the log has the details; the client never does
+            return 500, ApiError(500, "internal error (see the server log)", kind="server_error").payload()
 
-    def _models(self, _: dict) -> dict:
+    async def _health(self, _: dict) -> dict:
+        return {}
+
+    async def _models(self, _: dict) -> dict:
         return {"object": "list", "data": [{"id": self.model_name, "object": "model",
                                             "created": 0, "owned_by": "quillrl"}]}
 
-    def _chat(self, req: dict) -> dict:
+    async def _chat(self, req: dict) -> dict:
         self._check_common(req)
         messages = req.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -149,14 +183,14 @@ class OpenAIServer:
             raise ApiError(400, "top_logprobs needs logprobs=true", "top_logprobs")
         max_tokens = req.get("max_completion_tokens", req.get("max_tokens"))
         params = self._params(req, max_tokens, self.default_max_tokens, top)
-        n = _int(req, "n", 1, 1, 128)
-        gens = self.backend.generate([prompt] * n, params)
+        n = _int(req, "n", 1, 1, self.max_prompts)
+        gens = await self.scheduler.generate([prompt] * n, params)
         choices = [{"index": i, "message": {"role": "assistant", "content": g.text},
                     "logprobs": _chat_logprobs(g) if top is not None else None,
                     "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
         return self._response("chat.completion", "chatcmpl", choices, gens, n)
 
-    def _completions(self, req: dict) -> dict:
+    async def _completions(self, req: dict) -> dict:
         self._check_common(req)
         prompts = req.get("prompt")
         prompts = [prompts] if isinstance(prompts, str) else prompts
@@ -170,8 +204,11 @@ class OpenAIServer:
                 raise ApiError(400, f"{field} is not supported by quillrl serve", field)
         top = _int(req, "logprobs", None, 0, MAX_TOP_LOGPROBS)
         params = self._params(req, req.get("max_tokens"), 16, top)  # 16: OpenAI's default
-        n = _int(req, "n", 1, 1, 128)
-        gens = self.backend.generate([p for p in prompts for _ in range(n)], params)
+        n = _int(req, "n", 1, 1, self.max_prompts)
+        if n * len(prompts) > self.max_prompts:
+            raise ApiError(400, f"{len(prompts)} prompts × n={n} is over this server's limit of "
+                           f"{self.max_prompts} completions per request", "prompt")
+        gens = await self.scheduler.generate([p for p in prompts for _ in range(n)], params)
         choices = [{"index": i, "text": g.text,
                     "logprobs": _completion_logprobs(g) if top is not None else None,
                     "finish_reason": g.finish_reason} for i, g in enumerate(gens)]
@@ -193,7 +230,8 @@ class OpenAIServer:
         if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
             raise ApiError(400, "stop must be a string or a list of non-empty strings", "stop")
         return SamplingParams(
-            max_new_tokens=_int({"max_tokens": max_tokens}, "max_tokens", default_max, 1, 1 << 20),
+            max_new_tokens=_int({"max_tokens": max_tokens}, "max_tokens", min(default_max, self.max_tokens),
+                                1, self.max_tokens),
             temperature=_float(req, "temperature", 1.0, 0.0, 2.0),  # 1.0: OpenAI's default
             top_p=_float(req, "top_p", 1.0, 1e-9, 1.0),
             stop=tuple(stop), seed=_int(req, "seed", None, -(1 << 63), (1 << 63) - 1),
@@ -208,35 +246,6 @@ class OpenAIServer:
                 "model": self.model_name, "choices": choices,
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: the openai client reuses its connections
-    server_version = "quillrl-serve"
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            status, payload = 413, ApiError(413, "request body too large").payload()
-            self.close_connection = True  # the unread body would corrupt the next request
-        else:
-            body = self.rfile.read(length) if length else b""
-            status, payload = self.server.api.handle(method, self.path, body)  # type: ignore[attr-defined]
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
-        log.debug("%s %s", self.address_string(), format % args)
 
 
 def _parse_json(body: bytes) -> dict:

@@ -25,6 +25,14 @@ def serve(
     dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 "
                                         "(default: bfloat16 on a GPU that has it, else float32)."),
     max_tokens: int = typer.Option(512, help="Chat completion length when a request sets none."),
+    max_tokens_cap: int = typer.Option(4096, "--max-tokens-cap", help="Largest max_tokens a request may ask for."),
+    max_prompts: int = typer.Option(256, help="Most completions (prompts × n) in one request."),
+    max_batch: int = typer.Option(32, help="Most prompts, across concurrent requests, in one generate call."),
+    token_env: Optional[str] = typer.Option(None, "--token-env", help="Environment variable holding the "
+                                            "bearer token clients must send (default: no auth)."),
+    max_body_bytes: int = typer.Option(8 * 1024 * 1024, help="Larger request bodies get 413."),
+    request_timeout: float = typer.Option(600.0, help="Seconds before an unanswered request gets 504."),
+    max_inflight: int = typer.Option(256, help="Requests admitted at once; the next gets 503 + Retry-After."),
 ) -> None:
     """Serve GET /v1/models, POST /v1/chat/completions and /v1/completions until interrupted.
 
@@ -32,18 +40,22 @@ def serve(
     """
     from ..backends.local import LocalBackend
     from ..backends.server import OpenAIServer
+    from ..config import validate_config
+    from ..serving.http import HTTPSection, resolve_token, warn_if_exposed
 
+    limits = validate_config({"host": host, "port": port, "token_env": token_env, "max_body_bytes": max_body_bytes,
+                              "request_timeout_s": request_timeout, "max_inflight": max_inflight},
+                             HTTPSection, "serve options")
+    token = resolve_token(token_env)
+    warning = warn_if_exposed(host, token)
+    if warning:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     backend = LocalBackend(model, batch_size=batch_size, device=device, dtype=dtype)
+    server = OpenAIServer(backend, host, port, model_name=served_model_name, default_max_tokens=max_tokens,
+                          max_tokens=max_tokens_cap, max_prompts=max_prompts, max_batch=max_batch,
+                          limits=limits, token=token)
     try:
-        server = OpenAIServer(backend, host, port, model_name=served_model_name,
-                              default_max_tokens=max_tokens)
-    except OSError as exc:  # port in use, address not available
-        from ..errors import ConfigError
-
-        raise ConfigError(f"cannot bind {host}:{port}: {exc}") from None
-    print_summary({"url": server.url, "model": server.model_name})
-    try:
-        server.serve_forever()
+        server.serve_forever(lambda _port: print_summary({"url": server.url, "model": server.model_name}))
     except KeyboardInterrupt:
         pass
     finally:

@@ -311,6 +311,7 @@ def run_server(app: Any, host: str, port: int,
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot bind {host}:{port}: {exc}") from None
+    sock.listen(2048)  # connections queue from now on, before uvicorn's loop starts accepting
     if on_bound is not None:
         on_bound(sock.getsockname()[1])
     server = uvicorn.Server(_uvicorn_config(app, host, port))
