@@ -172,10 +172,27 @@ def test_requests_carry_the_right_fields(stub, monkeypatch):
 
 def test_api_key_falls_back_to_empty(stub, monkeypatch):
     s = stub(lambda i, body: (200, completion(), {}, 0))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-sent-unasked")  # only a named variable is read
     with backend(s.url) as b:
         b.generate([ChatPrompt.user("hi")], PARAMS)
     assert s.requests[0]["auth"] == "Bearer EMPTY"
+
+
+def test_api_key_is_never_sent_over_plain_http_beyond_loopback(monkeypatch):
+    from quillrl.backends import make_backend
+    from quillrl.errors import ConfigError
+
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    with pytest.raises(ConfigError, match="plain http"):
+        make_backend("openai:http://10.0.0.7:8000/v1#m;api_key_env=MY_KEY")
+    with make_backend("openai:https://10.0.0.7:8000/v1#m;api_key_env=MY_KEY") as b:
+        assert b.api_key == "sk-test"
+    with make_backend("openai:http://10.0.0.7:8000/v1#m;api_key_env=MY_KEY;allow_insecure_key=true") as b:
+        assert b.api_key == "sk-test" and b.model == "m"
+    with pytest.raises(ConfigError, match="unset"):
+        make_backend("openai:http://127.0.0.1:8000/v1#m;api_key_env=NOT_SET_ANYWHERE")
+    with pytest.raises(ConfigError, match="unknown option"):
+        make_backend("openai:http://127.0.0.1:8000/v1#m;key=x")
 
 
 def test_choice_probs_without_logprobs_fall_back_loudly(stub):

@@ -5,6 +5,7 @@
 * ``local`` or ``local:<name-or-path>``: transformers in this process (``LocalBackend``);
 * ``openai:<base_url>#<model>``: any OpenAI-compatible server (``OpenAIBackend``), e.g.
   ``openai:http://127.0.0.1:8000/v1#my-judge``; without ``#<model>`` the server's first model;
+  ``;api_key_env=VAR`` names the variable holding the API key (none is read unless named);
 * ``vllm`` or ``vllm:<name-or-path>``: vLLM in this process, GPU only (``VLLMBackend``).
 
 ``OpenAIServer`` (``quillrl serve``) exposes a local backend over the OpenAI API. Backend classes
@@ -30,7 +31,8 @@ _LAZY = {"LocalBackend": ".local", "OpenAIBackend": ".openai_compat",
          "VLLMBackend": ".vllm_backend", "OpenAIServer": ".server"}
 
 SPEC_FORMS = ("local", "local:<model name or directory>", "openai:<http(s)://host:port/v1>#<model>",
-              "openai:<http(s)://host:port/v1>", "vllm", "vllm:<model name or directory>")
+              "openai:<http(s)://host:port/v1>", "openai:<url>#<model>;api_key_env=<VAR>",
+              "vllm", "vllm:<model name or directory>")
 
 
 def __getattr__(name: str) -> Any:
@@ -56,12 +58,33 @@ def make_backend(spec: str | Backend, **options: Any) -> Backend:
         cls = __getattr__("LocalBackend" if kind == "local" else "VLLMBackend")
         return _build(cls, spec, rest.strip() or DEFAULT_MODEL, **options)
     if kind == "openai":
+        rest, options = _spec_options(spec, rest, options)
         url, _, model = rest.strip().partition("#")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"backend spec '{spec}': after 'openai:' comes the server's base URL, "
                               "e.g. openai:http://127.0.0.1:8000/v1#my-model")
         return _build(__getattr__("OpenAIBackend"), spec, url, model or None, **options)
     raise ConfigError(f"unknown backend spec '{spec}'; accepted forms: {', '.join(SPEC_FORMS)}")
+
+
+SPEC_OPTIONS = {"api_key_env": str, "allow_insecure_key": lambda v: v.lower() in ("1", "true", "yes")}
+
+
+def _spec_options(spec: str, rest: str, options: dict) -> tuple[str, dict]:
+    """``URL#model;api_key_env=NAME;allow_insecure_key=true``: options written in the spec.
+
+    >>> _spec_options("s", "http://h/v1#m;api_key_env=KEY", {})
+    ('http://h/v1#m', {'api_key_env': 'KEY'})
+    """
+    head, *parts = rest.split(";")
+    options = dict(options)
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if key.strip() not in SPEC_OPTIONS or not eq:
+            raise ConfigError(f"backend spec '{spec}': unknown option '{part}'; accepted: "
+                              f"{', '.join(f'{k}=...' for k in SPEC_OPTIONS)}")
+        options[key.strip()] = SPEC_OPTIONS[key.strip()](value.strip())
+    return head, options
 
 
 def _build(cls: type, spec: str, *args: Any, **options: Any) -> Backend:

@@ -52,8 +52,11 @@ RETRY_STATUS = {408, 409, 429}  # and every 5xx
 class OpenAIBackend(Backend):
     """Batched requests to an OpenAI-compatible server at ``base_url`` (ending in ``/v1``).
 
-    ``model=None`` uses the first model the server lists. The API key is ``api_key``, else the
-    environment variable ``api_key_env``, else ``"EMPTY"`` (what local servers accept).
+    ``model=None`` uses the first model the server lists. The API key is explicit: ``api_key``,
+    or the environment variable *named* by ``api_key_env`` (in a spec:
+    ``openai:https://host/v1#model;api_key_env=OPENAI_API_KEY``); with neither, ``"EMPTY"`` (what
+    local servers accept), so no key is ever picked up from the environment unasked. A key is
+    never sent over plain http to a host beyond loopback unless ``allow_insecure_key=True``.
     ``max_tokens_param`` names the chat length field: ``"max_tokens"`` is understood by vLLM,
     SGLang and llama.cpp; OpenAI's newest models want ``"max_completion_tokens"``.
     """
@@ -61,7 +64,7 @@ class OpenAIBackend(Backend):
     name = "openai"
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
-                 api_key_env: str = "OPENAI_API_KEY", max_concurrency: int = 16,
+                 api_key_env: str | None = None, allow_insecure_key: bool = False, max_concurrency: int = 16,
                  timeout: float = 120.0, max_retries: int = 5, backoff: float = 0.5,
                  backoff_max: float = 30.0, top_logprobs: int = 20,
                  max_tokens_param: str = "max_tokens", extra_body: dict | None = None):
@@ -77,7 +80,7 @@ class OpenAIBackend(Backend):
             raise ConfigError("max_tokens_param must be 'max_tokens' or 'max_completion_tokens'")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.api_key = api_key or os.environ.get(api_key_env) or "EMPTY"
+        self.api_key = _api_key(self.base_url, api_key, api_key_env, allow_insecure_key)
         self.max_concurrency, self.timeout, self.max_retries = max_concurrency, timeout, max_retries
         self.backoff, self.backoff_max, self.top_logprobs = backoff, backoff_max, top_logprobs
         self.max_tokens_param = max_tokens_param
@@ -250,6 +253,25 @@ class OpenAIBackend(Backend):
                 raise BackendError(f"{self.base_url} serves no model")
             self.model = listed[0]
         return self.model
+
+
+def _api_key(base_url: str, api_key: str | None, api_key_env: str | None, allow_insecure: bool) -> str:
+    """The key to send: explicit, or from the named variable; refused over plain remote http."""
+    from urllib.parse import urlparse
+
+    from ..serving.http import is_loopback
+
+    if api_key is None and api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ConfigError(f"api_key_env names ${api_key_env}, but that environment variable is unset or empty")
+    if not api_key:
+        return "EMPTY"
+    url = urlparse(base_url)
+    if url.scheme == "http" and not is_loopback(url.hostname or "") and not allow_insecure:
+        raise ConfigError(f"refusing to send an API key over plain http to {url.hostname}: use https, "
+                          "or pass allow_insecure_key=true if this network is trusted")
+    return api_key
 
 
 def match_choice_token(choice: str, tokens: dict[str, float]) -> str | None:
