@@ -68,3 +68,35 @@ def killed_at_checkpoint():
         return (run_dir / "metrics.jsonl").read_text().splitlines()
 
     return kill
+
+
+@pytest.fixture
+def launch_server():
+    """``launch_server(args) -> (proc, summary)``: start ``quillrl *args`` (a server verb) as a
+    real process and read the JSON line it prints once its port is bound."""
+    import json
+    import subprocess
+    import sys
+    import threading
+
+    launch = "import sys; from quillrl.cli import main; sys.argv[0] = 'quillrl'; main()"
+    procs = []
+
+    def start(args: list[str]):
+        proc = subprocess.Popen([sys.executable, "-c", launch, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=120)
+        if not (line and line[0].strip()):
+            proc.kill()
+            pytest.fail(f"{args[0]} printed no URL; stderr: {proc.stderr.read()[-2000:]}")
+        return proc, json.loads(line[0])
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

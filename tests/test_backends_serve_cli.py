@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 import urllib.request
 
 import pytest
@@ -14,23 +11,11 @@ from typer.testing import CliRunner
 from quillrl.backends import ChatPrompt, SamplingParams
 from quillrl.cli import app
 
-LAUNCH = "import sys; from quillrl.cli import main; sys.argv[0] = 'quillrl'; main()"
 
-
-def test_serve_prints_its_url_and_answers(tiny_model_dir):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "serve", "--model", str(tiny_model_dir), "--port", "0",
-         "--served-model-name", "tiny"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_serve_prints_its_url_and_answers(tiny_model_dir, launch_server):
+    proc, summary = launch_server(["serve", "--model", str(tiny_model_dir), "--port", "0",
+                                   "--served-model-name", "tiny"])
     try:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=120)
-        if not (line and line[0].strip()):
-            proc.kill()
-            pytest.fail(f"serve printed no URL; stderr: {proc.stderr.read()[-2000:]}")
-        summary = json.loads(line[0])
         assert summary["model"] == "tiny" and summary["url"].startswith("http://127.0.0.1:")
         request = urllib.request.Request(
             summary["url"] + "/chat/completions", headers={"Content-Type": "application/json"},

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -16,25 +15,12 @@ import yaml
 LAUNCH = "import sys; from quillrl.cli import main; sys.argv[0] = 'quillrl'; main()"
 
 
-def start(args, env=None):
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve-reward", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout=120)
-    if not (line and line[0].strip()):
-        proc.kill()
-        pytest.fail(f"serve-reward printed no URL; stderr: {proc.stderr.read()[-2000:]}")
-    return proc, json.loads(line[0])
-
-
-def test_serve_reward_scores_tasks_by_id_and_prints_a_summary(tmp_path):
+def test_serve_reward_scores_tasks_by_id_and_prints_a_summary(tmp_path, launch_server):
     config = tmp_path / "rm.yaml"
     config.write_text(yaml.safe_dump({
         "http": {"port": 0}, "reward": {"judge": "baseline:length", "strategy": "pivot"},
         "group": {"size": 3}, "constraints": {"source": "tasks", "tasks": "bundled:creative_tasks"}}))
-    proc, info = start(["--config", str(config)])
+    proc, info = launch_server(["serve-reward", "--config", str(config)])
     try:
         assert info["url"].startswith("http://127.0.0.1:") and info["group_size"] == 3 and not info["auth"]
         texts = ["P.S. short", "a longer story without the marker", "mid story\n\nP.S. yes"]
