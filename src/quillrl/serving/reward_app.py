@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .barrier import Group, GroupBarrier, GroupConflict, GroupState
+from .barrier import Group, GroupBarrier, GroupConflict
 from .metrics import RewardMetrics
 from .reward_config import BadRequest, LabelResolver, RewardServerConfig, Sample, strip_suffixes
 
@@ -101,17 +101,16 @@ class RewardService:
     # -- scoring one group ---------------------------------------------------------------------
     async def _score(self, group: Group) -> list[dict]:
         samples: list[Sample] = group.members
-        n = len(samples)
+        n, partial = len(samples), group.partial
         batch = await asyncio.get_running_loop().run_in_executor(
             self._pool, lambda: self.group_rewards.compute(
                 [s.prompt for s in samples], [s.response for s in samples],
                 [s.constraints for s in samples], group_size=n, step=group.serial,
                 references=[s.reference for s in samples]))
-        lam = batch.lambdas[0] if batch.lambdas else 0.0
-        partial = group.state is GroupState.TIMED_OUT
+        lam = batch.lambdas[0] if batch.lambdas else 0.0  # the group's λ (0: no violator, or all)
         self.metrics.group_scored(int(batch.writing_missing.sum()), batch.judge_invalid)
         return [{"reward": float(batch.rewards[i]), "writing": float(batch.writing[i]),
-                 "passed": bool(batch.passed[i]), "lambda": float(lam) if not batch.passed[i] else 0.0,
+                 "passed": bool(batch.passed[i]), "lambda": float(lam),
                  "reason": batch.reasons[i], "writing_missing": bool(batch.writing_missing[i]),
                  "partial": partial, "group_size": n, "group_key": group.key} for i in range(n)]
 
