@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import StageConfig
 from ..errors import ConfigError, ConstraintError
@@ -84,6 +84,13 @@ class RewardServerConfig(StageConfig):
     constraints: ConstraintsSection = ConstraintsSection()
     batch: BatchSection = BatchSection()
     text: TextSection = TextSection()
+
+    @model_validator(mode="after")
+    def _room_for_a_group(self) -> "RewardServerConfig":
+        if self.group.size > self.http.max_inflight:
+            raise ValueError(f"group.size ({self.group.size}) must not exceed http.max_inflight "
+                             f"({self.http.max_inflight}): single-sample clients of one group must all fit")
+        return self
 
 
 class BadRequest(ValueError):
