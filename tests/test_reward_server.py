@@ -121,9 +121,11 @@ def _length_judge():
 
 
 def test_incomplete_group_times_out_partial_flagged_and_counted():
-    with served(make_config(group={"timeout_s": 0.5})) as server, ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(lambda t: single(server, t, key="lonely").json()["results"][0], TEXTS[:2]))
-        assert all(a["partial"] and a["group_size"] == 2 for a in answers)
+    with served(make_config(group={"timeout_s": 0.5})) as server:
+        body = {"samples": [{"prompt": "p", "response": t, "constraints": FORBID_MOON} for t in TEXTS[:2]],
+                "group_key": "lonely", "group_size": 4}  # two of four members, in one request
+        answers = server.post("/v1/rewards", body).json()["results"]
+        assert [a["partial"] for a in answers] == [True, True] and answers[0]["group_size"] == 2
         assert server.metric('quillrl_groups_total{outcome="partial"}') == 1
         assert httpx.get(server.url + "/health").json()["open_groups"] == 0
 
@@ -196,12 +198,11 @@ def test_auth_body_limit_bad_json_and_no_exception_text(monkeypatch):
 
 
 def test_full_queue_answers_503_with_retry_after():
-    with served(make_config(http={"max_inflight": 2}, group={"timeout_s": 3})) as server:
-        with ThreadPoolExecutor(2) as pool:
-            waiting = [pool.submit(single, server, t, "held", 3) for t in TEXTS[:2]]
+    with served(make_config(http={"max_inflight": 2}, group={"size": 2, "timeout_s": 10})) as server:
+        with ThreadPoolExecutor(2) as pool:  # two groups of two, one member each: both held
+            waiting = [pool.submit(single, server, t, f"held-{i}") for i, t in enumerate(TEXTS[:2])]
             deadline = time.monotonic() + 60
-            while "held" not in server.service.barrier.open or \
-                    len(server.service.barrier.open["held"].members) < 2:
+            while len(server.service.barrier.open) < 2:
                 assert time.monotonic() < deadline, "the two held requests never arrived"
                 time.sleep(0.01)
             refused = single(server, TEXTS[2], "other")
@@ -211,14 +212,17 @@ def test_full_queue_answers_503_with_retry_after():
 
 
 def test_a_client_trickling_its_body_does_not_block_others():
-    with served(make_config(http={"body_timeout_s": 2.0})) as server:
+    with served(make_config(http={"body_timeout_s": 10.0})) as server:
         slow = socket.create_connection(("127.0.0.1", server.thread.port))
         slow.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 400\r\n\r\n{")
         with ThreadPoolExecutor(4) as pool:  # a whole group served while the slow body is open
             answers = list(pool.map(lambda t: single(server, t, key="fast").status_code, TEXTS))
         assert answers == [200] * 4
-        slow.sendall(b" ")  # still trickling ...
+        try:
+            slow.sendall(b" ")  # still trickling ...
+        except OSError:
+            pass  # already refused: the reply below says why
         slow.settimeout(60)
         reply = slow.recv(4096).decode()  # ... then stalls: 408 after body_timeout_s
         slow.close()
