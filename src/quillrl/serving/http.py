@@ -7,9 +7,10 @@ One place for the rules every request meets before a handler runs (docs/design.m
 * **body size**: a ``Content-Length`` over ``max_body_bytes``, or a streamed body that grows past
   it, is answered 413 before the handler sees it; a malformed ``Content-Length`` (``abc``,
   ``-1``) is refused 400 by uvicorn's HTTP parser (h11) itself;
-* **slow bodies**: the body is read here, before any handler runs, and each chunk must arrive
-  within ``body_timeout_s`` (408): a client trickling one byte a second holds only its own
-  connection (uvicorn is asynchronous), never a handler or the model;
+* **slow bodies**: the body is read here, before the request takes a slot or a handler runs;
+  each chunk must arrive within ``body_timeout_s`` and the whole body within
+  ``request_timeout_s`` (408): a client trickling one byte a second holds only its own socket
+  (uvicorn is asynchronous), never a slot, a handler or the model;
 * **a bounded queue**: at most ``max_inflight`` requests are admitted at once; the next one gets
   503 with ``Retry-After``;
 * **per-request timeout**: a handler still running after ``request_timeout_s`` answers 504;
@@ -113,20 +114,18 @@ class Guard:
                 status["code"] = message["status"]
             await send(message)
 
+        # the body is read before the request takes a slot: a slow client holds only its socket
         refusal = self._refusal(scope, path)
-        if refusal is not None:
-            await _respond(send_counted, *refusal)
+        body = await self._read_body(receive, time.monotonic()) if refusal is None else refusal
+        if isinstance(body, tuple):
+            await _respond(send_counted, *body)
         elif self.inflight >= self.limits.max_inflight:
             await _respond(send_counted, 503, "the server is at capacity; retry later",
                            headers=[(b"retry-after", str(self.limits.retry_after_s).encode())])
         else:
             self.inflight += 1
             try:
-                body = await self._read_body(receive)
-                if isinstance(body, tuple):
-                    await _respond(send_counted, *body)
-                else:
-                    await self._run(scope, _replay(body, receive), send_counted)
+                await self._run(scope, _replay(body, receive), send_counted)
             finally:
                 self.inflight -= 1
         self.on_request(path, status["code"], time.perf_counter() - start)
@@ -142,15 +141,17 @@ class Guard:
             return 413, f"request body over {self.limits.max_body_bytes} bytes"
         return None
 
-    async def _read_body(self, receive: Callable) -> bytes | tuple[int, str]:
+    async def _read_body(self, receive: Callable, began: float) -> bytes | tuple[int, str]:
         """The whole body, read here so that no handler ever waits on a slow client; or the
-        (status, message) refusing it."""
+        (status, message) refusing it. Each chunk must come within ``body_timeout_s``, the
+        whole body within ``request_timeout_s``."""
         chunks, size = [], 0
         while True:
+            left = self.limits.request_timeout_s - (time.monotonic() - began)
             try:
-                message = await asyncio.wait_for(receive(), self.limits.body_timeout_s)
+                message = await asyncio.wait_for(receive(), max(0.0, min(self.limits.body_timeout_s, left)))
             except asyncio.TimeoutError:
-                return 408, f"the request body stalled for over {self.limits.body_timeout_s:g} s"
+                return 408, "the request body arrived too slowly"
             if message["type"] != "http.request":
                 return 400, "the client disconnected"
             chunk = message.get("body", b"")
