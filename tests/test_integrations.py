@@ -140,7 +140,7 @@ def sample(text, group_index=3):
 
 
 def test_slime_custom_rm_single_samples_and_group():
-    """slime/rollout/rm_hub/__init__.py: async_rm awaits fn(args, sample); with --group-rm,
+    """slime/rollout/rm_hub/__init__.py (THUDM/slime@701749b): async_rm awaits fn(args, sample); with --group-rm,
     batched_async_rm awaits fn(args, samples). The reward is read as reward[args.reward_key]."""
     from quillrl.integrations.slime import reward
 

@@ -2,7 +2,8 @@
 
 slime calls the function at ``--custom-rm-path`` as ``await fn(args, sample)`` per sample, or,
 with ``--group-rm``, as ``await fn(args, samples)`` with one whole group
-(``slime/rollout/rm_hub/__init__.py``: ``async_rm`` and ``batched_async_rm``). Both go to
+(``slime/rollout/rm_hub/__init__.py`` at THUDM/slime@701749b: ``async_rm`` and
+``batched_async_rm``). Both go to
 ``serve-reward`` at ``--rm-url`` (its base URL, e.g. ``http://127.0.0.1:8100``):
 
 * one sample -> ``POST /slime`` with the group key ``slime:<sample.group_index>`` and the group
