@@ -112,16 +112,17 @@ class OpenAIServer:
 
     def _asgi(self) -> Any:
         from fastapi import FastAPI
-        from fastapi.responses import JSONResponse
+        from fastapi.responses import Response
 
         from ..serving.http import guarded
 
         app = FastAPI(title="quillrl serve", docs_url=None, redoc_url=None, openapi_url=None)
 
         @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-        async def any_route(path: str, request: Request) -> JSONResponse:
+        async def any_route(path: str, request: Request) -> Response:
             status, payload = await self.handle(request.method, "/" + path, await request.body())
-            return JSONResponse(payload, status)
+            # json.dumps as the old server did: a -inf logprob must not turn into a 500
+            return Response(json.dumps(payload, ensure_ascii=False), status, media_type="application/json")
 
         return guarded(app, self.limits, self.token)
 
