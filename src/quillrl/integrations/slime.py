@@ -30,7 +30,7 @@ TOKEN_ENV = "QUILLRL_REWARD_TOKEN"
 async def reward(args: Any, sample: Any, **_: Any) -> Any:
     """The reward of one slime ``Sample`` (or, for ``--group-rm``, a list: one group)."""
     client = RewardClient(str(args.rm_url).rstrip("/").removesuffix("/slime"),
-                          token_env=TOKEN_ENV if os.environ.get(TOKEN_ENV) else None)
+                          token_env=TOKEN_ENV if os.environ.get(TOKEN_ENV) else None, timeout=900.0)
     if isinstance(sample, list):
         return await client.apost("/slime/group", {"samples": [_payload(s) for s in sample]})
     body = {**_payload(sample), "group_key": f"slime:{sample.group_index}",
