@@ -94,6 +94,51 @@ def test_barrier_complete_timeout_and_key_reuse():
     assert closed[:2] == [GroupState.COMPLETE, GroupState.TIMED_OUT]
 
 
+def test_a_resent_sample_takes_over_its_abandoned_place():
+    async def score(group):
+        return [f"{group.serial}:{m}:{len(group.members)}" for m in group.members]
+
+    async def run():
+        barrier = GroupBarrier(score, timeout_s=60)
+        first = asyncio.ensure_future(barrier.join("k", 3, ["a"]))
+        await asyncio.sleep(0)
+        first.cancel()  # the engine's client gave up ...
+        await asyncio.gather(first, return_exceptions=True)
+        resent = asyncio.ensure_future(barrier.join("k", 3, ["a"]))  # ... and sends "a" again
+        rest = await asyncio.gather(barrier.join("k", 3, ["b"]), barrier.join("k", 3, ["c"]))
+        late = asyncio.ensure_future(barrier.join("k2", 2, ["x"]))
+        await asyncio.sleep(0)
+        late.cancel()
+        await asyncio.gather(late, return_exceptions=True)
+        done = await barrier.join("k2", 2, ["y"])  # k2 completes with the abandoned "x" in it
+        again = await barrier.join("k2", 2, ["x"])  # the re-sent "x" gets its scored answer
+        return await resent, rest, done, again, barrier.open
+
+    resent, rest, done, again, still_open = asyncio.run(run())
+    assert resent == ["0:a:3"] and rest == [["0:b:3"], ["0:c:3"]]  # one group of three, not four
+    assert done == ["1:y:2"] and again == ["1:x:2"] and not still_open
+
+
+def test_engine_client_timeout_and_retry_over_http():
+    """OpenRLHF's and slime's clients give up after a timeout and re-send the same sample."""
+    with served(make_config()) as server:
+        body = {"samples": [{"prompt": "Write about the night.", "response": TEXTS[0], "constraints": FORBID_MOON}],
+                "group_key": "g"}
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(server.url + "/v1/rewards", json=body, timeout=1.0)
+        deadline = time.monotonic() + 60
+        while not server.service.barrier.abandoned:  # the server saw the client leave
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda t: single(server, t).json()["results"][0], TEXTS))
+    # one whole group of the four texts: had the retry joined as a fifth member, the last text
+    # would have started a new group and come back partial after the timeout
+    assert all(a["group_size"] == 4 and not a["partial"] for a in answers)
+    assert sorted(a["passed"] for a in answers) == [False, False, True, True]
+    assert server.service.metrics.summary()["groups_complete"] == 1
+
+
 # -- scoring: the same code as train policy ------------------------------------------------------
 
 def test_single_samples_of_a_group_get_what_train_policy_computes():

@@ -18,8 +18,11 @@ runs on one event loop):
 ``SCORED``
     every member's future holds its answer (or the scoring error).
 
-A member whose request was cancelled (its client went away) still counts in its group: the
-others are not held hostage, and its answer is dropped.
+A member whose request was cancelled (its client went away, e.g. an engine's client timing
+out) still counts in its group: the others are not held hostage. Engines then re-send the same
+sample; a request for a (key, sample) whose earlier request was abandoned takes over that
+member's place (or, once the group is scored, gets its answer) instead of joining the group a
+second time. Abandoned places are kept for twice the group timeout.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Group:
     state: GroupState = GroupState.OPEN
     opened: float = field(default_factory=time.monotonic)
     timer: asyncio.TimerHandle | None = None
+    outcome: Any = None  # once scored: the answers, or the exception scoring raised
 
     @property
     def partial(self) -> bool:
@@ -81,6 +85,7 @@ class GroupBarrier:
         self.on_closed = on_closed or (lambda g: None)
         self.open: dict[str, Group] = {}
         self.opened = 0
+        self.abandoned: dict[tuple[str, Any], tuple[Group, int, float]] = {}
         self._tasks: set[asyncio.Task] = set()
 
     async def join(self, key: str, size: int, samples: list[Any]) -> list[Any]:
@@ -93,6 +98,10 @@ class GroupBarrier:
 
     def _add(self, key: str, size: int, sample: Any) -> asyncio.Future:
         loop = asyncio.get_running_loop()
+        self._forget_old(loop.time())
+        place = self.abandoned.pop((key, sample), None)
+        if place is not None:  # a re-sent sample: take over its abandoned place
+            return self._resume(*place[:2], loop)
         group = self.open.get(key)
         if group is not None and group.size != size:
             raise GroupConflict(f"group '{key}' is open with size {group.size}; this request says "
@@ -105,9 +114,34 @@ class GroupBarrier:
         future = loop.create_future()
         group.members.append(sample)
         group.futures.append(future)
+        self._watch(group, len(group.members) - 1, future)
         if len(group.members) == group.size:
             self._close(group, GroupState.COMPLETE)
         return future
+
+    def _watch(self, group: Group, index: int, future: asyncio.Future) -> None:
+        def abandoned(f: asyncio.Future) -> None:
+            if f.cancelled():
+                loop = asyncio.get_running_loop()
+                self.abandoned[(group.key, group.members[index])] = (group, index, loop.time())
+
+        future.add_done_callback(abandoned)
+
+    def _resume(self, group: Group, index: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        future = loop.create_future()
+        if isinstance(group.outcome, Exception):
+            future.set_exception(group.outcome)
+        elif group.outcome is not None:
+            future.set_result(group.outcome[index])
+        else:
+            group.futures[index] = future
+            self._watch(group, index, future)
+        return future
+
+    def _forget_old(self, now: float) -> None:
+        for place, (_, _, since) in list(self.abandoned.items()):
+            if now - since > 2 * self.timeout_s:
+                del self.abandoned[place]
 
     def _expire(self, group: Group) -> None:
         if group.state is GroupState.OPEN:
@@ -128,10 +162,12 @@ class GroupBarrier:
         try:
             answers = await self.score(group)
         except Exception as exc:  # noqa: BLE001 - every waiting member gets the error
+            group.outcome = exc
             for future in group.futures:
                 if not future.done():
                     future.set_exception(exc)
         else:
+            group.outcome = answers
             for future, answer in zip(group.futures, answers):
                 if not future.done():  # a cancelled member (its client left) is skipped
                     future.set_result(answer)

@@ -125,7 +125,7 @@ class Guard:
         else:
             self.inflight += 1
             try:
-                await self._run(scope, _replay(body, receive), send_counted)
+                await self._run(scope, body, receive, send_counted)
             finally:
                 self.inflight -= 1
         self.on_request(path, status["code"], time.perf_counter() - start)
@@ -162,35 +162,44 @@ class Guard:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _run(self, scope: dict, receive: Callable, send: Callable) -> None:
-        started = {"yes": False}
+    async def _run(self, scope: dict, body: bytes, receive: Callable, send: Callable) -> None:
+        """Run the app on the buffered body; cancel it if the client goes away (so a reward
+        request waiting at the barrier is known to be abandoned) or the timeout passes."""
+        started, gone, sent = {"yes": False}, asyncio.Event(), {"yes": False}
 
         async def send_tracked(message: dict) -> None:
             started["yes"] = started["yes"] or message["type"] == "http.response.start"
             await send(message)
 
+        async def watch() -> None:  # the only reader of the connection once the body is in
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        async def replay() -> dict:
+            if not sent["yes"]:
+                sent["yes"] = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        app = asyncio.ensure_future(self.app(scope, replay, send_tracked))
+        watcher = asyncio.ensure_future(watch())
         try:
-            await asyncio.wait_for(self.app(scope, receive, send_tracked), self.limits.request_timeout_s)
-        except asyncio.TimeoutError:
-            if not started["yes"]:
+            done, _ = await asyncio.wait({app, watcher}, timeout=self.limits.request_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if app not in done:
+            app.cancel()
+            await asyncio.gather(app, return_exceptions=True)
+            if watcher not in done and not started["yes"]:  # timed out, the client still there
                 await _respond(send, 504, f"no answer within {self.limits.request_timeout_s:g} s")
-        except Exception:  # noqa: BLE001 - a server answers; the log has the traceback
-            log.exception("request to %s failed", scope.get("path"))
+            return
+        if app.exception() is not None:
+            log.error("request to %s failed", scope.get("path"), exc_info=app.exception())
             if not started["yes"]:
                 await _respond(send, 500, "internal error (see the server log)")
-
-
-def _replay(body: bytes, receive: Callable) -> Callable:
-    """An ASGI ``receive`` that hands over the buffered body, then waits for a disconnect."""
-    sent = {"yes": False}
-
-    async def replay() -> dict:
-        if not sent["yes"]:
-            sent["yes"] = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _respond(send: Callable, status: int, message: str,
