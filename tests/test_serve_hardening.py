@@ -45,13 +45,19 @@ def raw(port: int, data: bytes, timeout: float = 60) -> str:
 
 
 def test_fifty_concurrent_requests_all_answered_in_shared_batches(local):
-    backend = RecordingBackend(local)
+    gate = threading.Event()
+    backend = RecordingBackend(local, gate=gate)
     with OpenAIServer(backend, "127.0.0.1", 0, model_name="tiny", max_batch=16).start() as server:
         with ThreadPoolExecutor(50) as pool:
-            codes = list(pool.map(lambda _: httpx.post(server.url + "/chat/completions", json=CHAT,
-                                                       timeout=300).status_code, range(50)))
+            futures = [pool.submit(lambda: httpx.post(server.url + "/chat/completions", json=CHAT,
+                                                      timeout=300).status_code) for _ in range(50)]
+            while not backend.calls or len(server.scheduler._jobs) < 50 - len(backend.calls[0]):
+                gate.wait(0.01)  # the first batch holds the model until every request is queued
+            gate.set()
+            codes = [f.result() for f in futures]
     assert codes == [200] * 50
-    assert sum(map(len, backend.calls)) == 50 and len(backend.calls) < 50  # batched across requests
+    assert sum(map(len, backend.calls)) == 50
+    assert len(backend.calls) == 1 + -(-(50 - len(backend.calls[0])) // 16)  # full batches of 16
 
 
 def test_a_small_request_is_not_starved_behind_a_large_one(local):
