@@ -217,6 +217,32 @@ def test_invalid_judgments_fill_the_group_mean(mode):
     assert missing[0]["passed"] and missing[0]["reward"] == pytest.approx(missing[0]["writing"])
 
 
+@pytest.mark.parametrize("fault", ["down", "slow", "garbage"])
+def test_a_real_openai_judge_that_fails_gives_missing_writing_rewards(fault):
+    """genrm:openai against a stub server: refused connections, answers slower than the
+    backend's timeout, or replies with no verdict; retries, then missing rewards, counted."""
+    from quillrl.judges import make_judge
+    from test_backends_retries import Stub, completion
+
+    stub = Stub(lambda i, body: (200, completion("no verdict here"), {}, 3.0 if fault == "slow" else 0))
+    with socket.socket() as free:  # a port the OS just handed out and nothing listens on
+        free.bind(("127.0.0.1", 0))
+        closed_port = free.getsockname()[1]
+    url = f"http://127.0.0.1:{closed_port}/v1" if fault == "down" else stub.url
+    judge = make_judge(f"genrm:openai:{url}#m", mode="verdict",
+                       backend_options={"timeout": 0.3, "max_retries": 1, "backoff": 0.01})
+    try:
+        with served(make_config(batch={"judge_retries": 1}), GroupRewards(judge, strategy="round_robin")) as server, \
+                ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda t: single(server, t).json()["results"][0], TEXTS))
+            failures = server.metric("quillrl_judge_failures_total")
+    finally:
+        stub.close()
+    assert all(a["writing_missing"] and a["writing"] == 0.0 for a in answers)
+    assert failures == 12  # six pairs, judged twice (one retry)
+    assert all(a["reward"] < b["reward"] for a in answers if not a["passed"] for b in answers if b["passed"])
+
+
 # -- limits, auth, bad input -----------------------------------------------------------------------
 
 def test_auth_body_limit_bad_json_and_no_exception_text(monkeypatch):
