@@ -1,0 +1,108 @@
+"""How IFBench's checks see a text: its sentence splitter and its several word splitters.
+
+IFBench does not have one notion of "a word"; each check uses one of these, and we keep each
+one exactly (docs/design.md, "IFBench constraints"), so that our verdicts are IFBench's:
+
+- ``sentences``: NLTK's ``sent_tokenize`` (Punkt, English);
+- ``regex_words``: runs of ``\\w`` (its ``count_words``);
+- ``nltk_words``: NLTK's ``word_tokenize``; ``alnum_tokens``: those with a letter or digit;
+- ``bare_words``: lowercased, ASCII punctuation deleted, split on whitespace;
+- ``strip_punct``: a token with ASCII punctuation and spaces trimmed from both ends.
+
+Sentence and token splits are cached per text: loose verification runs every check on the
+same eight variants of a response, and several checks split the same variant.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+
+from ..punkt_data import ensure_punkt
+from ..text import shorten  # noqa: F401  (reasons quote words through it)
+
+PUNCTUATION = string.punctuation
+_DELETE_PUNCTUATION = str.maketrans("", "", PUNCTUATION)
+_REGEX_WORD = re.compile(r"\w+")
+
+
+def without_punctuation(text: str) -> str:
+    """``text`` with every ASCII punctuation character deleted.
+
+    >>> without_punctuation("don't, stop!")
+    'dont stop'
+    """
+    return text.translate(_DELETE_PUNCTUATION)
+
+
+def strip_punct(token: str) -> str:
+    """A token with ASCII punctuation and spaces trimmed from both ends.
+
+    >>> strip_punct('"Hello,"')
+    'Hello'
+    """
+    return token.strip(PUNCTUATION + " ")
+
+
+def regex_words(text: str) -> list[str]:
+    """IFBench's ``count_words`` tokens: runs of word characters.
+
+    >>> regex_words("It's 3-4 words")
+    ['It', 's', '3', '4', 'words']
+    """
+    return _REGEX_WORD.findall(text)
+
+
+def bare_words(text: str) -> list[str]:
+    """Lowercased, punctuation deleted, split on whitespace.
+
+    >>> bare_words("Don't STOP, now!")
+    ['dont', 'stop', 'now']
+    """
+    return without_punctuation(text.lower()).split()
+
+
+@functools.lru_cache(maxsize=512)
+def sentences(text: str) -> tuple[str, ...]:
+    """NLTK's English sentence split, as IFBench's ``split_into_sentences``.
+
+    >>> sentences("One. Two? Three!")
+    ('One.', 'Two?', 'Three!')
+    """
+    ensure_punkt()
+    import nltk
+
+    return tuple(nltk.sent_tokenize(text))
+
+
+@functools.lru_cache(maxsize=512)
+def nltk_words(text: str) -> tuple[str, ...]:
+    """NLTK's ``word_tokenize``.
+
+    >>> nltk_words("Isn't it?")
+    ('Is', "n't", 'it', '?')
+    """
+    ensure_punkt()
+    import nltk
+
+    return tuple(nltk.word_tokenize(text))
+
+
+def alnum_tokens(text: str) -> list[str]:
+    """``nltk_words`` without the tokens that are only punctuation.
+
+    >>> alnum_tokens("Hi, there -- you.")
+    ['Hi', 'there', 'you']
+    """
+    return [token for token in nltk_words(text) if any(ch.isalnum() for ch in token)]
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``... for reasons.
+
+    >>> [ordinal(n) for n in (1, 2, 3, 4, 11, 22)]
+    ['1st', '2nd', '3rd', '4th', '11th', '22nd']
+    """
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
