@@ -142,18 +142,19 @@ class PersonNameCount(IFBenchCheck):
 
 
 class TrigramOverlap(IFBenchCheck):
-    """The share of the response's distinct trigrams (NLTK tokens) found in the reference text
-    is within 2 points of ``percentage``."""
+    """The share of the response's distinct character trigrams found in the reference text is
+    within 2 points of ``percentage``. (IFBench at db69a6f, whose data and outputs we match,
+    takes trigrams of characters; later IFBench takes trigrams of NLTK words.)"""
 
     id = "ratio:overlap"
     args = (text_arg("reference_text"), count_arg("percentage"))
 
     def __init__(self, kwargs=None):
         super().__init__(kwargs)
-        self._reference = set(nltk.ngrams(T.nltk_words(self.kwargs["reference_text"]), 3))
+        self._reference = set(nltk.ngrams(self.kwargs["reference_text"], 3))
 
     def check(self, text: str) -> CheckResult:
-        grams = set(nltk.ngrams(T.nltk_words(text), 3))
+        grams = set(nltk.ngrams(text, 3))
         if not grams:
             return self.result(False, "no trigrams")
         share = 100 * len(grams & self._reference) / len(grams)
@@ -203,20 +204,17 @@ class JapaneseNthWord(IFBenchCheck):
 
 
 class KeywordsMultiple(IFBenchCheck):
-    """keyword1..keyword5 occur exactly 1, 2, 3, 5 and 7 times, as whole words, any case."""
+    """keyword1..keyword5 occur exactly 1, 2, 3, 5 and 7 times, ignoring case. As IFBench at
+    db69a6f counts, occurrences inside longer words count too ("cat" in "concatenate")."""
 
     id = "count:keywords_multiple"
     args = tuple(text_arg(f"keyword{i}") for i in range(1, 6))
 
-    def __init__(self, kwargs=None):
-        super().__init__(kwargs)
-        self._wanted = [(self.kwargs[f"keyword{i}"].strip(), times)
-                        for i, times in zip(range(1, 6), KEYWORD_TIMES)]
-        self._patterns = [word_pattern(word) for word, _ in self._wanted]
-
     def check(self, text: str) -> CheckResult:
-        for (word, times), pattern in zip(self._wanted, self._patterns):
-            n = len(pattern.findall(text))
+        lowered = text.lower()
+        for i, times in zip(range(1, 6), KEYWORD_TIMES):
+            word = self.kwargs[f"keyword{i}"].strip()
+            n = lowered.count(word.lower())
             if n != times:
                 return self.result(False, f"{word!r} {n} times; exactly {times} required")
         return self.result(True, "every keyword the required number of times")
@@ -239,9 +237,9 @@ class PunctuationCover(IFBenchCheck):
                            else "every punctuation mark used")
 
 
-class EqualSentencesDistinctWords(IFBenchCheck):
-    """Three sentences of equal length (characters), no word (lowercased, punctuation deleted)
-    used twice."""
+class EqualSentenceLengths(IFBenchCheck):
+    """Three sentences with the same number of characters. (The instruction also asks for all
+    different words; IFBench at db69a6f does not check that, so neither do we.)"""
 
     id = "ratio:sentence_words"
 
@@ -250,14 +248,10 @@ class EqualSentencesDistinctWords(IFBenchCheck):
         if len(split) != 3:
             return self.result(False, f"{len(split)} sentences; 3 required")
         lengths = [len(s.strip()) for s in split]
-        if len(set(lengths)) != 1:
-            return self.result(False, f"sentence lengths {lengths}; equal required")
-        words = T.bare_words(" ".join(split))
-        return self.result(len(words) == len(set(words)), f"3 sentences of {lengths[0]} "
-                           f"characters, {len(words) - len(set(words))} repeated words")
+        return self.result(len(set(lengths)) == 1, f"sentence lengths {lengths}; equal required")
 
 
 COUNT_CHECKS = (WordCountRange, UniqueWordCount, StopWordPercentage, SentenceTypeRatio,
                 SentenceBalance, ConjunctionCount, PersonNameCount, TrigramOverlap, NumbersCount,
                 PronounCount, JapaneseNthWord, KeywordsMultiple, PunctuationCover,
-                EqualSentencesDistinctWords)
+                EqualSentenceLengths)

@@ -276,22 +276,26 @@ class RepeatSimple(IFBenchCheck):
 
 
 class RepeatSpan(IFBenchCheck):
-    """Exactly words n_start..n_end (inclusive, whitespace-split) of the request, any case."""
+    """Exactly characters n_start..n_end (inclusive) of the request, ignoring case and outer
+    whitespace. (IFBench at db69a6f indexes characters; later IFBench indexes words.)"""
 
     id = "repeat:repeat_span"
     args = (text_arg("prompt_to_repeat"), count_arg("n_start"), count_arg("n_end"))
 
     @classmethod
     def validate_together(cls, kwargs):
+        for name in ("n_start", "n_end"):
+            if not float(kwargs[name]).is_integer():
+                raise cls.error(f"{name} ({kwargs[name]}) must be a whole number")
         if kwargs["n_start"] > kwargs["n_end"]:
             raise cls.error(f"n_start ({kwargs['n_start']}) is above n_end ({kwargs['n_end']})")
 
     def check(self, text: str) -> CheckResult:
         start, end = int(self.kwargs["n_start"]), int(self.kwargs["n_end"])
-        span = " ".join(self.kwargs["prompt_to_repeat"].split()[start:end + 1])
+        span = self.kwargs["prompt_to_repeat"][start:end + 1]
         same = text.strip().lower() == span.strip().lower()
-        return self.result(same, f"{'is' if same else 'is not'} words {show(start)}-{show(end)} "
-                                 "of the request")
+        return self.result(same, f"{'is' if same else 'is not'} characters {start}-{end} of the "
+                                 f"request ({T.shorten(span, 30)!r})")
 
 
 FORMAT_CHECKS = (NestedBrackets, NestedQuotes, OptionsResponse, NewLineWords, EmojiSentences,

@@ -252,17 +252,21 @@ class KeywordAtPosition(IFBenchCheck):
 
 
 class WordsPosition(IFBenchCheck):
-    """The second and the second-to-last words (NLTK tokens) are both ``keyword``."""
+    """The second and the second-to-last NLTK tokens are both ``keyword``, not counting a last
+    token that is punctuation."""
 
     id = "words:words_position"
     args = (text_arg("keyword"),)
 
     def check(self, text: str) -> CheckResult:
-        words, keyword = T.alnum_tokens(text), self.kwargs["keyword"].strip().lower()
-        if len(words) < 2:
-            return self.result(False, f"{len(words)} words")
-        return self.result(words[1].lower() == words[-2].lower() == keyword,
-                           f"second word {words[1]!r}, second-to-last {words[-2]!r}")
+        words, keyword = T.nltk_words(text), self.kwargs["keyword"].strip().lower()
+        # IFBench's test is `words[-1] in string.punctuation`: a substring test, kept as is.
+        closing = 1 if words and words[-1] in T.PUNCTUATION else 0
+        if len(words) < 2 + closing:
+            return self.result(False, f"{len(words)} tokens")
+        second, second_last = words[1], words[-2 - closing]
+        return self.result(second.lower() == second_last.lower() == keyword,
+                           f"second word {second!r}, second-to-last {second_last!r}")
 
 
 WORD_CHECKS = (AlphabetLoop, ThreeVowels, ConsonantCluster, AlliterationIncrement, Palindromes,
