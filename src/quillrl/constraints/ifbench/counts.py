@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 
-import nltk
-
 from ..spec import CheckResult
 from . import text as T
 from .base import IFBenchCheck, count_arg, show, text_arg
@@ -141,6 +139,15 @@ class PersonNameCount(IFBenchCheck):
                                                   f"{show(self.kwargs['N'])} required")
 
 
+def character_trigrams(text: str) -> set[tuple[str, str, str]]:
+    """The distinct runs of 3 characters (what ``nltk.ngrams(text, 3)`` gives on a string).
+
+    >>> sorted(character_trigrams("abcd"))
+    [('a', 'b', 'c'), ('b', 'c', 'd')]
+    """
+    return set(zip(text, text[1:], text[2:]))
+
+
 class TrigramOverlap(IFBenchCheck):
     """The share of the response's distinct character trigrams found in the reference text is
     within 2 points of ``percentage``. (IFBench at db69a6f, whose data and outputs we match,
@@ -151,10 +158,10 @@ class TrigramOverlap(IFBenchCheck):
 
     def __init__(self, kwargs=None):
         super().__init__(kwargs)
-        self._reference = set(nltk.ngrams(self.kwargs["reference_text"], 3))
+        self._reference = character_trigrams(self.kwargs["reference_text"])
 
     def check(self, text: str) -> CheckResult:
-        grams = set(nltk.ngrams(text, 3))
+        grams = character_trigrams(text)
         if not grams:
             return self.result(False, "no trigrams")
         share = 100 * len(grams & self._reference) / len(grams)

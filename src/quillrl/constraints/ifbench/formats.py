@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import string
 
-import emoji
-
 from ..spec import CheckResult
 from . import text as T
 from .base import IFBenchCheck, count_arg, show, text_arg
@@ -100,6 +98,8 @@ class EmojiSentences(IFBenchCheck):
     id = "format:emoji"
 
     def check(self, text: str) -> CheckResult:
+        import emoji  # its tables load on import; only this check needs them
+
         split = T.sentences(text)
         for i, sentence in enumerate(split):
             bare = T.without_punctuation(sentence).strip()

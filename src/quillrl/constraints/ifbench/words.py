@@ -5,8 +5,6 @@ from __future__ import annotations
 import string
 from collections import Counter
 
-import syllapy
-
 from ..spec import CheckResult
 from . import text as T
 from .base import IFBenchCheck, count_arg, show, text_arg
@@ -163,6 +161,8 @@ class AlternatingSyllables(IFBenchCheck):
     id = "words:odd_even_syllables"
 
     def check(self, text: str) -> CheckResult:
+        import syllapy  # loads its word table on import; only this check needs it
+
         words = T.bare_words(text)
         parity = [syllapy.count(w) % 2 for w in words]
         for i, (a, b) in enumerate(zip(parity, parity[1:])):
