@@ -141,10 +141,12 @@ GROUP_OF: dict[str, str] = {
     "format:title_case": "case",
 }
 
-# Pairs of groups that make no sense together: a haiku of 100 words; a title line or a closing
+# Pairs of groups that cannot hold together: a haiku of 100 words; a title line or a closing
 # sentence or postscript added to a line-exact shape (acrostic, haiku, line or stanza count);
-# names, conjunctions or a keyword in the nth sentence squeezed into such a shape; character
-# names (capitalised, as IFBench matches them) in an all-lowercase text.
+# a keyword in the 3rd sentence or five conjunctions in a haiku; character names (capitalised,
+# as IFBench matches them) in an all-lowercase text. Names in a shape could often fit, but a
+# form's few lines are for the poem, so we keep those apart too (tests/test_augment_feasible.py
+# shows every combination we allow can be met).
 # Two members of one group (two endings, two shapes, two lengths) are never combined either.
 CONFLICTS = {frozenset(pair) for pair in (
     ("shape", "length"), ("shape", "title"), ("shape", "ending"), ("shape", "names"),
