@@ -21,7 +21,8 @@ PERSON_NAMES = (
     "Jacob", "Scarlett", "Nathan", "Victoria", "Elijah", "Layla", "Nicholas", "Audrey", "David",
     "Hannah", "Christopher", "Penelope", "Thomas", "Nora", "Andrew", "Aria", "Joseph", "Claire",
     "Ryan", "Stella", "Jonathan")
-_NAME_PATTERNS = tuple((name, re.compile(rf"\b{name}\b")) for name in PERSON_NAMES)
+# One pass for all 50: whole words never overlap, so the set found equals 50 separate searches.
+_NAMES = re.compile(r"\b(?:" + "|".join(PERSON_NAMES) + r")\b")
 PRONOUNS = frozenset("""
     i me we us you he him she her it they them
     my mine our ours your yours his hers its their theirs
@@ -134,7 +135,7 @@ class PersonNameCount(IFBenchCheck):
     args = (count_arg("N"),)
 
     def check(self, text: str) -> CheckResult:
-        n = sum(bool(pattern.search(text)) for _, pattern in _NAME_PATTERNS)
+        n = len(set(_NAMES.findall(text)))
         return self.result(n >= self.kwargs["N"], f"{n} of the listed names; at least "
                                                   f"{show(self.kwargs['N'])} required")
 

@@ -222,11 +222,11 @@ class TitleCase(IFBenchCheck):
     id = "format:title_case"
 
     def check(self, text: str) -> CheckResult:
-        for word in T.nltk_words(text):
-            if not word[0].isalpha():
-                continue
-            if word[0].islower() and (len(word) == 1 or word[1:].islower() or word[1:].isupper()):
-                return self.result(False, f"{T.shorten(word, 20)!r} is not capitalised")
+        for sentence in T.sentences(text):  # token by token, stopping at the first miss
+            for word in T.sentence_words(sentence):
+                if word[0].isalpha() and word[0].islower() and (
+                        len(word) == 1 or word[1:].islower() or word[1:].isupper()):
+                    return self.result(False, f"{T.shorten(word, 20)!r} is not capitalised")
         return self.result(True, "every word capitalised")
 
 

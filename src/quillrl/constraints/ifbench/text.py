@@ -9,8 +9,9 @@ one exactly (docs/design.md, "IFBench constraints"), so that our verdicts are IF
 - ``bare_words``: lowercased, ASCII punctuation deleted, split on whitespace;
 - ``strip_punct``: a token with ASCII punctuation and spaces trimmed from both ends.
 
-Sentence and token splits are cached per text: loose verification runs every check on the
-same eight variants of a response, and several checks split the same variant.
+Sentence splits are cached per text and Treebank tokens per sentence: loose verification runs
+every check on eight variants of a response, which share most of their sentences, and several
+checks split the same variant.
 """
 
 from __future__ import annotations
@@ -76,17 +77,42 @@ def sentences(text: str) -> tuple[str, ...]:
     return tuple(nltk.sent_tokenize(text))
 
 
-@functools.lru_cache(maxsize=512)
 def nltk_words(text: str) -> tuple[str, ...]:
-    """NLTK's ``word_tokenize``.
+    """NLTK's ``word_tokenize``: the Treebank tokens of each Punkt sentence, in order.
 
     >>> nltk_words("Isn't it?")
     ('Is', "n't", 'it', '?')
     """
-    ensure_punkt()
-    import nltk
+    return tuple(token for sentence in sentences(text) for token in sentence_words(sentence))
 
-    return tuple(nltk.word_tokenize(text))
+
+def first_words(text: str, n: int) -> list[str]:
+    """The first ``n`` tokens of ``nltk_words(text)``, tokenizing only the sentences needed."""
+    found: list[str] = []
+    for sentence in sentences(text):
+        found.extend(sentence_words(sentence))
+        if len(found) >= n:
+            break
+    return found[:n]
+
+
+def last_words(text: str, n: int) -> list[str]:
+    """The last ``n`` tokens of ``nltk_words(text)`` (fewer if it has fewer), likewise."""
+    found: list[str] = []
+    for sentence in reversed(sentences(text)):
+        found[:0] = sentence_words(sentence)
+        if len(found) >= n:
+            break
+    return found[-n:] if n else []
+
+
+@functools.lru_cache(maxsize=8192)
+def sentence_words(sentence: str) -> tuple[str, ...]:
+    """NLTK's Treebank tokens of one sentence. Cached per sentence: the loose variants of a
+    response (without its first line, without '*') share most of their sentences."""
+    from nltk.tokenize import _treebank_word_tokenizer
+
+    return tuple(_treebank_word_tokenizer.tokenize(sentence))
 
 
 def alnum_tokens(text: str) -> list[str]:

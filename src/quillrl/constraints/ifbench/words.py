@@ -120,10 +120,12 @@ class StartWithVerb(IFBenchCheck):
         if tagger is None:
             return CheckResult(None, "undecided: NLTK's averaged_perceptron_tagger_eng is not "
                                      "installed (no PyPI package ships it; see docs/results.md)")
-        tokens = list(T.nltk_words(text))
+        # The tagger reads two words either side of a token, so the first three tokens decide
+        # the first one's tag exactly as the whole text would.
+        tokens = T.first_words(text, 3)
         if not tokens:
             return self.result(False, "no words")
-        tag = tagger.tag(tokens)[0][1]  # the whole text: the tagger reads the next words too
+        tag = tagger.tag(tokens)[0][1]
         return self.result("VB" in tag, f"starts with {T.shorten(tokens[0], 20)!r} ({tag})")
 
 
@@ -259,12 +261,13 @@ class WordsPosition(IFBenchCheck):
     args = (text_arg("keyword"),)
 
     def check(self, text: str) -> CheckResult:
-        words, keyword = T.nltk_words(text), self.kwargs["keyword"].strip().lower()
+        keyword = self.kwargs["keyword"].strip().lower()
+        head, tail = T.first_words(text, 3), T.last_words(text, 3)  # all that is read
         # IFBench's test is `words[-1] in string.punctuation`: a substring test, kept as is.
-        closing = 1 if words and words[-1] in T.PUNCTUATION else 0
-        if len(words) < 2 + closing:
-            return self.result(False, f"{len(words)} tokens")
-        second, second_last = words[1], words[-2 - closing]
+        closing = 1 if tail and tail[-1] in T.PUNCTUATION else 0
+        if len(head) < 2 + closing:
+            return self.result(False, f"{len(head)} tokens")
+        second, second_last = head[1], tail[-2 - closing]
         return self.result(second.lower() == second_last.lower() == keyword,
                            f"second word {second!r}, second-to-last {second_last!r}")
 
