@@ -242,3 +242,18 @@ def test_kwargs_as_ifbench_writes_them():
         Constraint(id="count:word_count_range", kwargs={"min_words": 5, "max_words": 4})
     with pytest.raises(ConstraintError, match="takes no kwargs"):
         Constraint(id="format:emoji", kwargs={"x": 1})
+
+
+def test_stopwords_are_built_offline_from_the_installed_wheel(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from quillrl.constraints.ifbench.resources import ensure_stopwords, stopwords; "
+            "p = ensure_stopwords(); w = stopwords(); "
+            "print(p.relative_to(p.parents[3]), len(w), 'the' in w, \"mightn't\" in w)")
+    env = {**os.environ, "QUILLRL_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.split() == ["nltk_data/corpora/stopwords/english", "198", "True", "True"]
+    assert (tmp_path / "nltk_data" / "corpora" / "stopwords" / "english").is_file()
