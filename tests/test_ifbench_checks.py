@@ -173,6 +173,26 @@ CASES = [
 ]
 
 
+# In the spirit of IFBench's own instructions_test.py, in our words.
+CASES += [
+    ("count:word_count_range", {"min_words": 4, "max_words": 4}, "\n    Four words right here.",
+     True),  # leading blank line and indentation are not words
+    ("count:conjunctions", {"small_n": 3}, "I won't go but I might and I could yet I shan't.",
+     True),
+    ("count:person_names", {"N": 3}, "A list: Audrey, Ben, Yanai, Ryan.", False),  # 2 listed
+    ("count:numbers", {"N": 1}, "The crowd was 100,000 strong", True),  # one number
+    ("count:numbers", {"N": 3}, "Pi is about 3.14 and e is near 2", False),  # 3.14 is one
+    ("words:alphabet", {}, "Apples bake. . . Cakes", True),  # stray punctuation is no word
+    ("words:alphabet", {}, "Yaks zoom xylophones", False),  # Z wraps to A, not to X
+    ("words:vowel", {}, "the eel eek eked.\nyeah.", False),  # two paragraphs
+    ("words:palindrome", {}, "Ada Eve Bob Nan Otto Ava Pip Elle Anna Asa", False),  # all short
+    ("words:palindrome", {}, ", ".join(["abcba"] * 10), True),  # any string counts
+    ("count:punctuation", {}, "Odd marks.,?!", False),  # ; and : missing
+    ("sentence:alliteration_increment", {},
+     "No match here. Some silly sums. Seven slow snails slide south. But not here.", False),
+]
+
+
 @pytest.mark.parametrize("constraint_id,kwargs,response,expected", CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_check(constraint_id, kwargs, response, expected):
