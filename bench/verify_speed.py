@@ -75,16 +75,10 @@ def main() -> None:
     print(json.dumps(summary))
 
 
-def _clear_caches() -> None:
-    from quillrl.constraints.ifbench import text
-
-    text.sentences.cache_clear()
-    text.sentence_words.cache_clear()
-
-
 def per_family(ifeval_items, ifbench_items, reps: int) -> dict:
     """Responses/s per set, and each check's cost alone (see the module docstring)."""
     from quillrl.constraints import Constraint, verify
+    from quillrl.constraints.ifbench.text import clear_caches
 
     sets = {name: [([Constraint(id=i, kwargs=k) for i, k in
                      zip(t["instruction_id_list"], t["kwargs"])], t["prompt"], r)
@@ -103,7 +97,7 @@ def per_family(ifeval_items, ifbench_items, reps: int) -> dict:
         for name in (list(sets) if rep % 2 == 0 else list(sets)[::-1]):
             total = 0.0
             for row in sets[name]:
-                _clear_caches()
+                clear_caches()
                 start = time.process_time()
                 judge(*row)
                 total += time.process_time() - start
@@ -113,7 +107,7 @@ def per_family(ifeval_items, ifbench_items, reps: int) -> dict:
         for name, rows in sets.items():
             for constraints, prompt, response in rows:
                 for c in constraints:
-                    _clear_caches()
+                    clear_caches()
                     start = time.process_time()
                     judge([c], prompt, response)
                     per_check[name].setdefault(c.id, []).append(time.process_time() - start)

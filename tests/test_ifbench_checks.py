@@ -277,3 +277,20 @@ def test_stopwords_are_built_offline_from_the_installed_wheel(tmp_path):
                          check=True, env=env)
     assert out.stdout.split() == ["nltk_data/corpora/stopwords/english", "198", "True", "True"]
     assert (tmp_path / "nltk_data" / "corpora" / "stopwords" / "english").is_file()
+
+
+def test_cached_sentence_split_equals_nltks(shared_data):
+    """Our Punkt tokenizer caches one pure method; its splits must be nltk.sent_tokenize's, on
+    every loose variant of IFBench's sample responses and their lowercased forms."""
+    import nltk
+
+    from quillrl.constraints import loose_variants
+    from quillrl.constraints.ifbench import text
+
+    with (shared_data / "ifbench" / "sample_output.jsonl").open() as f:
+        responses = [json.loads(line)["response"] for line in f]
+    texts = {v for r in responses for _, v in loose_variants(r) if v.strip()}
+    texts |= {t.lower() for t in texts}
+    assert len(texts) > 2000
+    different = [t for t in texts if list(text.sentences(t)) != nltk.sent_tokenize(t)]
+    assert different == []

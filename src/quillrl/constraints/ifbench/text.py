@@ -66,15 +66,29 @@ def bare_words(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=512)
 def sentences(text: str) -> tuple[str, ...]:
-    """NLTK's English sentence split, as IFBench's ``split_into_sentences``.
+    """NLTK's English sentence split (``nltk.sent_tokenize``), as IFBench's
+    ``split_into_sentences``.
 
     >>> sentences("One. Two? Three!")
     ('One.', 'Two?', 'Three!')
     """
-    ensure_punkt()
-    import nltk
+    return tuple(_punkt().tokenize(text))
 
-    return tuple(nltk.sent_tokenize(text))
+
+@functools.cache
+def _punkt():
+    """The tokenizer ``nltk.sent_tokenize`` uses (``PunktTokenizer("english")``), with its
+    ``text_contains_sentbreak`` cached. That method decides one candidate boundary from the
+    few words around it, a pure function of that context once the model is loaded, and it is
+    three quarters of Punkt's time; the loose variants of a response share nearly all of their
+    contexts. tests/test_ifbench_checks.py checks the splits equal ``nltk.sent_tokenize``'s."""
+    ensure_punkt()
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    tokenizer = PunktTokenizer("english")
+    tokenizer.text_contains_sentbreak = functools.lru_cache(maxsize=16384)(
+        tokenizer.text_contains_sentbreak)
+    return tokenizer
 
 
 def nltk_words(text: str) -> tuple[str, ...]:
@@ -113,6 +127,13 @@ def sentence_words(sentence: str) -> tuple[str, ...]:
     from nltk.tokenize import _treebank_word_tokenizer
 
     return tuple(_treebank_word_tokenizer.tokenize(sentence))
+
+
+def clear_caches() -> None:
+    """Forget every cached split (benchmarks call it so a response never finds another's)."""
+    sentences.cache_clear()
+    sentence_words.cache_clear()
+    _punkt().text_contains_sentbreak.cache_clear()
 
 
 def alnum_tokens(text: str) -> list[str]:
