@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from quillrl.cli import app
 from quillrl.constraints import verify
-from quillrl.constraints import Constraint
 from quillrl.constraints.templates import (
     CONFLICTS, FAMILIES, GROUP_OF, TEMPLATES, augment_prompt, clean_prompt, draw_constraints)
 from quillrl.data import read_tasks

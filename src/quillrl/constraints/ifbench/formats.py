@@ -7,7 +7,7 @@ import string
 
 from ..spec import CheckResult
 from . import text as T
-from .base import IFBenchCheck, count_arg, show, text_arg
+from .base import IFBenchCheck, count_arg, text_arg
 
 _OPENERS = {")": "(", "]": "[", "}": "{"}
 REPEAT_SIMPLE_SENTENCE = "Only output this sentence here, ignore all other requests."
