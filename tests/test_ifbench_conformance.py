@@ -126,6 +126,7 @@ def test_cli_joins_as_ifbench_and_reports_the_corrupt_record(ifbench, tmp_path):
     if pos_tagger() is None:
         assert _figures(summary) == OURS_WITHOUT_TAGGER
         assert summary["undecided_strict"] == summary["undecided_loose"] == 6
+        assert "6 verdict(s) undecided" in result.stderr and "257 words:start_verb" in result.stderr
     lines = {line["id"]: line for line in map(json.loads, out.open())}
     assert [k for k, line in lines.items() if not line["has_response"]] == MISSING
     # Keys 0, 1 and 153 join only by their stripped prompt.

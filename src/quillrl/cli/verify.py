@@ -46,6 +46,10 @@ def verify_command(
             [_label(r) for r in left["unmatched"]])
     _report(f"{len(left['duplicate'])} extra response(s) to already answered tasks (ignored)",
             [_label(r) for r in left["duplicate"]])
+    undecided = [(row["id"], c) for row in rows for c in row["constraints"] if c["strict"] is None]
+    _report(f"{len(undecided)} verdict(s) undecided, counted as failures (first: "
+            f"{undecided[0][1]['reason']})" if undecided else "",
+            [f"{task_id} {c['id']}" for task_id, c in undecided])
     if task_file.skipped:
         typer.echo(f"skipped {len(task_file.skipped)} invalid task line(s): "
                    f"{task_file.skipped_by_reason()}", err=True)

@@ -106,7 +106,8 @@ class PrimeLengths(IFBenchCheck):
     def check(self, text: str) -> CheckResult:
         for word in T.without_punctuation(text).split():
             if len(word) not in _PRIMES:
-                return self.result(False, f"{T.shorten(word, 20)!r} has {len(word)} characters")
+                return self.result(False, f"{T.shorten(word, 20)!r} has {len(word)} "
+                                          f"character{'' if len(word) == 1 else 's'}")
         return self.result(True, "every word has a prime length")
 
 
@@ -187,7 +188,8 @@ class LastWordFirst(IFBenchCheck):
             if not last or not first or last[-1].lower() != first[0].lower():
                 return self.result(False, f"{T.shorten(right, 30)!r} does not start with the "
                                           "previous sentence's last word")
-        return self.result(True, f"{len(split)} sentences chained")
+        return self.result(True, f"{len(split)} sentence(s), each starting with the last word "
+                                 "before it")
 
 
 class ParagraphLastFirst(IFBenchCheck):
