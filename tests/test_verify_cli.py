@@ -90,11 +90,12 @@ def test_free_text_without_a_judge_is_counted_as_undecided(tmp_path):
 
 def test_unknown_ids_stop_with_the_accepted_list_or_are_skipped(tmp_path):
     tasks = write(tmp_path / "t.jsonl", [*TASKS, {"id": "d", "prompt": "p", "constraints": [
-        {"id": "count:keywords_multiple", "kwargs": {}}]}])
+        {"id": "count:keyword_multiple", "kwargs": {}}]}])
     responses = write(tmp_path / "r.jsonl", [{"id": "a", "response": HAIKU}])
     result, _ = run(tasks, responses)
     assert result.exit_code == 2
-    assert "unknown constraint id 'count:keywords_multiple'" in result.stderr
+    assert "unknown constraint id 'count:keyword_multiple'" in result.stderr
+    assert "did you mean 'count:keywords_multiple'" in result.stderr  # IFBench's id is known
     assert "creative:word_range" in result.stderr and "t.jsonl:4" in result.stderr
     result, summary = run(tasks, responses, "--skip-invalid")
     assert result.exit_code == 0 and summary["skipped_tasks"] == 1 and summary["n"] == 3

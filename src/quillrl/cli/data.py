@@ -55,14 +55,21 @@ def check(
     if kind not in readers:
         raise DataError(f"--kind must be one of {', '.join(readers)}; got {kind!r}")
     result = readers[kind](path, skip_invalid=skip_invalid)
-    for skipped in result.skipped[:_MAX_LISTED]:
-        where = f" (field '{skipped.field}')" if skipped.field else ""
-        typer.echo(f"{path}:{skipped.line}: skipped: {skipped.reason}{where}", err=True)
-    if len(result.skipped) > _MAX_LISTED:
-        typer.echo(f"... and {len(result.skipped) - _MAX_LISTED} more skipped lines", err=True)
+    _list_skipped(path, [(s.line, s.reason, s.field) for s in result.skipped])
     print_summary({"path": str(path), "kind": kind, "records": len(result),
                    "skipped": len(result.skipped),
                    "skipped_by_reason": result.skipped_by_reason()})
+
+
+def _list_skipped(path: Path, skipped: list[tuple[int, str, str | None]],
+                  total: int | None = None) -> None:
+    """Name each skipped line on stderr (``file:line: skipped: reason (field ...)``)."""
+    for line, reason, field in skipped[:_MAX_LISTED]:
+        where = f" (field '{field}')" if field else ""
+        typer.echo(f"{path}:{line}: skipped: {reason}{where}", err=True)
+    total = len(skipped) if total is None else total
+    if total > _MAX_LISTED:
+        typer.echo(f"... and {total - _MAX_LISTED} more skipped lines", err=True)
 
 
 @data_app.command("augment-constraints")
@@ -71,17 +78,36 @@ def augment_constraints(
     in_: Path = typer.Option(..., "--in", help="JSONL whose lines carry a 'prompt' (tasks, pairs, prompts)."),
     out: Path = typer.Option(..., "--out", help="Writing tasks JSONL to write (replaced if it exists)."),
     seed: int = typer.Option(0, help="Seed; each prompt's draw depends only on the seed and the prompt."),
-    max_per_task: int = typer.Option(3, "--max-per-task", min=1, help="At most this many constraints per task."),
+    max_per_task: int = typer.Option(3, "--max-per-task", min=1,
+                                     help="Add at most this many constraints to each task."),
     limit: int | None = typer.Option(None, help="Stop after this many tasks."),
     only: list[str] | None = typer.Option(None, "--only", help="Draw only these constraint ids (repeatable)."),
+    family: list[str] | None = typer.Option(
+        None, "--family", help="Draw from these families (repeatable): creative, ifeval, ifbench; "
+                               "default creative and ifeval. --only overrides it."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Count and list bad lines "
+                                      "(by reason, with line numbers) instead of stopping at one."),
 ) -> None:
-    """Attach verifiable constraints (instructions appended to the prompt + their specs) to prompts."""
-    from ..constraints.augment import BY_ID
-    from ..data.augment import augment_file
+    """Attach verifiable constraints (instructions appended to the prompt + their specs) to prompts.
+
+    A line that is already a task keeps its constraints; the new ones never contradict them."""
+    from ..constraints.templates import BY_ID, DEFAULT_FAMILIES, FAMILIES
+    from ..data.constrained_tasks import augment_file
     from ..errors import ConfigError
 
     unknown = sorted(set(only or []) - set(BY_ID))
     if unknown:
         raise ConfigError(f"--only: no template for {unknown}; accepted: {', '.join(sorted(BY_ID))}")
-    print_summary(augment_file(in_, out, seed=seed, max_per_task=max_per_task, limit=limit,
-                               allowed=tuple(only) if only else None))
+    bad = sorted(set(family or []) - set(FAMILIES))
+    if bad:
+        raise ConfigError(f"--family: unknown {bad}; choose from {', '.join(FAMILIES)}")
+    summary = augment_file(in_, out, seed=seed, max_per_task=max_per_task, limit=limit,
+                           allowed=tuple(only) if only else None,
+                           families=tuple(family) if family else DEFAULT_FAMILIES,
+                           skip_invalid=skip_invalid)
+    _list_skipped(in_, [(s["line"], s["reason"], s["field"]) for s in summary["skipped_lines"]],
+                  summary["skipped"])
+    for dup in summary["duplicate_lines"][:_MAX_LISTED]:
+        typer.echo(f"{in_}:{dup['line']}: duplicate prompt (first on line {dup['first_line']}); "
+                   "not written again", err=True)
+    print_summary(summary)

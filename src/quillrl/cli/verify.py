@@ -2,7 +2,7 @@
 
 TASKS is a quillrl task file, or IFEval's or IFBench's raw file (``quillrl.data.read_tasks``
 reads all three). Each response is joined to its task by ``id`` (or ``key``), else by the exact
-prompt. A task with no response stays in ``n`` and fails every constraint (a missing answer is
+prompt, else by the stripped prompt (as IFBench's ``evaluation_lib`` does). A task with no response stays in ``n`` and fails every constraint (a missing answer is
 not a followed instruction; the reference figures in shared/data/README.md count it so); the
 summary says how many there were, and how many responses matched no task.
 """
@@ -46,6 +46,10 @@ def verify_command(
             [_label(r) for r in left["unmatched"]])
     _report(f"{len(left['duplicate'])} extra response(s) to already answered tasks (ignored)",
             [_label(r) for r in left["duplicate"]])
+    undecided = [(row["id"], c) for row in rows for c in row["constraints"] if c["strict"] is None]
+    _report(f"{len(undecided)} verdict(s) undecided, counted as failures (first: "
+            f"{undecided[0][1]['reason']})" if undecided else "",
+            [f"{task_id} {c['id']}" for task_id, c in undecided])
     if task_file.skipped:
         typer.echo(f"skipped {len(task_file.skipped)} invalid task line(s): "
                    f"{task_file.skipped_by_reason()}", err=True)
@@ -60,7 +64,7 @@ def verify_command(
 
 
 def join_responses(tasks: list, responses: list) -> tuple[list[tuple[Any, Any]], dict[str, list]]:
-    """Pair each task with its first response: by id, else by exact prompt.
+    """Pair each task with its first response: by id, else by exact prompt, else stripped.
 
     Returns ``[(task, response or None)]`` in task order, and the responses left over:
     ``"unmatched"`` (no task has their id or prompt) and ``"duplicate"`` (a second response to a
@@ -73,11 +77,15 @@ def join_responses(tasks: list, responses: list) -> tuple[list[tuple[Any, Any]],
         if response.id is not None and response.id in task_ids:
             by_id.setdefault(response.id, []).append(response)
         elif response.prompt is not None:
-            # An id we do not know (another file's numbering) still joins by its prompt.
-            by_prompt.setdefault(response.prompt, []).append(response)
+            # An id we do not know (another file's numbering) still joins by its prompt, as
+            # IFEval's and IFBench's evaluations join: a response is found under its prompt and
+            # its stripped prompt, and a task looks up its prompt, then its stripped prompt.
+            for key in dict.fromkeys((response.prompt, response.prompt.strip())):
+                by_prompt.setdefault(key, []).append(response)
     joined, used = [], set()
     for task in tasks:
-        candidates = by_id.get(task.id) or by_prompt.get(task.prompt) or []
+        candidates = (by_id.get(task.id) or by_prompt.get(task.prompt)
+                      or by_prompt.get(task.prompt.strip()) or [])
         joined.append((task, candidates[0] if candidates else None))
         used.update(id(r) for r in candidates)
     judged = {id(response) for _, response in joined if response is not None}

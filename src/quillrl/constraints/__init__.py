@@ -1,8 +1,8 @@
 """Constraint verification: does a response follow its task's constraints?
 
 ``verify(text, constraints, loose=False)`` checks IFEval's 25 instruction ids (with lm-eval's
-reference checkers), our ``creative:*`` ids, and ``free_text`` instructions (with an LLM judge
-you pass in). Each verdict carries a one-line reason; ``None`` means undecided and fails.
+reference checkers), IFBench's 58 (our classes, to IFBench's semantics), our ``creative:*`` ids,
+and ``free_text`` instructions (with an LLM judge you pass in). Each verdict carries a one-line reason; ``None`` means undecided and fails.
 
 >>> v = verify("A short poem.", [Constraint(id="creative:word_range", kwargs={"min_words": 5})])
 >>> v.passed, v.results[0].reason

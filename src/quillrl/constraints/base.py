@@ -7,6 +7,7 @@ message is enough to fix the constraint.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 from ..errors import ConstraintError
 from .spec import CheckResult
 
-_TYPES = ("int", "str", "str list", "int list")
+_TYPES = ("int", "number", "str", "str list", "int list")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Arg:
     name: str
     type: str  # one of _TYPES
     required: bool = True
-    minimum: int | None = None  # for "int" and "int list"
+    minimum: int | None = None  # for "int", "number" and "int list"
     choices: tuple[str, ...] = ()  # for "str": the only values allowed
     note: str = ""  # shown in error messages, e.g. why a minimum exists
 
@@ -41,14 +42,15 @@ class Arg:
         """
         kind = " | ".join(repr(c) for c in self.choices) if self.choices else self.type
         if self.minimum is not None:
-            kind += f" >= {self.minimum}" if self.type == "int" else f", each >= {self.minimum}"
+            kind += (f", each >= {self.minimum}" if self.type == "int list"
+                     else f" >= {self.minimum}")
         details = [kind] + ([] if self.required else ["optional"]) + ([self.note] if self.note
                                                                      else [])
         return f"{self.name} ({'; '.join(details)})"
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` for this arg, or None when it is fine."""
-        if self.type in ("int", "str"):
+        if self.type in ("int", "number", "str"):
             if not _is(value, self.type):
                 return f"expected {self.type}, got {type(value).__name__} {value!r}"
             items = [value]
@@ -62,7 +64,7 @@ class Arg:
         for item in items:
             if isinstance(item, str) and not item.strip():
                 return "must not be empty"
-            if self.minimum is not None and isinstance(item, int) and item < self.minimum:
+            if self.minimum is not None and not isinstance(item, str) and item < self.minimum:
                 return f"must be >= {self.minimum}, got {item}"
             if self.choices and item not in self.choices:
                 return f"must be one of {', '.join(map(repr, self.choices))}, got {item!r}"
@@ -72,6 +74,9 @@ class Arg:
 def _is(value: Any, type_name: str) -> bool:
     if type_name == "int":  # bool is an int in Python but never a count
         return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "number":  # an int or a finite float (IFBench's data writes counts as 2.0)
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
     return isinstance(value, str)
 
 

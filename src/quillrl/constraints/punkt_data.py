@@ -43,7 +43,7 @@ def ensure_punkt() -> Path:
     model_dir = root / "tokenizers" / "punkt_tab" / "english"
     if not all((model_dir / name).is_file() for name in _FILES):
         _build(model_dir)
-    _add_to_nltk_path(root)
+    add_to_nltk_path(root)
     return model_dir
 
 
@@ -52,16 +52,28 @@ def _build(model_dir: Path) -> None:
     from nltk.tabdata import TabEncoder
 
     encoder = TabEncoder()
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".english-", dir=model_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the cache is plain readable data
+    files = {}
     for name, (table, method) in _FILES.items():
         data = getattr(tables, table)
         # Sorted so the files are byte-identical from one build to the next.
         data = dict(sorted(data.items())) if isinstance(data, dict) else sorted(data)
-        # newline="" keeps LF line ends, as load_punkt_params expects on every platform.
+        files[name] = getattr(encoder, method)(data)
+    install_files(model_dir, files)
+
+
+def install_files(model_dir: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (name -> text) as the folder ``model_dir``, all at once.
+
+    Each caller writes to a private temporary folder and renames it into place, so a reader
+    never sees half a model, and several processes building at once are safe.
+    """
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}-", dir=model_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache is plain readable data
+    for name, text in files.items():
+        # newline="" keeps LF line ends, as NLTK's readers expect on every platform.
         with open(staging / name, "w", encoding="utf-8", newline="") as f:
-            f.write(getattr(encoder, method)(data))
+            f.write(text)
     try:
         os.rename(staging, model_dir)
     except OSError:
@@ -73,7 +85,7 @@ def _build(model_dir: Path) -> None:
             raise
 
 
-def _add_to_nltk_path(root: Path) -> None:
+def add_to_nltk_path(root: Path) -> None:
     import nltk.data
 
     if str(root) not in nltk.data.path:

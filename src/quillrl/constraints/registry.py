@@ -1,7 +1,7 @@
 """The explicit registry: every constraint id quillrl checks, and the class that checks it.
 
-Three families: IFEval's 25 ids (lm-eval's reference checkers), our ``creative:*`` ids, and
-``free_text`` (an LLM judge). An unknown id is an error that names the closest id and lists all.
+Four families: IFEval's 25 ids (lm-eval's reference checkers), IFBench's 58 ids (our classes, to
+IFBench's semantics), our ``creative:*`` ids, and ``free_text`` (an LLM judge). An unknown id is an error that names the closest id and lists all.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from ..errors import ConstraintError
 from .base import Check
 from .creative import CREATIVE_CHECKS
 from .free_text import FreeTextCheck
+from .ifbench import IFBENCH_CHECKS
 from .ifeval import IFEVAL_CHECKS
 
 REGISTRY: dict[str, type[Check]] = {
     **IFEVAL_CHECKS,
+    **IFBENCH_CHECKS,
     **{cls.id: cls for cls in CREATIVE_CHECKS},
     FreeTextCheck.id: FreeTextCheck,
 }

@@ -133,12 +133,18 @@ def _free_text(check: FreeTextCheck, text: str, prompt: str | None,
 def _first_pass(check, variants: Sequence[tuple[str, str]], prompt: str | None) -> CheckResult:
     """The verdict on the first variant that passes; else an undecided one; else the failure."""
     failures = []
+    # A variant equal to an earlier one (no '*' to remove, a one-line response) gets that
+    # verdict again: checks are deterministic, so it is the same, and not computed twice.
+    judged: dict[str, CheckResult] = {}
     for label, variant in variants:
-        if not variant.strip():
+        if variant in judged:
+            result = judged[variant]
+        elif not variant.strip():
             # IFEval's `response.strip() and check_following(...)`: blank is never a pass.
             result = CheckResult(False, "empty response")
         else:
             result = _run(check, variant, prompt)
+        judged[variant] = result
         if result.passed:
             return result if label == "as is" else CheckResult(True, f"{result.reason} "
                                                                      f"(loose: {label})")

@@ -25,7 +25,7 @@ _RAW_TASK_FIELDS = ("key", "instruction_id_list", "kwargs")
 
 def read_tasks(path: str | Path, skip_invalid: bool = False) -> ReadResult[WritingTask]:
     """Read writing tasks (ours, or IFEval/IFBench raw lines) from a JSONL file; ids are unique."""
-    return read_records(path, _parse_task, skip_invalid=skip_invalid, unique_key=lambda t: t.id)
+    return read_records(path, parse_task, skip_invalid=skip_invalid, unique_key=lambda t: t.id)
 
 
 def read_pairs(path: str | Path, skip_invalid: bool = False) -> ReadResult[PreferencePair]:
@@ -55,7 +55,8 @@ def _parse_pair(value: Any, path: str, line: int) -> PreferencePair:
     return _validate(PreferencePair, value, path, line)
 
 
-def _parse_task(value: Any, path: str, line: int) -> WritingTask:
+def parse_task(value: Any, path: str, line: int) -> WritingTask:
+    """One task line (ours, or an IFEval/IFBench raw line) as a WritingTask; DataError if bad."""
     if isinstance(value, dict) and "constraints" not in value and "instruction_id_list" in value:
         value = raw_ifeval_to_task(value, path=path, line=line)
     return _validate(WritingTask, value, path, line)
