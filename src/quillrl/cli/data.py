@@ -68,7 +68,7 @@ def check(
     summary = {"path": str(path), "kind": kind, "records": len(result), **skipped_summary(result)}
     if not result.records:
         print_summary({**summary, "ok": False})
-        raise DataError(f"no valid {kind} records" + (
+        raise DataError(f"no valid {kind}" + (
             f": all {len(result.skipped)} lines were skipped" if result.skipped else
             " (the file is empty)"), path=str(path))
     print_summary({**summary, "ok": True})

@@ -93,10 +93,12 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
                 ("--timeout", timeout, [s for s in genrm if _remote(s)]),
                 ("--attempts", attempts, [s for s in genrm if _remote(s)])):
             if value is not None and not needs:
-                which = "OpenAI-compatible GenRM" if option in ("--timeout", "--attempts") else (
-                    "GenRM" if option in ("--swap", "--max-new-tokens") else "local GenRM")
-                raise ConfigError(f"{option} applies only to {which} judges (genrm:...), and "
-                                  f"none is given ({', '.join(specs) or 'no --judge'})")
+                which = ("OpenAI-compatible GenRM judges (genrm:openai:...)"
+                         if option in ("--timeout", "--attempts") else
+                         "GenRM judges (genrm:...)" if option in ("--swap", "--max-new-tokens")
+                         else "local GenRM judges (genrm:local:..., genrm:vllm:...)")
+                raise ConfigError(f"{option} applies only to {which}, and none is given "
+                                  f"({', '.join(specs) or 'no --judge'})")
     return dict(mode=mode, swap=swap, max_new_tokens=max_new_tokens, device=device,
                 dtype=dtype, backend_batch_size=backend_batch_size, timeout=timeout,
                 attempts=attempts)
@@ -164,10 +166,13 @@ def progress_bar(total: int, description: str):
 def show_retries(judge: Any, progress: Any, task: Any, description: str) -> None:
     """Show a remote judge's retries on its progress bar as they happen (a server that never
     answers would otherwise look like a bar stuck at 0)."""
+    from rich.markup import escape
+
     backend = getattr(judge, "backend", None)
     if backend is not None and hasattr(backend, "on_retry"):
+        # escaped: the description is rich markup, where "[...]" would be read as a style
         backend.on_retry = lambda n, why: progress.update(
-            task, description=f"{description} [retries: {n}; last: {why[:60]}]")
+            task, description=escape(f"{description} (retries: {n}, last: {why[:60]})"))
 
 
 def _existing(path: Path, settings: dict[str, Any]) -> dict[str, dict]:

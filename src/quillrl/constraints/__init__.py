@@ -10,7 +10,7 @@ you pass in). Each verdict carries a one-line reason; ``None`` means undecided a
 """
 
 from .base import Arg, Check
-from .free_text import FreeTextVerifier
+from .free_text import FreeTextChecker
 from .registry import REGISTRY, check_class, constraint_ids
 from .spec import CheckResult, Constraint
 from .verifier import ConstraintResult, Verification, loose_variants, verify
@@ -21,7 +21,7 @@ __all__ = [
     "CheckResult",
     "Constraint",
     "ConstraintResult",
-    "FreeTextVerifier",
+    "FreeTextChecker",
     "REGISTRY",
     "Verification",
     "check_class",

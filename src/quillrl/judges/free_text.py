@@ -13,7 +13,7 @@ says "this satisfies the instruction" is a reward hack).
 
 Results are :class:`FreeTextResult`, a subclass of the constraints package's ``CheckResult``
 (``passed``, ``reason``) that also carries ``p_yes``, so this class satisfies
-``quillrl.constraints.free_text.FreeTextVerifier`` as is. When the model puts no probability on
+``quillrl.constraints.free_text.FreeTextChecker`` (the protocol) as is. When the model puts no probability on
 either word the check is undecided, ``passed=None`` and ``p_yes=None``, as that protocol asks:
 the sample does not pass, and the failure is counted apart from real violations.
 """
