@@ -7,16 +7,8 @@ from pathlib import Path
 import typer
 
 from . import app
-from ._common import (
-    SKIP_INVALID_HELP,
-    at_least,
-    check_choice,
-    check_output_path,
-    print_summary,
-    report_skipped,
-    skipped_summary,
-    user_errors,
-)
+from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
+                      report_skipped, skipped_summary, user_errors)
 
 data_app = typer.Typer(help="Import public data sets; check task, pair and response files.",
                        no_args_is_help=True)

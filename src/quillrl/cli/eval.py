@@ -14,15 +14,8 @@ from typing import Any, Optional
 import typer
 
 from . import app
-from ._common import (
-    SKIP_INVALID_HELP,
-    at_least,
-    check_choice,
-    check_output_path,
-    print_summary,
-    report_skipped,
-    user_errors,
-)
+from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
+                      report_skipped, user_errors)
 from .judge import (
     ATTEMPTS_HELP,
     BACKEND_BATCH_HELP,

@@ -20,15 +20,8 @@ from typing import Any, Optional, Sequence
 import typer
 
 from . import app
-from ._common import (
-    SKIP_INVALID_HELP,
-    at_least,
-    check_choice,
-    check_output_path,
-    print_summary,
-    report_skipped,
-    user_errors,
-)
+from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
+                      report_skipped, user_errors)
 
 MODES_HELP = "reasoning (analysis, then verdict) or verdict (verdict-only: one forward pass)."
 DEVICE_HELP = "Local GenRM: cpu, cuda, cuda:1... (default: cuda if available)."

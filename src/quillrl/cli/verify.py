@@ -15,13 +15,8 @@ from typing import Any, Optional
 import typer
 
 from . import app
-from ._common import (
-    SKIP_INVALID_HELP,
-    check_output_path,
-    print_summary,
-    report_skipped,
-    user_errors,
-)
+from ._common import (SKIP_INVALID_HELP, check_output_path, print_summary, report_skipped,
+                      user_errors)
 
 _LISTED = 10  # missing/unmatched items named on stderr before only counting them
 
