@@ -64,7 +64,7 @@ def test_check_counts_skipped_lines(tmp_path):
     path.write_text("\n".join([json.dumps(good), "nope", json.dumps({"id": "b"})]) + "\n")
     result = runner.invoke(app, ["data", "check", str(path), "--kind", "pairs", "--skip-invalid"])
     assert result.exit_code == 0, result.output
-    assert _summary(result) == {"path": str(path), "kind": "pairs", "records": 1, "skipped": 2,
+    assert _summary(result) == {"path": str(path), "kind": "pairs", "records": 1, "skipped": 2, "ok": True,
                                 "skipped_by_reason": {"not valid JSON": 1,
                                                       "missing field 'prompt'": 1}}
     assert f"{path}:2: skipped: not valid JSON" in result.stderr

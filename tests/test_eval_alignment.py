@@ -160,7 +160,7 @@ def test_eval_alignment_limit_and_errors(tmp_path):
     assert bad.exit_code == 2 and "accepted forms" in bad.stderr.lower()
     bad = runner.invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judge",
                               "baseline:length", "--bootstrap-by", "author"])
-    assert bad.exit_code == 2 and "pair or prompt" in bad.stderr
+    assert bad.exit_code == 2 and "pair, prompt" in bad.stderr
 
 
 def test_eval_alignment_scores_saved_judgments(tmp_path):

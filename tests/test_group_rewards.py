@@ -87,23 +87,90 @@ def test_invalid_judgments_are_counted_and_filled_with_the_group_mean():
     assert batch.writing[0] == pytest.approx(batch.writing[1:].mean())  # docs/design.md, "Group barrier"
 
 
-def test_sharded_judging_matches_single_process():
-    """Two 'processes' each judge half the comparisons; gathering gives the same rewards."""
-    _, whole = compute("round_robin")
-    judges = [ScriptedJudge(SCORES), ScriptedJudge(SCORES)]
-    pieces = {}
+class ThreadGather:
+    """``gather_object`` for ``world`` threads standing in for processes: each call blocks until
+    every rank has given its local list, then returns them all joined in rank order."""
+
+    def __init__(self, world: int):
+        import threading
+
+        self.world, self.barrier = world, threading.Barrier(world, timeout=60)
+        self.slots: list = [None] * world
+
+    def for_rank(self, rank: int):
+        def gather(local: list) -> list:
+            self.slots[rank] = local
+            self.barrier.wait()
+            joined = [x for part in self.slots for x in part]
+            self.barrier.wait()  # nobody overwrites a slot before everyone has read them all
+            return joined
+
+        return gather
+
+
+def sharded(strategy: str, judges: list, world: int = 2, **compute_kw):
+    """Run GroupRewards.compute on ``world`` thread-'processes'; their batches, by rank."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gather = ThreadGather(world)
 
     def run(rank):
-        gr = GroupRewards(judges[rank], strategy="round_robin", seed=7)
-        # the fake gather: every rank's local results, in rank order (what gather_object returns)
-        return gr.compute(["p0"] * 4 + ["p1"] * 4, TEXTS, [FORBID_X] * 8, 4, step=3, shard=(rank, 2),
-                          gather=lambda local: pieces.setdefault(rank, local) and
-                          [x for r in sorted(pieces) for x in pieces[r]])
+        gr = GroupRewards(judges[rank], strategy=strategy, seed=7)
+        return gr.compute(["p0"] * 4 + ["p1"] * 4, TEXTS, [FORBID_X] * 8, 4, step=3,
+                          shard=(rank, world), gather=gather.for_rank(rank), **compute_kw)
 
-    run(0)  # records rank 0's share; its own result is incomplete until rank 1 has run
-    second = run(1)
+    with ThreadPoolExecutor(world) as pool:
+        return list(pool.map(run, range(world)))
+
+
+def test_sharded_judging_matches_single_process():
+    """Two 'processes' each judge half the comparisons and check half the constraints;
+    gathering gives both the same rewards as one process doing everything."""
+    _, whole = compute("round_robin")
+    judges = [ScriptedJudge(SCORES), ScriptedJudge(SCORES)]
+    batches = sharded("round_robin", judges)
     assert len(judges[0].items) + len(judges[1].items) == whole.judgments
-    np.testing.assert_allclose(second.rewards, whole.rewards)
+    assert abs(len(judges[0].items) - len(judges[1].items)) <= 1
+    for batch in batches:
+        np.testing.assert_allclose(batch.rewards, whole.rewards)
+        assert batch.passed.tolist() == whole.passed.tolist()
+        assert batch.reasons == whole.reasons
+
+
+def test_sharded_scalar_scores_and_checks_split_the_work():
+    class Scorer:
+        def __init__(self):
+            self.seen = []
+
+        def score(self, prompts, texts):
+            self.seen.extend(texts)
+            return [SCORES[t] for t in texts]
+
+    scorers = [Scorer(), Scorer()]
+    batches = sharded("scalar", scorers)
+    assert sorted(scorers[0].seen + scorers[1].seen) == sorted(TEXTS)
+    assert len(scorers[0].seen) == len(scorers[1].seen) == 4
+    one = GroupRewards(Scorer(), strategy="scalar", seed=7).compute(
+        ["p0"] * 4 + ["p1"] * 4, TEXTS, [FORBID_X] * 8, 4, step=3)
+    for batch in batches:
+        np.testing.assert_allclose(batch.rewards, one.rewards)
+
+
+def test_mixed_stats_come_from_the_mix():
+    """λ per penalised group is the mix's own, and the pivot is drawn once per group."""
+    from quillrl.rewards import mix_groups
+    from quillrl.train.group_rewards import group_pivot
+
+    judge, batch = compute("pivot")
+    r, stats = mix_groups(batch.writing, batch.passed, 4, return_stats=True)
+    np.testing.assert_allclose(r, batch.rewards)
+    assert batch.lambdas == [s.lam for s in stats if s.penalised] and batch.stats == stats
+    assert batch.lambdas  # the fixture has mixed groups: some λ is logged
+    for g in range(2):
+        u = group_pivot(7, 3, g, 4)
+        # every comparison of the group is against the pivot, and the fold gives the pivot 0
+        assert {b for p, _, b in judge.items if p == f"p{g}"} == {TEXTS[4 * g + u]}
+        assert batch.writing[4 * g + u] == 0.0
 
 
 def test_scalar_strategy_uses_scores():

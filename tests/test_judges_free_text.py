@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from quillrl.backends.base import Backend, ChatPrompt, UsageCounter
-from quillrl.constraints.free_text import FreeTextVerifier as VerifierProtocol
+from quillrl.constraints.free_text import FreeTextChecker as VerifierProtocol
 from quillrl.constraints.spec import CheckResult
 from quillrl.errors import ConfigError
 from quillrl.judges import FreeTextResult, FreeTextVerifier, neutralise

@@ -75,3 +75,51 @@ def test_embedded_model_is_cached_as_safetensors(embedded_model_dir):
     ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     assert tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+CONVERT_RACER = """
+import json, os, sys, time
+from pathlib import Path
+import quillrl.models as models
+
+log = Path(sys.argv[1])
+
+def fake_convert(spec, name, target):
+    # stands in for the GGUF conversion: slow enough that the racers overlap, and it records
+    # who converted and whether another conversion was in progress at the same time
+    busy = target.parent / "busy"
+    with log.open("a") as f:
+        f.write(json.dumps({"pid": os.getpid(), "overlap": busy.exists()}) + "\\n")
+    busy.touch()
+    time.sleep(1.0)
+    tmp = target.with_name(target.name + ".tmp-" + str(os.getpid()))
+    tmp.mkdir()
+    (tmp / "config.json").write_text("{}")
+    (tmp / "model.safetensors").write_bytes(b"x")
+    tmp.rename(target)
+    busy.unlink()
+
+models._convert = fake_convert
+print(models.materialize_embedded(models.DEFAULT_MODEL))
+"""
+
+
+def test_concurrent_processes_convert_the_embedded_model_once(tmp_path):
+    """As under torchrun: three processes ask for the embedded model at once; one converts
+    while the others wait on the lock, and all get the same complete cache."""
+    import os
+    import subprocess
+    import sys
+
+    home, log = tmp_path / "home", tmp_path / "conversions.jsonl"
+    env = {**os.environ, "QUILLRL_HOME": str(home)}
+    procs = [subprocess.Popen([sys.executable, "-c", CONVERT_RACER, str(log)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1
+    conversions = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(conversions) == 1 and not conversions[0]["overlap"]
+    target = home / "models" / DEFAULT_MODEL
+    assert (target / "config.json").exists() and (target / "model.safetensors").exists()

@@ -128,7 +128,7 @@ def test_one_triangle_suffices():
 
 def test_raw_one_order_matrix_is_swap_debiased():
     # p[i, j] = i wins when shown first; a judge biased toward the first slot says 0.8 and 0.4:
-    # p(0 ≻ 1) = (0.8 + 1 − 0.4) / 2 = 0.7, as in DESIGN.md's swap debiasing.
+    # p(0 ≻ 1) = (0.8 + 1 − 0.4) / 2 = 0.7, as in docs/design.md's swap debiasing.
     r = pairwise_rewards([[np.nan, 0.8], [0.4, np.nan]])
     np.testing.assert_allclose(r, [0.4, -0.4])
 

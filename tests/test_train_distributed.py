@@ -1,11 +1,16 @@
-"""Two processes (torchrun, CPU/gloo): each sees the same mixed rewards for the whole batch."""
+"""Two processes (torchrun, CPU/gloo): each sees the same mixed rewards for the whole batch.
+
+Deterministic under load: the rendezvous store binds port 0 itself (``--standalone``), so no
+port is picked, released and raced for by another program between the pick and the bind (the
+cause of a failure seen once under a CPU-heavy parallel job); the store's read timeout and the
+run's own limit are sized for a machine whose cores are all busy; gloo talks over loopback.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +24,11 @@ WORKER = Path(__file__).with_name("dist_policy_worker.py")
                     reason="torchrun not installed")
 def test_second_process_sees_the_same_mixed_rewards(tmp_path, tiny_model_dir):
     torchrun = str(Path(sys.executable).parent / "torchrun")
-    with socket.socket() as sock:  # torchrun's rendezvous needs a real port, not 0
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), str(WORKER),
-                           str(tiny_model_dir), str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "--local-addr", "127.0.0.1",
+                           "--rdzv-conf", "read_timeout=600,join_timeout=1200", "--max-restarts", "0",
+                           str(WORKER), str(tiny_model_dir), str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 for r in ranks)

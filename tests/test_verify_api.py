@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from quillrl.constraints import CheckResult, Constraint, FreeTextVerifier, loose_variants, verify
+from quillrl.constraints import CheckResult, Constraint, FreeTextChecker, loose_variants, verify
 from quillrl.constraints.ifeval import IFEVAL_ARGS, LANGUAGES, lm_eval_registry
 from quillrl.errors import ConstraintError, QuillError
 
@@ -220,7 +220,7 @@ def test_free_text_without_a_verifier_is_undecided_and_fails():
 ])
 def test_free_text_goes_to_the_verifier_once_per_mode(answer, passed, reason):
     judge = FakeJudge(answer)
-    assert isinstance(judge, FreeTextVerifier)
+    assert isinstance(judge, FreeTextChecker)
     for loose in (False, True):
         v = verify("*A sad story.*", [Constraint(id="free_text", kwargs={"text": "Make it sad."})],
                    loose=loose, free_text_verifier=judge, prompt="Write a story.")

@@ -54,12 +54,45 @@ def embedded_cache_dir(name: str) -> Path:
     return quillrl_home() / "models" / name
 
 
+def _converted(target: Path) -> bool:
+    return (target / "config.json").exists() and (target / "model.safetensors").exists()
+
+
+# How long a process waits for another one converting the embedded model (a few seconds on a
+# laptop; minutes on a loaded machine) before giving up with a clear error.
+CONVERT_LOCK_TIMEOUT = 1800.0
+
+
 def materialize_embedded(name: str) -> Path:
-    """Dequantise the embedded GGUF into a safetensors model directory (once) and return it."""
+    """Dequantise the embedded GGUF into a safetensors model directory (once) and return it.
+
+    Under torchrun or accelerate every rank asks at once: a file lock beside the cache lets one
+    process convert while the others wait, then find the finished cache. The conversion writes
+    into a private temporary folder renamed into place, so a killed conversion never leaves a
+    half-written cache, and no process can delete another's work in progress.
+    """
     spec = EMBEDDED[name]
     target = embedded_cache_dir(name)
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    if _converted(target):
         return target
+    from filelock import FileLock, Timeout
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target.parent / f".{target.name}.lock"), timeout=CONVERT_LOCK_TIMEOUT)
+    try:
+        with lock:
+            if not _converted(target):  # another process may have converted it meanwhile
+                _convert(spec, name, target)
+    except Timeout:
+        raise ModelNotFoundError(
+            f"waited {CONVERT_LOCK_TIMEOUT:.0f} s for another process converting '{name}' "
+            f"(lock {lock.lock_file}); if none is running, delete the lock file") from None
+    return target
+
+
+def _convert(spec: EmbeddedModel, name: str, target: Path) -> None:
+    import tempfile
+
     pkg = _package_dir(spec.package)
     gguf_path = pkg / spec.gguf_file if pkg else None
     if gguf_path is None or not gguf_path.exists():
@@ -79,13 +112,15 @@ def materialize_embedded(name: str) -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(quantized.state_dict())
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # atomic: a killed conversion never leaves a half-written cache
-    return target
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is plain readable data
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete cache from before the lock
+        tmp.rename(target)  # atomic: readers see no cache or a complete one
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve(name_or_path: str | Path) -> Path:

@@ -6,6 +6,8 @@
 * ``openai:<base_url>#<model>``: any OpenAI-compatible server (``OpenAIBackend``), e.g.
   ``openai:http://127.0.0.1:8000/v1#my-judge``; without ``#<model>`` the server's first model;
   ``;api_key_env=VAR`` names the variable holding the API key (none is read unless named);
+  ``?timeout=S&attempts=N`` after the URL sets the per-request timeout and the tries per
+  request (options passed to ``make_backend`` take precedence);
 * ``vllm`` or ``vllm:<name-or-path>``: vLLM in this process, GPU only (``VLLMBackend``).
 
 ``OpenAIServer`` (``quillrl serve``) exposes a local backend over the OpenAI API. Backend classes
@@ -63,7 +65,9 @@ def make_backend(spec: str | Backend, **options: Any) -> Backend:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"backend spec '{spec}': after 'openai:' comes the server's base URL, "
                               "e.g. openai:http://127.0.0.1:8000/v1#my-model")
-        return _build(__getattr__("OpenAIBackend"), spec, url, model or None, **options)
+        url, from_spec = _retry_settings(spec, url)
+        return _build(__getattr__("OpenAIBackend"), spec, url, model or None,
+                      **{**from_spec, **options})
     raise ConfigError(f"unknown backend spec '{spec}'; accepted forms: {', '.join(SPEC_FORMS)}")
 
 
@@ -85,6 +89,31 @@ def _spec_options(spec: str, rest: str, options: dict) -> tuple[str, dict]:
                               f"{', '.join(f'{k}=...' for k in SPEC_OPTIONS)}")
         options[key.strip()] = SPEC_OPTIONS[key.strip()](value.strip())
     return head, options
+
+
+def _retry_settings(spec: str, url: str) -> tuple[str, dict[str, Any]]:
+    """Split ``?timeout=S&attempts=N`` off an OpenAI base URL, as OpenAIBackend options.
+
+    >>> _retry_settings("s", "http://h:1/v1?timeout=20&attempts=2")
+    ('http://h:1/v1', {'timeout': 20.0, 'max_retries': 1})
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query, settings = [], {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in ("timeout", "attempts"):
+            query.append((key, value))
+            continue
+        try:
+            number = float(value) if key == "timeout" else int(value)
+        except ValueError:
+            number = 0
+        if not number > 0:
+            raise ConfigError(f"backend spec '{spec}': {key} must be a positive number, got {value!r}")
+        settings["timeout" if key == "timeout" else "max_retries"] = (
+            number if key == "timeout" else number - 1)
+    return urlunsplit(parts._replace(query=urlencode(query))), settings
 
 
 def _build(cls: type, spec: str, *args: Any, **options: Any) -> Backend:

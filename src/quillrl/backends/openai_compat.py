@@ -35,7 +35,7 @@ import os
 import random
 import time
 import warnings
-from typing import Any, Coroutine, Sequence
+from typing import Any, Callable, Coroutine, Sequence
 
 import numpy as np
 import openai
@@ -47,6 +47,11 @@ from .base import Backend, ChatPrompt, Generation, Prompt, SamplingParams, Usage
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 429}  # and every 5xx
+# A server that accepts connections but never answers fails a request after
+# 3 attempts x 40 s + backoff (about 2 minutes): long enough for a slow reasoning reply on a
+# loaded server, short enough that a dead one is noticed (docs/design.md, "Reliability").
+DEFAULT_TIMEOUT = 40.0
+DEFAULT_MAX_RETRIES = 2
 
 
 class OpenAIBackend(Backend):
@@ -59,13 +64,17 @@ class OpenAIBackend(Backend):
     never sent over plain http to a host beyond loopback unless ``allow_insecure_key=True``.
     ``max_tokens_param`` names the chat length field: ``"max_tokens"`` is understood by vLLM,
     SGLang and llama.cpp; OpenAI's newest models want ``"max_completion_tokens"``.
+    ``timeout`` (seconds per request) and ``max_retries`` (retries after the first attempt)
+    bound how long a dead server can stall a run. ``on_retry``, if set, is called as
+    ``on_retry(retries_so_far, reason)`` before each retry (the CLI shows it on its progress bar).
     """
 
     name = "openai"
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
                  api_key_env: str | None = None, allow_insecure_key: bool = False, max_concurrency: int = 16,
-                 timeout: float = 120.0, max_retries: int = 5, backoff: float = 0.5,
+                 timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES,
+                 backoff: float = 0.5,
                  backoff_max: float = 30.0, top_logprobs: int = 20,
                  max_tokens_param: str = "max_tokens", extra_body: dict | None = None):
         if not base_url.startswith(("http://", "https://")):
@@ -91,6 +100,7 @@ class OpenAIBackend(Backend):
         self._semaphore: asyncio.Semaphore | None = None
         self._warned_fallback = False
         self._jitter = random.Random()
+        self.on_retry: Callable[[int, str], None] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
@@ -218,6 +228,8 @@ class OpenAIBackend(Backend):
                                        f"{_describe(exc)}") from exc
                 delay = self._delay(attempt, exc)
                 self.usage.count("retries")
+                if self.on_retry is not None:
+                    self.on_retry(int(self.usage.extra.get("retries", 0)), _describe(exc))
                 log.info("retrying %s request in %.2fs after: %s", kind, delay, _describe(exc))
                 attempt += 1
             # sleep outside the semaphore: a backing-off request must not hold a slot

@@ -7,14 +7,12 @@ from pathlib import Path
 import typer
 
 from . import app
-from ._common import print_summary, user_errors
+from ._common import (MAX_LISTED, SKIP_INVALID_HELP, at_least, check_choice, check_output_path,
+                      list_skipped_lines, print_summary, report_skipped, skipped_summary, user_errors)
 
 data_app = typer.Typer(help="Import public data sets; check task, pair and response files.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-# How many skipped lines `data check` lists one by one before only counting them.
-_MAX_LISTED = 20
 
 
 @data_app.command("import")
@@ -22,7 +20,8 @@ _MAX_LISTED = 20
 def import_(
     name: str = typer.Argument(..., help="Data set: eqbench, ifbench, ifeval, lamp-p, storyer, "
                                "wq-style-mimic, wqrm, writingbench-length."),
-    out: Path = typer.Option(..., "--out", help="JSONL file to write (replaced if it exists)."),
+    out: Path = typer.Option(..., "--out", help="JSONL file to write (replaced whole on every "
+                             "run: importing is quick, so there is nothing to resume)."),
     split: str = typer.Option("all", help="train, test or all: a fixed 80/20 split by prompt."),
     seed: int = typer.Option(0, help="Seed of the split; the same seed gives the same split."),
     data_root: Path | None = typer.Option(
@@ -32,6 +31,7 @@ def import_(
     """Write a shared data set as quillrl tasks or pairs; the summary counts every skipped item."""
     from ..data.importers import run_import
 
+    check_output_path(out)
     summary = run_import(name, out, split=split, seed=seed, data_root=data_root)
     if summary["skipped"]:
         typer.echo(f"skipped {summary['skipped']} of {summary['read']} items: "
@@ -43,33 +43,28 @@ def import_(
 @user_errors
 def check(
     path: Path = typer.Argument(..., help="JSONL file to check."),
-    kind: str = typer.Option(..., help="tasks, pairs or responses."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid",
-                                      help="Count and list bad lines instead of stopping at one."),
+    kind: str = typer.Option(..., help="tasks, pairs, responses or judgments."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
-    """Validate a file: stops at the first bad line, or with --skip-invalid counts them all."""
-    from ..data import read_pairs, read_responses, read_tasks
+    """Validate a file: stops at the first bad line, or with --skip-invalid counts them all.
+
+    A file with no valid record (empty, or every line skipped) is an error (exit 2)."""
+    from ..data import read_judgments, read_pairs, read_responses, read_tasks
     from ..errors import DataError
 
-    readers = {"tasks": read_tasks, "pairs": read_pairs, "responses": read_responses}
-    if kind not in readers:
-        raise DataError(f"--kind must be one of {', '.join(readers)}; got {kind!r}")
+    readers = {"tasks": read_tasks, "pairs": read_pairs, "responses": read_responses,
+               "judgments": read_judgments}
+    check_choice("--kind", kind, readers)
     result = readers[kind](path, skip_invalid=skip_invalid)
-    _list_skipped(path, [(s.line, s.reason, s.field) for s in result.skipped])
-    print_summary({"path": str(path), "kind": kind, "records": len(result),
-                   "skipped": len(result.skipped),
-                   "skipped_by_reason": result.skipped_by_reason()})
+    report_skipped(path, result)
+    summary = {"path": str(path), "kind": kind, "records": len(result), **skipped_summary(result)}
+    if not result.records:
+        print_summary({**summary, "ok": False})
+        raise DataError(f"no valid {kind}" + (
+            f": all {len(result.skipped)} lines were skipped" if result.skipped else
+            " (the file is empty)"), path=str(path))
+    print_summary({**summary, "ok": True})
 
-
-def _list_skipped(path: Path, skipped: list[tuple[int, str, str | None]],
-                  total: int | None = None) -> None:
-    """Name each skipped line on stderr (``file:line: skipped: reason (field ...)``)."""
-    for line, reason, field in skipped[:_MAX_LISTED]:
-        where = f" (field '{field}')" if field else ""
-        typer.echo(f"{path}:{line}: skipped: {reason}{where}", err=True)
-    total = len(skipped) if total is None else total
-    if total > _MAX_LISTED:
-        typer.echo(f"... and {total - _MAX_LISTED} more skipped lines", err=True)
 
 
 @data_app.command("augment-constraints")
@@ -95,6 +90,8 @@ def augment_constraints(
     from ..data.constrained_tasks import augment_file
     from ..errors import ConfigError
 
+    check_output_path(out, inputs=[in_])
+    at_least("--limit", limit, 1)
     unknown = sorted(set(only or []) - set(BY_ID))
     if unknown:
         raise ConfigError(f"--only: no template for {unknown}; accepted: {', '.join(sorted(BY_ID))}")
@@ -105,9 +102,9 @@ def augment_constraints(
                            allowed=tuple(only) if only else None,
                            families=tuple(family) if family else DEFAULT_FAMILIES,
                            skip_invalid=skip_invalid)
-    _list_skipped(in_, [(s["line"], s["reason"], s["field"]) for s in summary["skipped_lines"]],
-                  summary["skipped"])
-    for dup in summary["duplicate_lines"][:_MAX_LISTED]:
+    list_skipped_lines(in_, [(s["line"], s["reason"], s["field"]) for s in summary["skipped_lines"]],
+                       summary["skipped"])
+    for dup in summary["duplicate_lines"][:MAX_LISTED]:
         typer.echo(f"{in_}:{dup['line']}: duplicate prompt (first on line {dup['first_line']}); "
                    "not written again", err=True)
     print_summary(summary)

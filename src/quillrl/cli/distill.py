@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import print_summary, user_errors
+from ._common import at_least, check_output_path, print_summary, user_errors
 
 
 @app.command("distill")
@@ -26,7 +26,10 @@ def distill_cmd(
 ) -> None:
     """Judge each pair in both orders with a teacher GenRM; keep pairs whose two verdicts agree
     with each other and with the human label, as chat SFT examples. Rerun to resume."""
-    from ..distill import distill
+    from ..distill import distill, ledger_path
 
+    at_least("--limit", limit, 1)
+    check_output_path(out, inputs=[pairs])
+    check_output_path(ledger_path(out), option="--out's ledger", inputs=[pairs])
     print_summary(distill(pairs, teacher, out, limit=limit, batch_size=batch_size,
                           max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))

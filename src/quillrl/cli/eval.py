@@ -14,22 +14,31 @@ from typing import Any, Optional
 import typer
 
 from . import app
-from ._common import print_summary, user_errors
+from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
+                      report_skipped, user_errors)
 from .judge import (
+    ATTEMPTS_HELP,
     BACKEND_BATCH_HELP,
     DEVICE_HELP,
     DTYPE_HELP,
     LIMIT_HELP,
     MODES_HELP,
     SAMPLE_HELP,
+    TIMEOUT_HELP,
     build_judge,
     judge_options,
     progress_bar,
     select_pairs,
+    show_retries,
 )
 
 eval_app = typer.Typer(help="Evaluate judges and policies.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+
+# The bootstrap holds resamples x pairs indices in memory: 10^6 resamples of 10^4 pairs is
+# already 80 GB, so the bound is on their product (checked once the pairs are known) as well.
+MIN_RESAMPLES, MAX_RESAMPLES = 100, 1_000_000
+MAX_BOOTSTRAP_CELLS = 100_000_000
 
 SUMMARY_KEYS = ("n", "accuracy", "ci_low", "ci_high", "position_consistency", "invalid_rate",
                 "ece")
@@ -43,6 +52,7 @@ def run_judge(spec: str, pairs: list, *, seed: int, batch_size: int, options: di
     records = []
     with build_judge(spec, **options) as judge:
         progress, task = progress_bar(len(pairs), f"judging with {spec}")
+        show_retries(judge, progress, task, f"judging with {spec}")
         with progress:
             for record in judge_pairs(judge, pairs, seed=seed, spec=spec, batch_size=batch_size,
                                       on_batch=lambda b: progress.advance(task, len(b))):
@@ -52,20 +62,33 @@ def run_judge(spec: str, pairs: list, *, seed: int, batch_size: int, options: di
     return records
 
 
-def saved_judgments(paths: list[Path], pairs: list) -> list[list[dict]]:
+def saved_judgments(paths: list[Path], pairs: list, skip_invalid: bool = False) -> list[list[dict]]:
     """Records from ``quillrl judge`` / ``eval alignment --out`` files, one list per judge setting
-    (judge, mode, swap, order seed), each in the order of ``pairs``. Every selected pair must
-    have a record: scoring a judge on a subset of the pairs would compare it unfairly."""
-    from ..data.jsonl import json_lines
+    (judge, mode, swap, order seed), each in the order of ``pairs``. Every line is validated
+    like a data file (``quillrl.data.read_judgments``), and one setting may not judge a pair
+    twice, even across files. Every selected pair must have a record: scoring a judge on a
+    subset of the pairs would compare it unfairly."""
+    from ..data import read_judgments
     from ..errors import ConfigError, DataError
 
     runs: dict[tuple, dict[str, dict]] = {}
+    first_seen: dict[tuple, str] = {}
     for path in paths:
-        for _, value in json_lines(path):
-            if isinstance(value, DataError):
-                raise value
-            key = tuple(value.get(k) for k in ("judge", "mode", "swap", "order_seed"))
-            runs.setdefault(key, {})[str(value.get("id"))] = value
+        result = read_judgments(path, skip_invalid=skip_invalid)
+        report_skipped(path, result)
+        if not result.records:
+            raise DataError("holds no judgments" + (
+                f" ({len(result.skipped)} bad lines skipped)" if result.skipped else ""),
+                path=str(path))
+        for record in result.records:
+            key = record.setting()
+            if (key, record.id) in first_seen and first_seen[key, record.id] != str(path):
+                raise DataError(f"judge {key[0]!r} (mode {key[1]}, swap {key[2]}, order seed "
+                                f"{key[3]}) judged pair {record.id!r} in "
+                                f"{first_seen[key, record.id]} too; give each judgment once",
+                                path=str(path), field="id")
+            first_seen[key, record.id] = str(path)
+            runs.setdefault(key, {})[record.id] = record.to_json_dict()
     out = []
     for key, by_id in runs.items():
         missing = [p.id for p in pairs if p.id not in by_id]
@@ -144,6 +167,9 @@ def alignment(
         None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
     no_first_order: bool = typer.Option(
         False, "--no-first-order", help="Do not add a swap run's single-order (AB) row."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
+    attempts: Optional[int] = typer.Option(None, "--attempts", help=ATTEMPTS_HELP),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Agreement of judges with human preference labels.
 
@@ -156,20 +182,25 @@ def alignment(
     from ..eval.alignment_report import markdown_table, plot_reliability
     from ..eval.judging import first_order
 
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    if bootstrap_by not in ("pair", "prompt"):
-        raise ConfigError(f"--bootstrap-by must be pair or prompt, got {bootstrap_by!r}")
+    at_least("--batch-size", batch_size, 1)
+    at_least("--resamples", resamples, MIN_RESAMPLES, MAX_RESAMPLES)
+    check_choice("--bootstrap-by", bootstrap_by, ("pair", "prompt"))
     if not judges and not judgments:
         raise ConfigError("give at least one --judge SPEC or --judgments FILE")
-    selected = select_pairs(pairs, limit, sample, seed)
-    if not selected:
-        raise ConfigError(f"{pairs} holds no pairs")
+    inputs = [pairs, *(judgments or [])]
+    check_output_path(out, inputs=inputs)
+    check_output_path(report_dir, option="--report-dir", inputs=inputs, directory=True)
+    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
+                            specs=list(judges or []), timeout=timeout, attempts=attempts)
+    selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
+    if resamples * len(selected) > MAX_BOOTSTRAP_CELLS:
+        raise ConfigError(f"--resamples {resamples} x {len(selected)} pairs needs more than "
+                          f"{MAX_BOOTSTRAP_CELLS:,} bootstrap cells (about 0.8 GB of indices); use at most "
+                          f"{MAX_BOOTSTRAP_CELLS // len(selected)} resamples")
     if bootstrap_by == "prompt" and len({p.prompt for p in selected}) < 2:
         raise ConfigError("--bootstrap-by prompt needs pairs with at least 2 different prompts; "
                           "these all share one (resample by pair instead)")
-    runs = saved_judgments(list(judgments or []), selected)
-    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
+    runs = saved_judgments(list(judgments or []), selected, skip_invalid=skip_invalid)
     writer = JsonlWriter(out) if out is not None else None
     try:
         for spec in judges or []:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import typer
 
 from . import app
-from ._common import print_summary, user_errors
+from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
+                      report_skipped, user_errors)
 
 MODES_HELP = "reasoning (analysis, then verdict) or verdict (verdict-only: one forward pass)."
 DEVICE_HELP = "Local GenRM: cpu, cuda, cuda:1... (default: cuda if available)."
@@ -31,7 +32,8 @@ BACKEND_BATCH_HELP = "Local GenRM: prompts per forward batch (default: the backe
 
 def build_judge(spec: str, *, mode: str, swap: bool, max_new_tokens: int | None = None,
                 device: str | None = None, dtype: str | None = None,
-                backend_batch_size: int | None = None) -> Any:
+                backend_batch_size: int | None = None, timeout: float | None = None,
+                attempts: int | None = None) -> Any:
     """``make_judge`` with the CLI's options; GenRM-only settings go only to GenRM judges
     (the other judges have one way of judging and would reject them), and backend settings
     left unset are not passed, so each backend keeps its own defaults."""
@@ -41,19 +43,62 @@ def build_judge(spec: str, *, mode: str, swap: bool, max_new_tokens: int | None 
         return make_judge(spec)
     options = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
     backend = {k: v for k, v in (("device", device), ("dtype", dtype),
-                                 ("batch_size", backend_batch_size)) if v is not None}
+                                 ("batch_size", backend_batch_size), ("timeout", timeout),
+                                 ("max_retries", None if attempts is None else attempts - 1))
+               if v is not None}
     return make_judge(spec, mode=mode, swap=swap, backend_options=backend, **options)
 
 
-def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str | None,
-                  dtype: str | None, backend_batch_size: int | None) -> dict[str, Any]:
-    """The keyword arguments of :func:`build_judge` (the CLI options shared by judge and eval)."""
-    if backend_batch_size is not None and backend_batch_size < 1:
-        from ..errors import ConfigError
+DTYPES = ("float32", "bfloat16", "float16")
+TIMEOUT_HELP = ("OpenAI-compatible GenRM: seconds to wait for one request (default 40); with "
+                "--attempts 3, a server that never answers fails in about 2 minutes.")
+ATTEMPTS_HELP = "OpenAI-compatible GenRM: tries per request, the first included (default 3)."
 
-        raise ConfigError(f"--backend-batch-size must be at least 1, got {backend_batch_size}")
+
+def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str | None,
+                  dtype: str | None, backend_batch_size: int | None, *,
+                  specs: Sequence[str] | None = None, timeout: float | None = None,
+                  attempts: int | None = None) -> dict[str, Any]:
+    """The keyword arguments of :func:`build_judge` (the CLI options shared by judge and eval),
+    each checked: a value no judge accepts, or (given ``specs``) an option that none of the
+    judges would use, is refused instead of ignored."""
+    import re
+
+    from ..errors import ConfigError
+    from ..judges.template import MODES
+
+    check_choice("--mode", mode, MODES)
+    check_choice("--dtype", dtype, DTYPES)
+    if device is not None and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise ConfigError(f"--device must be cpu, cuda, cuda:N or mps; got {device!r}")
+    at_least("--backend-batch-size", backend_batch_size, 1)
+    at_least("--max-new-tokens", max_new_tokens, 1)
+    at_least("--attempts", attempts, 1, 100)
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if specs is not None:
+        genrm = [s for s in specs if s.startswith("genrm:")]
+        for option, value, needs in (
+                ("--swap", swap or None, genrm), ("--max-new-tokens", max_new_tokens, genrm),
+                ("--device", device, [s for s in genrm if not _remote(s)]),
+                ("--dtype", dtype, [s for s in genrm if not _remote(s)]),
+                ("--backend-batch-size", backend_batch_size, [s for s in genrm if not _remote(s)]),
+                ("--timeout", timeout, [s for s in genrm if _remote(s)]),
+                ("--attempts", attempts, [s for s in genrm if _remote(s)])):
+            if value is not None and not needs:
+                which = ("OpenAI-compatible GenRM judges (genrm:openai:...)"
+                         if option in ("--timeout", "--attempts") else
+                         "GenRM judges (genrm:...)" if option in ("--swap", "--max-new-tokens")
+                         else "local GenRM judges (genrm:local:..., genrm:vllm:...)")
+                raise ConfigError(f"{option} applies only to {which}, and none is given "
+                                  f"({', '.join(specs) or 'no --judge'})")
     return dict(mode=mode, swap=swap, max_new_tokens=max_new_tokens, device=device,
-                dtype=dtype, backend_batch_size=backend_batch_size)
+                dtype=dtype, backend_batch_size=backend_batch_size, timeout=timeout,
+                attempts=attempts)
+
+
+def _remote(spec: str) -> bool:
+    return spec.startswith("genrm:openai:")
 
 
 def spec_settings(spec: str, mode: str, swap: bool) -> dict[str, Any]:
@@ -64,20 +109,24 @@ def spec_settings(spec: str, mode: str, swap: bool) -> dict[str, Any]:
 
 
 def select_pairs(path: Path, limit: int | None, sample: int | None = None,
-                 seed: int = 0) -> list:
+                 seed: int = 0, skip_invalid: bool = False) -> list:
     """The first ``limit`` pairs of the file, or a seeded random ``sample`` of them (in file
-    order), or all of them."""
+    order), or all of them; with ``skip_invalid`` bad lines are listed on stderr and left out."""
     from ..data import read_pairs
     from ..errors import ConfigError
     from ..eval.judging import sample_pairs
 
     for name, value in (("--limit", limit), ("--sample", sample)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{name} must be at least 1, got {value}")
+        at_least(name, value, 1)
     if limit is not None and sample is not None:
         raise ConfigError("give --limit (the first N pairs) or --sample (N pairs drawn with "
                           "--seed), not both")
-    records = read_pairs(path).records
+    result = read_pairs(path, skip_invalid=skip_invalid)
+    report_skipped(path, result)
+    records = result.records
+    if not records:
+        raise ConfigError(f"{path} holds no pairs" + (
+            f" ({len(result.skipped)} bad lines skipped)" if result.skipped else ""))
     if sample is not None:
         return sample_pairs(records, sample, seed)
     return records[:limit] if limit is not None else records
@@ -105,6 +154,18 @@ def progress_bar(total: int, description: str):
                         console=Console(stderr=True))
     task = progress.add_task(description, total=total)
     return progress, task
+
+
+def show_retries(judge: Any, progress: Any, task: Any, description: str) -> None:
+    """Show a remote judge's retries on its progress bar as they happen (a server that never
+    answers would otherwise look like a bar stuck at 0)."""
+    from rich.markup import escape
+
+    backend = getattr(judge, "backend", None)
+    if backend is not None and hasattr(backend, "on_retry"):
+        # escaped: the description is rich markup, where "[...]" would be read as a style
+        backend.on_retry = lambda n, why: progress.update(
+            task, description=escape(f"{description} (retries: {n}, last: {why[:60]})"))
 
 
 def _existing(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
@@ -146,6 +207,7 @@ def _judge_into(writer: Any, records: dict[str, dict], todo: list, spec: str, *,
 
     with build_judge(spec, **options) as model:
         progress, task = progress_bar(len(todo), f"judging with {spec}")
+        show_retries(model, progress, task, f"judging with {spec}")
         try:
             with progress:
                 for record in judge_pairs(model, todo, seed=seed, spec=spec,
@@ -181,17 +243,21 @@ def judge_command(
     backend_batch_size: Optional[int] = typer.Option(
         None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
     restart: bool = typer.Option(False, "--restart", help="Replace --out instead of resuming."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
+    attempts: Optional[int] = typer.Option(None, "--attempts", help=ATTEMPTS_HELP),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Judge preference pairs, one JSONL line each; rerun to resume.
 
     Chosen and rejected are shown as A/B in a seeded random order per pair. The JSON summary
     gives accuracy against the human label, the invalid count and the cost."""
     from ..data import JsonlWriter
-    from ..errors import ConfigError
 
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    selected = select_pairs(pairs, limit, sample, seed)
+    at_least("--batch-size", batch_size, 1)
+    check_output_path(out, inputs=[pairs])
+    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
+                            specs=[judge], timeout=timeout, attempts=attempts)
+    selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
     settings = {**spec_settings(judge, mode, swap), "order_seed": seed}
     # The writer opens first: on resume it drops a line cut off mid-write, so what is read back
     # is complete. The settings are checked before the judge is built: a refused resume should
@@ -203,9 +269,7 @@ def judge_command(
         start = time.perf_counter()
         # nothing left to judge (a finished resume): report without loading a model
         interrupted = bool(todo) and _judge_into(
-            writer, records, todo, judge, seed=seed, batch_size=batch_size,
-            options=judge_options(mode, swap, max_new_tokens, device, dtype,
-                                  backend_batch_size))
+            writer, records, todo, judge, seed=seed, batch_size=batch_size, options=options)
         wall = time.perf_counter() - start
     ordered = [records[p.id] for p in selected if p.id in records]
     print_summary(run_summary(ordered, pairs=len(selected), written=writer.written,

@@ -15,7 +15,8 @@ from typing import Any, Optional
 import typer
 
 from . import app
-from ._common import print_summary, user_errors
+from ._common import (SKIP_INVALID_HELP, check_output_path, print_summary, report_skipped,
+                      user_errors)
 
 _LISTED = 10  # missing/unmatched items named on stderr before only counting them
 
@@ -29,16 +30,36 @@ def verify_command(
                                        "every constraint's verdict and reason."),
     loose: bool = typer.Option(False, "--loose", help="Judge tasks (pass/fail in --out) by the "
                                "loose reading; the summary always has both."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out tasks with unknown "
-                                      "ids or bad kwargs (counted), instead of stopping."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP + " "
+                                      "Applies to both files; a skipped task is left out of n."),
+    free_text_verifier: Optional[str] = typer.Option(
+        None, "--free-text-verifier", help="Backend that judges free_text constraints (e.g. "
+        "local:smollm2-135m-instruct or openai:http://host:port/v1#model); without one they "
+        "are undecided and fail."),
+    free_text_threshold: float = typer.Option(
+        0.5, "--free-text-threshold", help="p(yes) at or above which a free_text check passes."),
 ) -> None:
-    """Check every response against its task's constraints; print IFEval's four metrics."""
+    """Check every response against its task's constraints; print IFEval's four metrics.
+
+    --out is rewritten whole on every run (verifying is cheap; nothing to resume)."""
     from ..data import read_responses, read_tasks
 
+    check_output_path(out, inputs=[tasks, responses])
     task_file = read_tasks(tasks, skip_invalid=skip_invalid)
-    response_file = read_responses(responses)
+    response_file = read_responses(responses, skip_invalid=skip_invalid)
+    report_skipped(tasks, task_file)
+    report_skipped(responses, response_file)
+    verifier = None
+    if free_text_verifier is not None:
+        from ..judges.free_text import make_free_text_verifier
+
+        verifier = make_free_text_verifier(free_text_verifier, threshold=free_text_threshold)
     joined, left = join_responses(task_file.records, response_file.records)
-    rows = [verify_task(task, response) for task, response in joined]
+    try:
+        rows = [verify_task(task, response, verifier) for task, response in joined]
+    finally:
+        if verifier is not None:
+            verifier.close()
 
     missing = [task.id for task, response in joined if response is None]
     _report(f"{len(missing)} task(s) have no response (counted as failures)", missing)
@@ -50,16 +71,16 @@ def verify_command(
     _report(f"{len(undecided)} verdict(s) undecided, counted as failures (first: "
             f"{undecided[0][1]['reason']})" if undecided else "",
             [f"{task_id} {c['id']}" for task_id, c in undecided])
-    if task_file.skipped:
-        typer.echo(f"skipped {len(task_file.skipped)} invalid task line(s): "
-                   f"{task_file.skipped_by_reason()}", err=True)
     if out is not None:
         from ..data import write_jsonl
 
         write_jsonl(out, [_out_line(row, loose) for row in rows])
     summary = summarize(rows)
     summary.update(missing_responses=len(missing), unmatched_responses=len(left["unmatched"]),
-                   duplicate_responses=len(left["duplicate"]), skipped_tasks=len(task_file.skipped))
+                   duplicate_responses=len(left["duplicate"]), skipped_tasks=len(task_file.skipped),
+                   skipped_responses=len(response_file.skipped),
+                   skipped_by_reason={"tasks": task_file.skipped_by_reason(),
+                                      "responses": response_file.skipped_by_reason()})
     print_summary(summary)
 
 
@@ -94,7 +115,7 @@ def join_responses(tasks: list, responses: list) -> tuple[list[tuple[Any, Any]],
     return joined, left
 
 
-def verify_task(task, response) -> dict[str, Any]:
+def verify_task(task, response, free_text_verifier: Any = None) -> dict[str, Any]:
     """Strict and loose verdicts for one task (a missing response fails every constraint)."""
     from ..constraints import verify
 
@@ -103,8 +124,10 @@ def verify_task(task, response) -> dict[str, Any]:
                    "reason": "no response"} for c in task.constraints]
         return {"id": task.id, "has_response": False, "strict": False, "loose": False,
                 "constraints": failed}
-    strict = verify(response.response, task.constraints, prompt=task.prompt)
-    loose = verify(response.response, task.constraints, loose=True, prompt=task.prompt)
+    strict = verify(response.response, task.constraints, prompt=task.prompt,
+                    free_text_verifier=free_text_verifier)
+    loose = verify(response.response, task.constraints, loose=True, prompt=task.prompt,
+                   free_text_verifier=free_text_verifier)
     verdicts = [{"id": c.id, "kwargs": c.kwargs, "strict": s.passed, "loose": l.passed,
                  "reason": s.reason, "loose_reason": l.reason}
                 for c, s, l in zip(task.constraints, strict.results, loose.results)]

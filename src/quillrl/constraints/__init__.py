@@ -10,7 +10,7 @@ and ``free_text`` instructions (with an LLM judge you pass in). Each verdict car
 """
 
 from .base import Arg, Check
-from .free_text import FreeTextVerifier
+from .free_text import FreeTextChecker
 from .registry import REGISTRY, check_class, constraint_ids
 from .spec import CheckResult, Constraint
 from .verifier import ConstraintResult, Verification, loose_variants, verify
@@ -21,7 +21,7 @@ __all__ = [
     "CheckResult",
     "Constraint",
     "ConstraintResult",
-    "FreeTextVerifier",
+    "FreeTextChecker",
     "REGISTRY",
     "Verification",
     "check_class",

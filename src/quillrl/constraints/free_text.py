@@ -1,7 +1,8 @@
 """``free_text`` constraints: an instruction in words, judged by an LLM.
 
 The rule checks cannot judge "make the ending bittersweet", so a ``free_text`` constraint asks a
-``FreeTextVerifier`` (an LLM judge, built in ``quillrl.judges``). Without one the verdict is
+``FreeTextChecker``: any object with ``check(response, instruction, prompt)``, such as
+``quillrl.judges.FreeTextVerifier``, the LLM verifier. Without one the verdict is
 ``None`` with a reason, and the sample does not pass: an unjudged constraint is reported as
 such, never counted as met.
 """
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @runtime_checkable
-class FreeTextVerifier(Protocol):
+class FreeTextChecker(Protocol):
     """Judges whether ``response`` follows ``instruction`` (given the task ``prompt``, if any).
 
     Return ``CheckResult(True|False, reason)``, or ``CheckResult(None, reason)`` when the judge
@@ -29,13 +30,13 @@ class FreeTextVerifier(Protocol):
 
 
 class FreeTextCheck(Check):
-    """The response follows the instruction ``text``, as judged by a ``FreeTextVerifier``."""
+    """The response follows the instruction ``text``, as judged by a ``FreeTextChecker``."""
 
     id = "free_text"
     args = (Arg("text", "str", note="the instruction, in words"),)
 
     def check(self, text: str, prompt: str | None = None,
-              verifier: FreeTextVerifier | None = None) -> CheckResult:
+              verifier: FreeTextChecker | None = None) -> CheckResult:
         instruction = self.kwargs["text"]
         if verifier is None:
             return CheckResult(None, "not judged: free_text needs an LLM verifier and none is "

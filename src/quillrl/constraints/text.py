@@ -1,7 +1,7 @@
 """How the creative checks see a text: words, lines, stanzas, dialogue, narration.
 
 One definition of each, shared by every check, so "a word" means the same thing when counting
-words as when looking for forbidden ones. Definitions (DESIGN.md, "Constraint verification"):
+words as when looking for forbidden ones. Definitions (docs/design.md, "Constraint verification"):
 
 - a *word* is a run of letters or digits, with inner apostrophes or hyphens kept
   ("don't", "well-known" are one word each); matching is case-insensitive;

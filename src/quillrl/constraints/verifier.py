@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .free_text import FreeTextCheck, FreeTextVerifier
+from .free_text import FreeTextCheck, FreeTextChecker
 from .ifeval import IFEvalCheck
 from .spec import CheckResult, Constraint
 
@@ -74,7 +74,7 @@ def loose_variants(response: str) -> list[tuple[str, str]]:
 
 
 def verify(text: str, constraints: Iterable[Constraint | Mapping[str, Any]], loose: bool = False,
-           *, free_text_verifier: FreeTextVerifier | None = None,
+           *, free_text_verifier: FreeTextChecker | None = None,
            prompt: str | None = None) -> Verification:
     """Check ``text`` against every constraint.
 
@@ -124,7 +124,7 @@ def _from_dict(spec: Mapping[str, Any]) -> Constraint:
 
 
 def _free_text(check: FreeTextCheck, text: str, prompt: str | None,
-               verifier: FreeTextVerifier | None) -> CheckResult:
+               verifier: FreeTextChecker | None) -> CheckResult:
     if not text.strip():
         return CheckResult(False, "empty response")
     return check.check(text, prompt=prompt, verifier=verifier)

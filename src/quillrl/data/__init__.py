@@ -1,7 +1,7 @@
 """Data layer: typed task/pair/response records, JSONL readers and writers, dataset importers."""
 
 from .jsonl import JsonlWriter, ReadResult, SkippedLine, write_jsonl
-from .readers import read_pairs, read_responses, read_tasks
+from .readers import read_judgments, read_pairs, read_responses, read_tasks
 from .records import PreferencePair, Response, WritingTask
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Response",
     "SkippedLine",
     "WritingTask",
+    "read_judgments",
     "read_pairs",
     "read_responses",
     "read_tasks",

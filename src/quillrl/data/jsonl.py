@@ -77,30 +77,79 @@ class ReadResult(Generic[T]):
 def json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, value)`` for each non-blank line of a JSONL file.
 
-    A line that is not JSON yields a ``DataError`` as its value instead of raising, so a reader
-    with ``skip_invalid`` can count it and go on. Line numbers start at 1 and count blank lines,
-    so they match what an editor shows.
+    A line that is not JSON (or is nested too deeply for the parser) yields a ``DataError`` as
+    its value instead of raising, so a reader with ``skip_invalid`` can count it and go on. Line
+    numbers start at 1 and count blank lines, so they match what an editor shows. A file that is
+    not JSONL at all (UTF-16 text, or a JSON array) raises a ``DataError`` saying so, since
+    skipping every one of its lines would only hide that.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError("file not found", path=str(path))
+        raise DataError("is a directory, not a file" if path.is_dir() else "file not found",
+                        path=str(path))
     # Binary lines: only "\n" ends a line (text mode would also split on a lone "\r"), and a
     # line that is not UTF-8 becomes one bad line instead of an exception mid-file.
+    first = True
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
+            if first and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise DataError("the file is UTF-16; save it as UTF-8", path=str(path))
             try:
                 text = raw.decode("utf-8-sig")  # -sig: tolerate a byte-order mark
             except UnicodeDecodeError as exc:
+                first = False
                 yield number, DataError(f"not valid UTF-8 at byte {exc.start + 1}",
                                         path=str(path), line=number)
                 continue
             if not text.strip():
                 continue
-            try:
-                yield number, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield number, DataError(f"not valid JSON: {exc.msg} at column {exc.colno}",
-                                        path=str(path), line=number)
+            value = parse_json_text(text, path=str(path), line=number)
+            if first and text.lstrip().startswith("[") and (
+                    isinstance(value, list) or isinstance(value, DataError)):
+                raise DataError(JSON_ARRAY_HINT, path=str(path), line=number)
+            first = False
+            yield number, value
+
+
+JSON_ARRAY_HINT = ("this looks like a JSON array; JSONL has one JSON object per line "
+                   "(convert it with: jq -c '.[]' FILE > FILE.jsonl)")
+
+
+def parse_json_text(text: str, *, path: str, line: int | None = None) -> Any:
+    """``json.loads(text)``, or a ``DataError`` (returned, not raised) naming the file, the line
+    and the column; a nesting too deep for the parser is an error too, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} " if line is None else ""
+        return DataError(f"not valid JSON: {exc.msg} at {where}column {exc.colno}",
+                         path=path, line=line)
+    except RecursionError:
+        return DataError("not valid JSON: nested too deeply", path=path, line=line)
+
+
+_JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
+
+
+def load_json_file(path: str | Path, expected: type | tuple[type, ...]) -> Any:
+    """A whole-file JSON document of the ``expected`` top-level type (``list``, ``dict``), or a
+    ``DataError`` naming the file and what is wrong (encoding, syntax, nesting, type)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not valid UTF-8 at byte {exc.start + 1}", path=str(path)) from None
+    value = parse_json_text(text, path=str(path))
+    if isinstance(value, DataError):
+        raise value
+    if not isinstance(value, expected):
+        kinds = expected if isinstance(expected, tuple) else (expected,)
+        names = " or ".join(_JSON_NAMES.get(t, t.__name__) for t in kinds)
+        raise DataError(f"the top level must be a JSON {names}, got a JSON "
+                        f"{_JSON_NAMES.get(type(value), type(value).__name__)}", path=str(path))
+    return value
 
 
 def validation_error(exc: ValidationError, *, path: str, line: int) -> DataError:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .importers import Importer, ImportReport, register, source_file
-from .jsonl import json_lines
+from .jsonl import json_lines, load_json_file
 from .records import PreferencePair
 
 STORYER_FILE = "preferences/storyer/rank_pairs.jsonl"
@@ -92,9 +92,10 @@ def read_storyer(root: Path, report: ImportReport) -> Iterator[PreferencePair]:
 def _load_json_or_jsonl(path: Path) -> list[tuple[int, Any]]:
     """Items of a file that is a JSON array (despite a .jsonl name, as wq_style_mimic is) or JSONL;
     numbered by array position or by line."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        return list(enumerate(json.loads(text), start=1))
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip()
+    if head.startswith(b"["):
+        return list(enumerate(load_json_file(path, list), start=1))
     return list(json_lines(path))
 
 
@@ -161,7 +162,7 @@ def parse_lamp_p(item: Any) -> tuple[str, str, str] | str:
         value = json.loads(answer)
         if isinstance(value, dict):
             label = str(value.get("preference", "")).strip()
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         pass
     if label not in ("1", "2"):
         match = _LABEL.search(answer)

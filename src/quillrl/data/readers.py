@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import DataError
 from .jsonl import ReadResult, read_records, validation_error
-from .records import PreferencePair, Response, WritingTask
+from .records import JudgmentRecord, PreferencePair, Response, WritingTask
 
 _RAW_TASK_FIELDS = ("key", "instruction_id_list", "kwargs")
 
@@ -115,3 +115,15 @@ def _literal_list(raw: Any, field: str, bad) -> list:
     if not isinstance(raw, list):
         raise bad(f"expected a list, got {type(raw).__name__}", field)
     return raw
+
+
+def read_judgments(path: str | Path, skip_invalid: bool = False) -> ReadResult[JudgmentRecord]:
+    """Read judgment records (``quillrl judge`` output); a pair id may appear once per judge
+    setting (one ``eval alignment --out`` file holds several judges), never twice for one."""
+    return read_records(path, _parse_judgment, skip_invalid=skip_invalid,
+                        unique_key=lambda r: f"{r.id} (judge {r.judge}, mode {r.mode}, "
+                                             f"swap {r.swap}, order seed {r.order_seed})")
+
+
+def _parse_judgment(value: Any, path: str, line: int) -> JudgmentRecord:
+    return _validate(JudgmentRecord, value, path, line)

@@ -76,3 +76,27 @@ class Response(_Record):
         if self.id is None and self.prompt is None:
             raise ValueError("a response needs 'id' (or 'key') or 'prompt' to match its task")
         return self
+
+
+class JudgmentRecord(_Record):
+    """One judged pair as ``quillrl judge`` and ``eval alignment --out`` write it
+    (``quillrl.eval.judging.judgment_record``); only the fields scoring reads are checked here,
+    the others (raw outputs, per-order answers) are kept as written.
+
+    ``p_chosen`` is a probability in [0, 1], or null for an invalid judgment; a number outside
+    that range or a string is a bad line, since it would score as a confident verdict.
+    """
+
+    id: str = Field(min_length=1)
+    judge: str = Field(min_length=1)
+    mode: str | None = None
+    swap: bool = Field(strict=True)
+    order_seed: int = Field(strict=True)
+    p_chosen: float | None = Field(strict=True, ge=0.0, le=1.0)
+    flipped: bool | None = Field(default=None, strict=True)
+    valid: bool = Field(strict=True)
+    cost: dict[str, float]
+
+    def setting(self) -> tuple:
+        """What identifies one judge's run: (judge, mode, swap, order seed)."""
+        return (self.judge, self.mode, self.swap, self.order_seed)

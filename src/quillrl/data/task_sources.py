@@ -20,14 +20,13 @@ Choices that are ours, not the data sets':
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .importers import Importer, ImportReport, register, source_file
-from .jsonl import json_lines
+from .jsonl import json_lines, load_json_file
 from .lengths import about, parse_word_requirement
 from .readers import read_tasks
 from .records import WritingTask
@@ -123,9 +122,9 @@ def wqrm_task(item: Any) -> WritingTask | str:
 
 
 def read_wqrm(root: Path, report: ImportReport) -> Iterator[WritingTask]:
-    items = json.loads(source_file(root, WQRM_FILE, report).read_text(encoding="utf-8"))
+    items = load_json_file(source_file(root, WQRM_FILE, report), list)
     no_reference = 0
-    for item in items if isinstance(items, list) else []:
+    for item in items:
         report.read += 1
         task = wqrm_task(item)
         if isinstance(task, str):
@@ -185,9 +184,9 @@ def read_eqbench(root: Path, report: ImportReport) -> Iterator[WritingTask]:
     skipped and counted. Ids keep the modifier's position in the source list, so they stay
     stable whatever is skipped.
     """
-    prompts = json.loads(source_file(root, EQBENCH_FILE, report).read_text(encoding="utf-8"))
-    report.notes["source_prompts"] = len(prompts) if isinstance(prompts, dict) else 0
-    for key, item in (prompts.items() if isinstance(prompts, dict) else []):
+    prompts = load_json_file(source_file(root, EQBENCH_FILE, report), dict)
+    report.notes["source_prompts"] = len(prompts)
+    for key, item in prompts.items():
         seeds = item.get("seed_modifiers") if isinstance(item, dict) else None
         template = item.get("writing_prompt") if isinstance(item, dict) else None
         if not isinstance(template, str) or "<SEED>" not in template or not seeds:

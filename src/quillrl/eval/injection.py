@@ -1,7 +1,7 @@
 """Prompt-injection robustness of a pairwise judge: does text addressed to the judge move it?
 
 A policy rewarded by a judge can learn to write *to the judge* instead of for the reader, a
-reward hack (DESIGN.md, "GenRM judgment"). We measure it on real pairs: append an injection to
+reward hack (docs/design.md, "GenRM judgment"). We measure it on real pairs: append an injection to
 the human-*rejected* candidate, leave everything else identical (same pair, same A/B order, same
 judge), and count how often the verdict changes. Three kinds (``X`` is the slot letter the
 rejected candidate is shown in, ``x`` its lower case):

@@ -13,7 +13,7 @@ says "this satisfies the instruction" is a reward hack).
 
 Results are :class:`FreeTextResult`, a subclass of the constraints package's ``CheckResult``
 (``passed``, ``reason``) that also carries ``p_yes``, so this class satisfies
-``quillrl.constraints.free_text.FreeTextVerifier`` as is. When the model puts no probability on
+``quillrl.constraints.free_text.FreeTextChecker`` (the protocol) as is. When the model puts no probability on
 either word the check is undecided, ``passed=None`` and ``p_yes=None``, as that protocol asks:
 the sample does not pass, and the failure is counted apart from real violations.
 """
@@ -119,3 +119,16 @@ class FreeTextVerifier:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def make_free_text_verifier(spec: str, *, threshold: float = 0.5,
+                            backend_options: dict | None = None) -> FreeTextVerifier:
+    """The verifier for ``free_text`` constraints from a backend spec (``local:<model>``,
+    ``openai:<url>#<model>``, as ``quillrl.backends.make_backend`` reads it); used by
+    ``quillrl verify --free-text-verifier`` and the training config's
+    ``reward.free_text_verifier``."""
+    from ..backends import make_backend
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"free_text threshold is a probability in [0, 1], got {threshold}")
+    return FreeTextVerifier(make_backend(spec, **(backend_options or {})), threshold=threshold)

@@ -1,7 +1,7 @@
 """The generative reward model judge (RLCS): compare two stories, reason, give a verdict.
 
 ``p(A)`` is the judge's probability of the token ``A`` at the verdict position, renormalised
-over {A, B} (DESIGN.md, "GenRM judgment"). How each mode gets there, for a batch of pairs:
+over {A, B} (docs/design.md, "GenRM judgment"). How each mode gets there, for a batch of pairs:
 
 * ``verdict``: one ``choice_probs`` call on every prompt pre-filled up to ``<verdict>``
   (:data:`~quillrl.judges.template.VERDICT_PREFIX`). No generation.

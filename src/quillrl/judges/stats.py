@@ -1,6 +1,6 @@
 """The small probability arithmetic every pairwise judge shares.
 
-Pure functions on floats, each with its formula (DESIGN.md, "GenRM judgment"):
+Pure functions on floats, each with its formula (docs/design.md, "GenRM judgment"):
 
 * :func:`renormalise`: ``p(A) = P(A) / (P(A) + P(B))`` from a backend's raw first-token
   probabilities.

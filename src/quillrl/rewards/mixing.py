@@ -4,7 +4,7 @@ RLMR (arXiv 2508.18642) trains with GRPO on a writing reward and a constraint ve
 sets the weight of the constraint term per group, from the group's writing rewards, so that
 every sample that violates a constraint gets a negative advantage whatever its writing reward.
 The paper's exact formula was not available to us; :func:`mix_rewards` is our definition
-(DESIGN.md, "RLMR dynamic mixed reward") and meets that stated behaviour with a proven bound.
+(docs/design.md, "RLMR dynamic mixed reward") and meets that stated behaviour with a proven bound.
 
 All functions work on one GRPO group (or, for :func:`mix_groups`, on consecutive groups of a
 flat array) and are pure NumPy: no torch, no TRL.
@@ -35,6 +35,8 @@ class RLMRStats(NamedTuple):
     """Number of violators (samples whose constraints did not all pass)."""
     sigma: float
     """Population standard deviation (ddof=0) of the writing rewards, or 1 where it is 0."""
+    penalised: bool = False
+    """True where RLMR subtracted λ from the violators (``method="rlmr"`` and 0 < k < n)."""
 
 
 def _check_choice(name: str, value: str, accepted: tuple[str, ...]) -> None:
@@ -95,7 +97,7 @@ def _rlmr_stats(w: np.ndarray, c: np.ndarray, margin: float) -> RLMRStats:
     # best-written violator ends at least margin·σ·(1 - k/n) below the new mean.
     excess = max(0.0, float(w[~c].max() - w.mean()))
     lam = excess / (1.0 - k / n) + margin * sigma
-    return RLMRStats(lam, k, sigma)
+    return RLMRStats(lam, k, sigma, penalised=True)
 
 
 def rlmr_lambda(writing: ArrayLike, passed: ArrayLike, margin: float = 0.5) -> RLMRStats:
@@ -128,7 +130,8 @@ def mix_rewards(
 ) -> np.ndarray:
     """Mix writing rewards ``w`` and constraint pass flags ``c`` of one GRPO group.
 
-    Methods (RLMR, arXiv 2508.18642; the formulas are ours, the paper's were not available):
+    Methods (RLMR, arXiv 2508.18642; the formulas are ours, the paper's were not available;
+    docs/design.md, "RLMR dynamic mixed reward"):
 
     - ``rlmr``: with violators V, ``k = |V|``, ``σ = std(w)`` (ddof=0, 1 if 0):
       ``k = 0`` → ``r = w``; ``0 < k < n`` → ``r_i = w_i − λ·[i ∈ V]`` with λ from
@@ -151,6 +154,12 @@ def mix_rewards(
     >>> mix_rewards([1.0, 2.0], [True, False], method="linear", weight=0.5).tolist()
     [1.5, 2.0]
     """
+    return _mix_one(writing, passed, method, margin, all_violate, weight)[0]
+
+
+def _mix_one(writing: ArrayLike, passed: ArrayLike, method: str = "rlmr", margin: float = 0.5,
+             all_violate: str = "zero", weight: float = 1.0) -> tuple[np.ndarray, RLMRStats]:
+    """:func:`mix_rewards` and the group's :class:`RLMRStats` (``penalised`` only under rlmr)."""
     _check_choice("method", method, MIX_METHODS)
     _check_choice("all_violate", all_violate, ALL_VIOLATE)
     margin = _check_margin(margin)
@@ -160,29 +169,38 @@ def mix_rewards(
     w = _as_writing(writing, require_finite=method != "constraint_only")
     c = _as_passed(passed, w.size)
 
-    if method == "writing_only":
-        return w.copy()
-    if method == "constraint_only":
-        return c.astype(np.float64)
-    if method == "linear":
-        return w + weight * c
+    if method != "rlmr":
+        k = int(np.count_nonzero(~c))
+        sigma = float(np.nan_to_num(w).std()) or 1.0
+        stats = RLMRStats(0.0, k, sigma)
+        if method == "writing_only":
+            return w.copy(), stats
+        if method == "constraint_only":
+            return c.astype(np.float64), stats
+        return w + weight * c, stats  # linear
 
     stats = _rlmr_stats(w, c, margin)
     if stats.k == w.size:
         # No compliant sample to prefer: "zero" gives no gradient, "writing" still teaches prose.
-        return np.zeros_like(w) if all_violate == "zero" else w.copy()
-    return w - stats.lam * (~c)
+        return (np.zeros_like(w) if all_violate == "zero" else w.copy()), stats
+    return w - stats.lam * (~c), stats
 
 
-def mix_groups(writing: ArrayLike, passed: ArrayLike, group_size: int, **kwargs: Any) -> np.ndarray:
+def mix_groups(writing: ArrayLike, passed: ArrayLike, group_size: int, *,
+               return_stats: bool = False, **kwargs: Any):
     """Apply :func:`mix_rewards` to each run of ``group_size`` consecutive samples.
 
     This is what a GRPO trainer calls on *gathered* rewards: completions of one prompt are
     contiguous (TRL's ``num_generations``), and a group must be mixed whole, never as one
-    process's slice of it. Keyword arguments go to :func:`mix_rewards`.
+    process's slice of it. Keyword arguments go to :func:`mix_rewards`. With
+    ``return_stats=True`` the result is ``(rewards, [RLMRStats per group])``, so a caller logs
+    λ from the mix itself instead of deriving it again.
 
     >>> mix_groups([1, 2, 3, 4], [True, False, False, False], group_size=2).round(3).tolist()
     [1.0, 0.75, 0.0, 0.0]
+    >>> r, stats = mix_groups([1, 2, 3, 4], [True, False, False, False], 2, return_stats=True)
+    >>> [(round(s.lam, 3), s.k, s.penalised) for s in stats]
+    [(1.25, 1, True), (0.0, 2, False)]
     """
     if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
         raise ConfigError(f"group_size={group_size!r} must be a positive integer (TRL: num_generations)")
@@ -195,11 +213,10 @@ def mix_groups(writing: ArrayLike, passed: ArrayLike, group_size: int, **kwargs:
             f"got {w.size} rewards, not a multiple of group_size={group_size}: mix gathered "
             "rewards of whole groups, with each group's completions contiguous"
         )
-    groups = [
-        mix_rewards(w[s:s + group_size], c[s:s + group_size], **kwargs)
-        for s in range(0, w.size, group_size)
-    ]
-    return np.concatenate(groups) if groups else np.zeros(0)
+    mixed = [_mix_one(w[s:s + group_size], c[s:s + group_size], **kwargs)
+             for s in range(0, w.size, group_size)]
+    rewards = np.concatenate([r for r, _ in mixed]) if mixed else np.zeros(0)
+    return (rewards, [stats for _, stats in mixed]) if return_stats else rewards
 
 
 def fill_missing_writing(writing: ArrayLike, missing: ArrayLike, group_size: int) -> np.ndarray:

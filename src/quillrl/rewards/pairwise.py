@@ -3,7 +3,7 @@
 RLCS (arXiv 2601.07149) rewards a story-writing policy with a generative judge that compares
 two stories at a time. A GRPO group of n completions needs one scalar per completion, so the
 comparisons are folded into rewards by one of three strategies, each trading judge calls for
-variance (DESIGN.md, "Pairwise → scalar rewards"):
+variance (docs/design.md, "Pairwise → scalar rewards"):
 
 - ``pivot``: compare everyone with one member u: n − 1 comparisons;
 - ``reference``: compare everyone with the task's reference text: n comparisons;
@@ -122,7 +122,7 @@ def _debiased(p: np.ndarray) -> np.ndarray:
 
     Both entries carry the same information when p is swap-debiased, so this changes nothing
     there; for a raw matrix of one-order judgments (``p[i, j]`` = i wins when shown first) it
-    *is* the swap debiasing of DESIGN.md; and it lets a caller fill only one triangle.
+    *is* the swap debiasing of docs/design.md; and it lets a caller fill only one triangle.
     """
     pair = np.stack([p, 1.0 - p.T])
     counts = np.sum(~np.isnan(pair), axis=0)

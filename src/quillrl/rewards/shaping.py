@@ -5,7 +5,7 @@ and shapes the reward of each sampled judgment with the entropy H of its verdict
 verdict earns more when the judge was unsure (hard pairs are where it still has to learn), a
 wrong verdict costs more when the judge was sure (confident mistakes are the dangerous ones),
 and an unparseable judgment costs most. The paper's exact formula was not available to us;
-ours (DESIGN.md, "Entropy-based reward shaping") is linear in H between a floor and 1.
+ours (docs/design.md, "Entropy-based reward shaping") is linear in H between a floor and 1.
 """
 
 from __future__ import annotations

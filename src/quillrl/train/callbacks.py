@@ -46,14 +46,17 @@ class MetricsWriter(TrainerCallback):
     """Append one line per logged step to ``metrics.jsonl``.
 
     ``rename`` maps TRL's log keys to quillrl's names (both are kept); ``extra`` returns the
-    trainer's own per-step values (read once per log, then reset by the trainer).
+    trainer's own per-step values (read once per log, then reset by the trainer); ``always``
+    names keys every line carries, null when the trainer did not log them (e.g. ``kl``, which
+    TRL computes only when it has a reference model, i.e. ``beta > 0``).
     """
 
     def __init__(self, path: str | Path, rename: dict[str, str] | None = None,
-                 extra: Callable[[], dict] | None = None):
+                 extra: Callable[[], dict] | None = None, always: tuple[str, ...] = ()):
         self.path = Path(path)
         self.rename = rename or {}
         self.extra = extra
+        self.always = always
         self._t0 = time.perf_counter()
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -74,6 +77,8 @@ class MetricsWriter(TrainerCallback):
             row[self.rename.get(key, key)] = value
         if self.extra is not None:
             row.update(self.extra())
+        for key in self.always:
+            row.setdefault(key, None)
         row.setdefault("seconds", round(time.perf_counter() - self._t0, 3))
         with self.path.open("a") as f:
             f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")

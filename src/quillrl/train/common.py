@@ -36,6 +36,8 @@ class TrainRunConfig(StageConfig):
 
     max_steps: int = Field(20, ge=1, description="optimizer steps")
     save_steps: int = Field(5, ge=1, description="checkpoint every N steps")
+    skip_invalid: bool = Field(False, description="leave out bad data lines (counted and listed "
+                               "with their line numbers) instead of stopping at the first")
     lora: LoraSection = LoraSection()
 
 

@@ -1,7 +1,7 @@
 """GenRM GRPO with RLCS's entropy-based reward shaping (RLCS stage 2).
 
 The policy is the judge: each prompt is a labelled pair in the GenRM template (A/B order drawn
-per pair, seeded), each completion a sampled judgment. Its reward (DESIGN.md, "Entropy-based
+per pair, seeded), each completion a sampled judgment. Its reward (docs/design.md, "Entropy-based
 reward shaping"), per sample, is :func:`~quillrl.rewards.shape_by_entropy` of
 
 * correctness: the verdict :func:`~quillrl.judges.parse_judgment` reads, against the letter

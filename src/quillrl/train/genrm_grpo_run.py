@@ -21,7 +21,7 @@ from .policy_run import GRPOSection, grpo_trl_args
 
 
 class ShapingSection(StageConfig):
-    """RLCS's entropy-based reward shaping (DESIGN.md); ``floor: 1`` turns it off."""
+    """RLCS's entropy-based reward shaping (docs/design.md); ``floor: 1`` turns it off."""
 
     floor: float = Field(0.2, gt=0, le=1, description="reward of a right verdict at H=0; 1 = unshaped ±1")
     format_penalty: float = Field(0.5, ge=0, description="an invalid judgment earns -1 - format_penalty")

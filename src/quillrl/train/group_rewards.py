@@ -1,10 +1,12 @@
 """Whole-group rewards for policy GRPO: writing quality from a judge, constraint passes, mixing.
 
-This is the part of policy training that must see complete groups (DESIGN.md, "Scale"): the
-pairwise strategies compare members of one group with each other, and RLMR's λ is set from
+This is the part of policy training that must see complete groups (docs/design.md, "Scale"):
+the pairwise strategies compare members of one group with each other, and RLMR's λ is set from
 the whole group's writing rewards. In TRL a group can straddle processes, so the trainer calls
-:meth:`GroupRewards.compute` on *gathered* prompts and completions, identically on every process;
-judging can be sharded across processes with ``shard``/``gather`` so no comparison is made twice.
+:meth:`GroupRewards.compute` on *gathered* prompts and completions, identically on every process.
+The work itself is sharded across processes with ``shard``/``gather`` (round-robin over the
+batch's comparisons, scalar scores and constraint checks), so nothing is judged or verified
+twice; every process then folds the same gathered answers into the same rewards.
 
 Per batch (``n`` completions per prompt, ``G`` groups), in order:
 
@@ -13,7 +15,11 @@ Per batch (``n`` completions per prompt, ``G`` groups), in order:
    :func:`~quillrl.rewards.pairwise_rewards`; a judge with ``score()`` (a scalar reward model)
    scores every completion in one call instead;
 2. constraint passes ``c`` from :func:`~quillrl.constraints.verify` (all constraints must pass);
-3. ``r = mix_rewards(w, c)`` per group (:func:`~quillrl.rewards.mix_groups`).
+3. ``r = mix_rewards(w, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group
+   :class:`~quillrl.rewards.RLMRStats` (λ, k, σ) are returned as computed, never re-derived.
+
+A pivot strategy draws each group's pivot once (:func:`group_pivot`) and passes that index both
+to the list of comparisons and to the fold, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -25,9 +31,20 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..rewards import comparisons_needed, fill_missing_writing, mix_groups, pairwise_rewards, preference_matrix, rlmr_lambda
+from ..rewards import (
+    STRATEGIES,
+    RLMRStats,
+    choose_pivot,
+    comparisons_needed,
+    fill_missing_writing,
+    mix_groups,
+    pairwise_rewards,
+    preference_matrix,
+)
 
-STRATEGIES = ("pivot", "reference", "round_robin", "scalar")
+# How a group's writing rewards are made: a pairwise-to-scalar strategy
+# (quillrl.rewards.STRATEGIES), or "scalar", a judge that scores each completion alone.
+WRITING_STRATEGIES = (*STRATEGIES, "scalar")
 
 
 @dataclass
@@ -41,8 +58,9 @@ class GroupRewardBatch:
     judgments: int = 0
     judge_invalid: int = 0
     constraint_unknown: int = 0  # checks that returned None (e.g. free_text with no verifier)
-    lambdas: list[float] = field(default_factory=list)  # RLMR λ per group that had violators
+    lambdas: list[float] = field(default_factory=list)  # RLMR λ per group that was penalised
     reasons: list[str] = field(default_factory=list)  # first failing constraint reason per sample
+    stats: list[RLMRStats] = field(default_factory=list)  # the mix's own stats, one per group
 
     @property
     def judge_invalid_rate(self) -> float:
@@ -52,6 +70,25 @@ class GroupRewardBatch:
 def group_seed(seed: int, step: int, group: int) -> int:
     """A stable per-(step, group) seed for the pivot choice, the same on every process."""
     return zlib.crc32(f"{seed}:{step}:{group}".encode()) & 0x7FFFFFFF
+
+
+def group_pivot(seed: int, step: int, group: int, group_size: int) -> int:
+    """The pivot of one group at one step: drawn once, the same on every process."""
+    return choose_pivot(group_size, seed=group_seed(seed, step, group))
+
+
+def shard_map(fn: Callable[[list], list], items: list, shard: tuple[int, int],
+              gather: Callable[[list], list]) -> list:
+    """``fn(items)`` computed in shards: process ``rank`` of ``world`` runs ``fn`` on items
+    ``rank, rank + world, ...``; ``gather`` (accelerate's ``gather_object``) joins every
+    process's answers, and each process returns the whole list, in order."""
+    rank, world = shard
+    mine = list(range(rank, len(items), world))  # round-robin: balanced across processes
+    local = fn([items[m] for m in mine]) if mine else []
+    out: list = [None] * len(items)
+    for m, value in gather(list(zip(mine, local))):
+        out[m] = value
+    return out
 
 
 def task_constraints(value: Any) -> list[dict]:
@@ -74,10 +111,11 @@ class GroupRewards:
 
     def __init__(self, judge: Any, strategy: str = "pivot", mix: dict | None = None, seed: int = 0,
                  loose: bool = False, free_text_verifier: Any = None):
-        if strategy not in STRATEGIES:
+        if strategy not in WRITING_STRATEGIES:
             from ..errors import ConfigError
 
-            raise ConfigError(f"writing-reward strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+            raise ConfigError(f"writing-reward strategy must be one of {list(WRITING_STRATEGIES)}, "
+                              f"got {strategy!r}")
         if strategy == "scalar" and not hasattr(judge, "score"):
             from ..errors import ConfigError
 
@@ -96,7 +134,8 @@ class GroupRewards:
 
                 raise DataError(f"strategy 'reference' needs a 'reference' text for every task; the task "
                                 f"of group {g} has none (use strategy pivot or round_robin)")
-            pairs = comparisons_needed(self.strategy, group_size, seed=group_seed(self.seed, step, g))
+            pivot = group_pivot(self.seed, step, g, group_size) if self.strategy == "pivot" else None
+            pairs = comparisons_needed(self.strategy, group_size, pivot=pivot)
             out.extend((g, i, j) for i, j in pairs)
         return out
 
@@ -108,7 +147,10 @@ class GroupRewards:
         n_total = len(completions)
         groups = n_total // group_size
         if self.strategy == "scalar":
-            scores = np.asarray(self.judge.score(list(prompts), list(completions)), dtype=np.float64)
+            score = lambda batch: list(self.judge.score([p for p, _ in batch], [t for _, t in batch]))  # noqa: E731
+            scores = np.asarray([np.nan if v is None else v for v in
+                                 shard_map(score, list(zip(prompts, completions)), shard, gather)],
+                                dtype=np.float64)
             missing = ~np.isfinite(scores)
             return np.where(missing, 0.0, scores), missing, n_total, int(missing.sum())
         comps = self._comparisons(group_size, groups, step, references)
@@ -117,13 +159,8 @@ class GroupRewards:
             k = g * group_size
             other = references[k] if j == group_size else completions[k + j]
             items.append((prompts[k], completions[k + i], other))
-        rank, world = shard
-        mine = list(range(rank, len(items), world))  # round-robin shard: balanced across processes
-        local = self.judge.compare_many([items[m] for m in mine]) if mine else []
-        gathered = gather([(m, j.p_a) for m, j in zip(mine, local)])
-        probs: list[float | None] = [None] * len(items)
-        for m, p in gathered:
-            probs[m] = p
+        probs: list[float | None] = shard_map(
+            lambda batch: [j.p_a for j in self.judge.compare_many(batch)], items, shard, gather)
         w = np.zeros(n_total)
         missing = np.zeros(n_total, dtype=bool)
         for g in range(groups):
@@ -135,8 +172,8 @@ class GroupRewards:
                 r, miss = pairwise_rewards(vec, "reference", return_missing=True)
             else:
                 p = preference_matrix(group_size, pairs, qs)
-                r, miss = pairwise_rewards(p, self.strategy, seed=group_seed(self.seed, step, g),
-                                           return_missing=True)
+                pivot = group_pivot(self.seed, step, g, group_size) if self.strategy == "pivot" else None
+                r, miss = pairwise_rewards(p, self.strategy, pivot=pivot, return_missing=True)
             w[g * group_size:(g + 1) * group_size] = r
             missing[g * group_size:(g + 1) * group_size] = miss
         invalid = sum(p is None for p in probs)
@@ -144,18 +181,27 @@ class GroupRewards:
 
     # -- constraints -------------------------------------------------------------------------
     def passes(self, prompts: Sequence[str], completions: Sequence[str],
-               constraints: Sequence[Any]) -> tuple[np.ndarray, int, list[str]]:
+               constraints: Sequence[Any], shard: tuple[int, int] = (0, 1),
+               gather: Callable[[list], list] = lambda x: x) -> tuple[np.ndarray, int, list[str]]:
+        """``(passed, undecided checks, first failing reason per sample)``, checked in shards.
+
+        An undecided check (``None``: e.g. a free_text verifier that gave no answer) does not
+        pass, and is counted (docs/design.md, "Undecided constraints")."""
         from ..constraints import verify
 
-        passed, unknown, reasons = [], 0, []
-        for prompt, text, spec in zip(prompts, completions, constraints):
-            result = verify(text, task_constraints(spec), loose=self.loose, prompt=prompt,
-                            free_text_verifier=self.free_text_verifier)
-            passed.append(bool(result.passed))
-            unknown += sum(r.passed is None for r in result.results)
-            failing = next((f"{r.id}: {r.reason}" for r in result.results if not r.passed), "")
-            reasons.append(failing)
-        return np.asarray(passed, dtype=bool), unknown, reasons
+        def check(batch: list) -> list[tuple[bool, int, str]]:
+            out = []
+            for prompt, text, spec in batch:
+                result = verify(text, task_constraints(spec), loose=self.loose, prompt=prompt,
+                                free_text_verifier=self.free_text_verifier)
+                failing = next((f"{r.id}: {r.reason}" for r in result.results if not r.passed), "")
+                out.append((bool(result.passed), sum(r.passed is None for r in result.results),
+                            failing))
+            return out
+
+        rows = shard_map(check, list(zip(prompts, completions, constraints)), shard, gather)
+        return (np.asarray([r[0] for r in rows], dtype=bool), sum(r[1] for r in rows),
+                [r[2] for r in rows])
 
     # -- everything --------------------------------------------------------------------------
     def compute(self, prompts: Sequence[str], completions: Sequence[str], constraints: Sequence[Any],
@@ -169,15 +215,10 @@ class GroupRewards:
         references = references or [None] * len(completions)
         w, missing, judged, invalid = self.writing_rewards(prompts, completions, group_size, step,
                                                            references, shard, gather)
-        c, unknown, reasons = self.passes(prompts, completions, constraints)
+        c, unknown, reasons = self.passes(prompts, completions, constraints, shard, gather)
         w = fill_missing_writing(w, missing, group_size)  # docs/design.md, "Group barrier"
-        r = mix_groups(w, c, group_size, **self.mix)
-        lambdas = []
-        if self.mix["method"] == "rlmr":
-            for g in range(len(w) // group_size):
-                sl = slice(g * group_size, (g + 1) * group_size)
-                if 0 < (~c[sl]).sum() < group_size:
-                    lambdas.append(float(rlmr_lambda(w[sl], c[sl], self.mix.get("margin", 0.5)).lam))
+        r, stats = mix_groups(w, c, group_size, return_stats=True, **self.mix)
         return GroupRewardBatch(rewards=r, writing=w, passed=c, writing_missing=missing,
                                 judgments=judged, judge_invalid=invalid, constraint_unknown=unknown,
-                                lambdas=lambdas, reasons=reasons)
+                                lambdas=[s.lam for s in stats if s.penalised], reasons=reasons,
+                                stats=stats)

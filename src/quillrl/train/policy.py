@@ -4,13 +4,19 @@ How this departs from plain TRL GRPO: rewards are computed for *whole groups* af
 across processes (:class:`~quillrl.train.group_rewards.GroupRewards`: one batched judge call
 for every comparison of the batch, constraint verification, per-group mixing). Everything else
 — generation (transformers or vLLM), advantages ``(r - mean_group(r)) / std``, the clipped loss,
-KL, LoRA, accelerate/DeepSpeed/FSDP — is TRL's, unchanged. The override is the narrowest hook
-that sees every process's completions: ``_calculate_rewards`` (private in TRL, hence the pin to
-the TRL minor version in pyproject).
+KL, LoRA, accelerate/DeepSpeed/FSDP — is TRL's, unchanged.
+
+The one override is the narrowest hook that sees every process's completions before the
+advantages: ``_calculate_rewards`` (private in TRL, hence the pin to the TRL minor version in
+pyproject). No state passes between methods: the violators' advantages are read at log time
+from TRL's own record of the last generation batch (``_logs["advantages"]`` beside the
+``constraint_pass`` reward column, both gathered over processes). The private names we depend
+on are listed in docs/design.md, "The policy trainer and TRL", as an upgrade checklist.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from typing import Any
 
@@ -49,20 +55,20 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args: Any, group_rewards: GroupRewards, samples_per_step: int = 4, **kwargs: Any):
         kwargs["reward_funcs"] = [_named(n) for n in REWARD_COLUMNS]
+        # a copy: the caller's GRPOConfig stays as it was given
+        kwargs["args"] = copy.copy(kwargs["args"])
         kwargs["args"].reward_weights = REWARD_WEIGHTS
         super().__init__(*args, **kwargs)
         self.group_rewards = group_rewards
         self.samples_per_step = samples_per_step
         self._step_stats: dict[str, list[float]] = defaultdict(list)
         self._samples: list[dict] = []
-        self._batch_passed: np.ndarray | None = None
-        self._group_size = 1
 
     # -- the hook: rewards for whole, gathered groups -------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
-        # Gather texts from every process: groups can straddle processes (DESIGN.md, "Scale").
+        # Gather texts from every process: groups can straddle processes (docs/design.md, "Scale").
         all_prompts = gather_object([prompt_text(p) for p in prompts])
         all_texts = gather_object([completion_text(c) for c in completions])
         all_constraints = gather_object([x.get("constraints") for x in inputs])
@@ -72,7 +78,6 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
                                            step=self.state.global_step, references=all_refs,
                                            shard=(rank, world), gather=gather_object)
         columns = np.stack([batch.rewards, batch.writing, batch.passed.astype(np.float64)], axis=1)
-        self._batch_passed, self._group_size = batch.passed, group_size
         if mode == "train":
             self._step_stats["judge_invalid_rate"].append(batch.judge_invalid_rate)
             self._step_stats["writing_missing_rate"].append(float(batch.writing_missing.mean()))
@@ -87,27 +92,25 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
                         "reward": float(batch.rewards[i]), "failed": batch.reasons[i]})
         return torch.tensor(columns, dtype=torch.float32, device=self.accelerator.device)
 
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        if self.model.training and self._batch_passed is not None:
-            # TRL's own advantages, gathered back into whole groups
-            adv = self.accelerator.gather(output["advantages"].detach().float().reshape(-1)).cpu().numpy()
-            value = violator_max_advantage(adv, self._batch_passed, self._group_size)
-            if value is not None:
-                self._step_stats["violator_max_advantage"].append(value)
-        return output
+    def _last_batch_violator_advantage(self) -> float | None:
+        """:func:`violator_max_advantage` of TRL's last generation batch, from TRL's own record
+        of it: the advantages it computed and our ``constraint_pass`` column, both gathered."""
+        advantages = np.asarray(self._logs["advantages"], dtype=np.float64)
+        passed = np.asarray(self._logs["rewards"]["constraint_pass"], dtype=np.float64)
+        if advantages.size == 0 or advantages.size != passed.size or advantages.size % self.num_generations:
+            return None
+        return violator_max_advantage(advantages, passed > 0.5, self.num_generations)
 
     # -- what the callbacks read -------------------------------------------------------------------
     def step_metrics(self) -> dict:
-        """This step's own metrics (max for the violator advantage, mean otherwise); then reset."""
+        """This step's own metrics (means over its reward calls), then reset; plus the largest
+        advantage of a violator in a mixed group of the last generation batch (None: none)."""
         out = {}
         for key, values in self._step_stats.items():
             finite = [v for v in values if np.isfinite(v)]
-            if key == "violator_max_advantage":
-                out[key] = max(finite) if finite else None  # None: no violator this step
-            else:
-                out[key] = float(np.mean(finite)) if finite else None
+            out[key] = float(np.mean(finite)) if finite else None
         self._step_stats.clear()
+        out["violator_max_advantage"] = self._last_batch_violator_advantage()
         return out
 
     def take_samples(self) -> list[dict]:

@@ -34,6 +34,11 @@ class RewardSection(StageConfig):
         "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>)")
     judge_max_new_tokens: int = Field(384, ge=1, description="GenRM reasoning length (reasoning mode only)")
     loose: bool = Field(False, description="verify constraints with IFEval's loose variants")
+    free_text_verifier: str | None = Field(
+        None, description="backend that judges free_text constraints (local:<model>, "
+        "openai:<url>#<model>); required when a task has one")
+    free_text_threshold: float = Field(0.5, ge=0, le=1, description="p(yes) at or above which "
+                                       "a free_text constraint passes")
 
 
 class MixSection(StageConfig):
@@ -107,7 +112,7 @@ def tasks_dataset(config: PolicyConfig):
 
     from ..data import read_tasks
 
-    tasks = list(read_tasks(resolve_tasks_path(config.tasks)).records)
+    tasks = list(read_tasks(resolve_tasks_path(config.tasks), skip_invalid=config.skip_invalid).records)
     random.Random(config.seed).shuffle(tasks)
     if config.max_tasks:
         tasks = tasks[: config.max_tasks]
@@ -117,6 +122,31 @@ def tasks_dataset(config: PolicyConfig):
              "constraints": json.dumps([c.model_dump() for c in t.constraints]),
              "reference": t.reference or ""} for t in tasks]
     return Dataset.from_list(rows)
+
+
+def free_text_verifier(reward: RewardSection):
+    """The configured verifier of ``free_text`` constraints, or None."""
+    if reward.free_text_verifier is None:
+        return None
+    from ..judges.free_text import make_free_text_verifier
+
+    return make_free_text_verifier(reward.free_text_verifier, threshold=reward.free_text_threshold)
+
+
+def check_free_text(config: PolicyConfig) -> None:
+    """Refuse, before any weights load, tasks with ``free_text`` constraints and no verifier:
+    every such sample would be undecided, hence a violator, and RLMR would push the whole
+    policy down for a constraint nobody checked."""
+    from ..data import read_tasks
+
+    if config.reward.free_text_verifier is not None:
+        return
+    path = resolve_tasks_path(config.tasks)
+    for task in read_tasks(path, skip_invalid=config.skip_invalid):
+        if any(c.id == "free_text" for c in task.constraints):
+            raise ConfigError(f"{path}: task {task.id!r} has a free_text constraint, and no "
+                              "verifier is configured: set reward.free_text_verifier (e.g. "
+                              "local:smollm2-135m-instruct) or remove such constraints")
 
 
 def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_judge=None):
@@ -130,7 +160,8 @@ def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_
     judge = make_judge(reward.judge, mode=reward.mode, swap=reward.swap, **options)
     if wrap_judge is not None:
         judge = wrap_judge(judge)
-    return GroupRewards(judge, strategy=reward.strategy, seed=seed, mix=mix.model_dump(), loose=reward.loose)
+    return GroupRewards(judge, strategy=reward.strategy, seed=seed, mix=mix.model_dump(), loose=reward.loose,
+                        free_text_verifier=free_text_verifier(reward))
 
 
 def build_trainer(config: PolicyConfig, output_dir: Path):
@@ -148,7 +179,10 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
         peft_config=config.lora.peft_config(), group_rewards=group_rewards,
         samples_per_step=config.samples_per_step)
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace the dict dumps
-    trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES, trainer.step_metrics))
+    # kl: TRL's KL to the reference policy, logged when beta > 0 (with beta 0 TRL loads no
+    # reference model and measures none; the line then says kl: null rather than leave it out)
+    trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES, trainer.step_metrics,
+                                       always=("kl",)))
     trainer.add_callback(SamplesTable(output_dir / "completions.jsonl", trainer.take_samples))
     trainer.add_callback(RichProgress({"reward": "reward", "rewards/constraint_pass/mean": "pass"}))
     return trainer
@@ -160,6 +194,8 @@ def train_policy(config: PolicyConfig, resume: bool = False) -> dict:
 
     def build(cfg: PolicyConfig, output_dir: Path):
         return build_trainer(cfg, output_dir), {}
+
+    check_free_text(config)
 
     return run_training(config, resume, build, title="Policy GRPO (RLMR mixed reward)",
                         summary_keys=("reward_mean", "writing_reward_mean", "constraint_pass_rate",

@@ -7,7 +7,6 @@ a glance; the table gives each metric's first, last, min and max.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -27,29 +26,71 @@ PLOTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
+def read_metrics(run_dir: str | Path, warnings: list[str] | None = None) -> list[dict]:
+    """The rows of a run's ``metrics.jsonl``.
+
+    A bad line (not UTF-8, not JSON, not an object) is a DataError naming the file and line,
+    except the *last* line when it is cut off (no newline at its end): a run killed mid-write
+    leaves one, and the report is made around it, with a warning appended to ``warnings``.
+    """
+    from ..data.jsonl import json_lines
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError("not a run directory" if run_dir.exists() else "no such run directory",
+                        path=str(run_dir))
+    path = run_dir / "metrics.jsonl"
     if not path.exists():
         raise DataError(f"no metrics.jsonl in {run_dir}: is it a quillrl run directory?")
+    if not path.is_file():
+        raise DataError("is not a file", path=str(path))
+    data = path.read_bytes()
+    torn_line = data.count(b"\n") + 1 if data and not data.endswith(b"\n") else None
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON: {exc.msg}", path=str(path), line=n) from None
+    for n, value in json_lines(path):
+        problem = (value if isinstance(value, DataError) else None) or (
+            None if isinstance(value, dict) else
+            DataError(f"not a JSON object: got {type(value).__name__}", path=str(path), line=n))
+        if problem is not None:
+            if n == torn_line:
+                if warnings is not None:
+                    warnings.append(f"{path}:{n}: last line cut off (a run killed mid-write?); "
+                                    "reported without it")
+                continue
+            raise problem
+        rows.append(value)
     return rows
+
+
+def _number(value) -> float | None:
+    """A metric value as a float; None for a missing, non-numeric or NaN value (a bool is not
+    a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for row in rows:
-        value = row.get(key)
-        if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
-            xs.append(row.get("step", len(xs)))
-            ys.append(float(value))
+        value = _number(row.get(key))
+        if value is not None:
+            step = _number(row.get("step"))
+            xs.append(step if step is not None else len(xs))
+            ys.append(value)
     return xs, ys
+
+
+def non_numeric(rows: list[dict]) -> dict[str, int]:
+    """Metrics with values that are neither numbers nor null, and how many: counted, so the
+    report says a metric's plot and row leave some steps out instead of dropping them quietly."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        for key, value in row.items():
+            if value is not None and _number(value) is None and not (
+                    isinstance(value, float) and math.isnan(value)):
+                counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def plot_metrics(rows: list[dict], out_dir: Path) -> list[str]:
@@ -84,25 +125,39 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.4g}"
 
 
-def write_report(run_dir: str | Path, title: str = "Training run") -> Path:
-    """Write ``report.md`` and its plots into ``run_dir``; return the report's path."""
+def write_report(run_dir: str | Path, title: str = "Training run",
+                 warnings: list[str] | None = None) -> Path:
+    """Write ``report.md`` and its plots into ``run_dir``; return the report's path.
+
+    ``warnings`` (if given) collects what the report worked around: a torn last line, values
+    that are not numbers (their metric is reported over its numeric steps, and counted)."""
     run_dir = Path(run_dir)
-    rows = read_metrics(run_dir)
+    warnings = [] if warnings is None else warnings
+    rows = read_metrics(run_dir, warnings)
     figures = plot_metrics(rows, run_dir) if rows else []
-    keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k != "step"})
+    odd = non_numeric(rows)
+    keys = sorted({k for r in rows for k, v in r.items() if k != "step"
+                   and (_number(v) is not None or k in odd)})
+    for key, count in sorted(odd.items()):
+        warnings.append(f"metric '{key}': {count} value(s) are not numbers; left out of its row and plot")
     lines = [f"# {title}", "", f"Run directory: `{run_dir}`; {len(rows)} logged steps.", ""]
     if rows:
-        lines += ["| metric | first | last | min | max |", "|---|---|---|---|---|"]
+        lines += ["| metric | first | last | min | max | non-numeric values |",
+                  "|---|---|---|---|---|---|"]
         for key in keys:
             _, ys = _series(rows, key)
-            if ys:
-                lines.append(f"| {key} | {_fmt(ys[0])} | {_fmt(ys[-1])} | {_fmt(min(ys))} | {_fmt(max(ys))} |")
+            first, last, low, high = (ys[0], ys[-1], min(ys), max(ys)) if ys else (None,) * 4
+            lines.append(f"| {key} | {_fmt(first)} | {_fmt(last)} | {_fmt(low)} | {_fmt(high)} "
+                         f"| {odd.get(key, 0)} |")
         lines.append("")
+    lines += [f"> warning: {w}" for w in warnings] + ([""] if warnings else [])
     for fig in figures:
         lines += [f"![{fig[:-4]}]({fig})", ""]
     samples = run_dir / "completions.jsonl"
     if samples.exists():
         lines += [f"Sampled completions with their rewards: `{samples.name}`.", ""]
     out = run_dir / "report.md"
-    out.write_text("\n".join(lines))
+    if out.is_dir():
+        raise DataError("is a directory; the report cannot be written", path=str(out))
+    out.write_text("\n".join(lines), encoding="utf-8")
     return out

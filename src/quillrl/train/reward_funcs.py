@@ -37,8 +37,10 @@ def prompt_text(prompt: Any) -> str:
 class ConstraintPassReward:
     """``1.0`` if a completion passes every constraint of its task, else ``0.0``.
 
-    ``None`` (TRL then ignores the sample for this function) only where a check could not be
-    decided, e.g. a ``free_text`` constraint with no LLM verifier configured.
+    An undecided check (a ``free_text`` constraint whose verifier gave no answer, or with no
+    verifier configured) is not a pass: the sample gets ``0.0``, exactly as in ``train policy``
+    (docs/design.md, "Undecided constraints"). Returning None would drop the sample from this
+    reward, so a policy could escape the constraint term by provoking undecided verdicts.
 
     >>> import json
     >>> reward = ConstraintPassReward()
@@ -61,8 +63,7 @@ class ConstraintPassReward:
         for prompt, completion, spec in zip(prompts, completions, constraints):
             result = verify(completion_text(completion), task_constraints(spec), loose=self.loose,
                             prompt=prompt_text(prompt), free_text_verifier=self.free_text_verifier)
-            undecided = any(r.passed is None for r in result.results)
-            out.append(None if undecided else float(result.passed))
+            out.append(float(result.passed))  # undecided counts as not passed
         return out
 
 

@@ -33,6 +33,50 @@ def load_trainable(name_or_path: str, lora: Any, *, task_type: str = "CAUSAL_LM"
     return model, tokenizer, lora.peft_config(task_type)
 
 
+# Config fields that name a data file, and what each holds: every trainer's data is read and
+# validated by check_data_files before any weights load (a bad line found after minutes of
+# loading wastes them).
+DATA_FIELDS = {"tasks": "tasks", "pairs": "pairs", "data": "sft examples"}
+
+
+def data_files(config: StageConfig) -> dict[str, Path]:
+    """The data files a config names, by field (``bundled:`` task sets resolved)."""
+    from .policy_run import resolve_tasks_path
+
+    found = {}
+    for name in DATA_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, str) and value:
+            found[name] = resolve_tasks_path(value) if name == "tasks" else Path(value)
+    return found
+
+
+def check_data_files(config: StageConfig) -> dict[str, Any]:
+    """Read and validate every data file of ``config`` (a DataError names file, line, field);
+    returns ``{field: {"records", "skipped", "skipped_by_reason"}}`` for the summary. With
+    ``skip_invalid``, bad lines are counted and listed (file:line: reason) instead."""
+    import logging
+
+    from ..data import read_pairs, read_tasks
+    from ..distill import read_examples
+
+    skip = bool(getattr(config, "skip_invalid", False))
+    log = logging.getLogger(__name__)
+    out = {}
+    for name, path in data_files(config).items():
+        if name == "data":
+            out[name] = {"records": len(read_examples(path)), "skipped": 0, "skipped_by_reason": {}}
+            continue
+        result = (read_tasks if name == "tasks" else read_pairs)(path, skip_invalid=skip)
+        if not result.records:
+            raise ConfigError(f"{name}: {path} holds no valid {DATA_FIELDS[name]}")
+        for skipped in result.skipped:
+            log.warning("%s:%s: skipped: %s", path, skipped.line, skipped.reason)
+        out[name] = {"records": len(result), "skipped": len(result.skipped),
+                     "skipped_by_reason": result.skipped_by_reason()}
+    return out
+
+
 def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path], tuple[Any, dict]], *,
                  title: str, summary_keys: tuple[str, ...], judge_spec: str | None = None,
                  save_final: Callable[[Any, Path], None] | None = None) -> dict:
@@ -45,6 +89,7 @@ def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path],
     from .report import write_report
 
     output_dir = Path(config.output_dir)
+    data_checked = check_data_files(config)  # before any weights load
     checkpoint = last_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         raise ConfigError(f"--resume: no checkpoint in {output_dir} (runs save every {config.save_steps} steps)")
@@ -65,7 +110,7 @@ def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path],
         "output_dir": str(output_dir), "report": str(report), "final": str(final),
         **({"judge": judge_spec.format(final=final)} if judge_spec else {}), "steps": trainer.state.global_step,
         "resumed_from": checkpoint, "seconds": round(time.perf_counter() - start, 1),
-        "train_loss": result.training_loss, **data_summary,
+        "train_loss": result.training_loss, "data": data_checked, **data_summary,
         **{k: last.get(k) for k in summary_keys},
     }
     write_summary(output_dir, summary)
