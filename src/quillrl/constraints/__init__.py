@@ -11,7 +11,7 @@ you pass in). Each verdict carries a one-line reason; ``None`` means undecided a
 
 from .base import Arg, Check
 from .free_text import FreeTextVerifier
-from .registry import REGISTRY, check_class, constraint_ids
+from .registry import REGISTRY, check_class, constraint_family, constraint_ids
 from .spec import CheckResult, Constraint
 from .verifier import ConstraintResult, Verification, loose_variants, verify
 
@@ -25,6 +25,7 @@ __all__ = [
     "REGISTRY",
     "Verification",
     "check_class",
+    "constraint_family",
     "constraint_ids",
     "loose_variants",
     "verify",

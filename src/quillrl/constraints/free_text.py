@@ -32,6 +32,7 @@ class FreeTextCheck(Check):
     """The response follows the instruction ``text``, as judged by a ``FreeTextVerifier``."""
 
     id = "free_text"
+    family = "free_text"
     args = (Arg("text", "str", note="the instruction, in words"),)
 
     def check(self, text: str, prompt: str | None = None,
