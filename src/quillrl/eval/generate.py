@@ -54,10 +54,19 @@ def open_policy(model: str, *, backend: str = "local", batch_size: int = 8) -> B
     this process (``local``) or vLLM (``vllm``, GPU only). A spec that names nothing raises a
     ConfigError listing the accepted forms.
     """
+    check_spec(model, backend)
+    if model.startswith("openai:"):
+        return make_backend(model, max_concurrency=batch_size)
+    options = {"batch_size": batch_size} if backend == "local" else {}
+    return make_backend(f"{backend}:{model}", **options)
+
+
+def check_spec(model: str, backend: str = "local") -> None:
+    """Raise a ConfigError unless ``model`` names something ``backend`` can run (no loading)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}'; accepted: {', '.join(BACKENDS)}")
     if model.startswith("openai:"):
-        return make_backend(model, max_concurrency=batch_size)
+        return
     if backend == "openai":
         raise ConfigError(f"--backend openai needs an openai: model spec, got '{model}'; "
                           "e.g. openai:http://127.0.0.1:8000/v1#my-model")
@@ -68,8 +77,6 @@ def open_policy(model: str, *, backend: str = "local", batch_size: int = 8) -> B
     except ModelNotFoundError:
         raise ConfigError(f"no model '{model}'. Accepted forms: " + "; ".join(spec_forms())
                           + ". Nothing is downloaded from a hub.") from None
-    options = {"batch_size": batch_size} if backend == "local" else {}
-    return make_backend(f"{backend}:{model}", **options)
 
 
 def settings_of(model: str, params: SamplingParams, seed: int) -> dict[str, Any]:
@@ -106,6 +113,8 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
         raise ConfigError("no tasks to generate for")
     name = model_name or (model if isinstance(model, str) else getattr(model, "model_name", model.name))
     settings = settings_of(str(name), params, seed)
+    if isinstance(model, str):
+        check_spec(model, backend)
     out = Path(out)
     start = time.perf_counter()
     generated, tokens, gen_seconds = 0, 0, 0.0
