@@ -140,3 +140,19 @@ def test_generate_cli(tiny_model_dir, tmp_path):
     bad = CliRunner().invoke(app, ["generate", "--model", "nope", "--tasks", str(tasks),
                                    "--out", str(out)])
     assert bad.exit_code == 2 and "Accepted forms" in bad.output
+
+
+def test_an_openai_server_spec_generates_what_the_local_model_does(tiny_model_dir, tmp_path):
+    """Through `quillrl serve` on loopback, the same chat prompt gives the same greedy text."""
+    from quillrl.backends import LocalBackend, OpenAIServer
+
+    local_out, served_out = tmp_path / "local.jsonl", tmp_path / "served.jsonl"
+    settings = dict(max_new_tokens=5, batch_size=1, progress=False, limit=3)
+    generate_responses(str(tiny_model_dir), TASKS, local_out, **settings)
+    with OpenAIServer(LocalBackend(str(tiny_model_dir), batch_size=1), "127.0.0.1", 0,
+                      model_name="tiny").start() as server:
+        summary = generate_responses(f"openai:{server.url}#tiny", TASKS, served_out, **settings)
+    assert summary["generated"] == 3
+    served = lines(served_out)
+    assert [r["response"] for r in served] == [r["response"] for r in lines(local_out)]
+    assert served[0]["model"] == f"openai:{server.url}#tiny"
