@@ -18,7 +18,7 @@ import typer
 from ..data.task_sources import IFBENCH_FILE, IFEVAL_FILE
 from ._common import print_summary, user_errors
 from .eval import eval_app
-from .generate import BACKEND_HELP, BATCH_HELP, MODEL_HELP, read_task_file, resumable
+from .generate import BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, read_task_file, resumable
 from .verify import join_responses, summarize, verify_task
 
 GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "out")
@@ -63,12 +63,12 @@ def _register(name: str, relative: str, what: str) -> None:
                                             "file order (as lm-eval's --limit)."),
         max_new_tokens: int = typer.Option(1280, "--max-new-tokens", help="As lm-eval's "
                                            "max_gen_toks for ifeval."),
-        batch_size: int = typer.Option(8, "--batch-size", help=BATCH_HELP),
+        batch_size: int = BATCH_SIZE_OPTION,
         out: Optional[Path] = typer.Option(None, "--out", help="Responses JSONL, resumed by a "
                                            f"rerun (default runs/eval-{name}/<model>-<tokens>.jsonl)."),
         verdicts: Optional[Path] = typer.Option(None, "--verdicts", help="Write one line per task "
                                                 "with every constraint's verdict and reason."),
-        backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+        backend: str = BACKEND_OPTION,
         skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out tasks with "
                                           "unknown constraint ids or bad kwargs (counted)."),
     ) -> None:

@@ -21,6 +21,15 @@ MODEL_HELP = ("Policy: an embedded model name, a model directory, a PEFT adapter
 BACKEND_HELP = "local (transformers here), vllm (GPU), or openai (with an openai: SPEC)."
 BATCH_HELP = "Prompts per batch (local backend) or requests in flight (openai)."
 
+# The sampling options, shared by every verb that generates (typer reads an Option as metadata,
+# so one instance can be the default of several commands).
+N_OPTION = typer.Option(1, "--n", help="Samples per task.")
+TEMPERATURE_OPTION = typer.Option(0.0, "--temperature", help="0 = greedy.")
+TOP_P_OPTION = typer.Option(1.0, "--top-p", help="Nucleus sampling mass.")
+MAX_NEW_TOKENS_OPTION = typer.Option(512, "--max-new-tokens", help="Token limit per response.")
+BATCH_SIZE_OPTION = typer.Option(8, "--batch-size", help=BATCH_HELP)
+BACKEND_OPTION = typer.Option("local", "--backend", help=BACKEND_HELP)
+
 
 def resumable(fn: Callable) -> Callable:
     """Ctrl-C: say how to resume on stderr and exit 130; the output file stays valid."""
@@ -55,14 +64,14 @@ def generate_command(
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
     tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL (quillrl, or IFEval/IFBench raw)."),
     out: Path = typer.Option(..., "--out", help="Responses JSONL; an existing file is resumed."),
-    n: int = typer.Option(1, "--n", help="Samples per task."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token limit per response."),
+    n: int = N_OPTION,
+    temperature: float = TEMPERATURE_OPTION,
+    top_p: float = TOP_P_OPTION,
+    max_new_tokens: int = MAX_NEW_TOKENS_OPTION,
     seed: int = typer.Option(0, "--seed", help="Sampling seed (per batch, derived from it)."),
-    batch_size: int = typer.Option(8, "--batch-size", help=BATCH_HELP),
+    batch_size: int = BATCH_SIZE_OPTION,
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks in file order."),
-    backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+    backend: str = BACKEND_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out task lines with "
                                       "unknown constraint ids or bad fields (counted)."),
 ) -> None:
