@@ -122,11 +122,12 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
     try:
         with JsonlWriter(out, resume=True) as writer:  # repairs a line cut off by a kill
             done = done_keys(out, settings)  # refuse a foreign file before loading the model
-            policy = model if isinstance(model, Backend) else open_policy(
-                model, backend=backend, batch_size=batch_size)
             todo = [(t, k) for k in range(n) for t in tasks if (t.id, k) not in done]
+            if todo:  # a finished file needs no model
+                policy = model if isinstance(model, Backend) else open_policy(
+                    model, backend=backend, batch_size=batch_size)
             prompts = {t.id: ChatPrompt(tuple(t.messages())) for t in tasks}
-            order = length_order(policy, [prompts[t.id] for t, _ in todo])
+            order = length_order(policy, [prompts[t.id] for t, _ in todo]) if todo else []
             bar = _Progress(len(todo), f"generating with {name}") if progress else None
             with bar or contextlib.nullcontext():
                 for s in range(0, len(order), batch_size):
