@@ -99,13 +99,14 @@ def test_parity_report_names_a_difference(varied_model_dir):
     assert not report["parity"]
 
 
-def test_eval_ifeval_cli_prints_the_four_metrics(varied_model_dir, raw_tasks, tmp_path):
+@pytest.mark.parametrize("verb", ["ifeval", "ifbench"])  # ifbench: the same run, IFBench's file
+def test_eval_ifeval_cli_prints_the_four_metrics(varied_model_dir, raw_tasks, tmp_path, verb):
     from typer.testing import CliRunner
 
     from quillrl.cli import app
 
     out, verdicts = tmp_path / "r.jsonl", tmp_path / "v.jsonl"
-    args = ["eval", "ifeval", "--model", str(varied_model_dir), "--tasks", str(raw_tasks),
+    args = ["eval", verb, "--model", str(varied_model_dir), "--tasks", str(raw_tasks),
             "--limit", "3", "--max-new-tokens", "8", "--out", str(out), "--verdicts", str(verdicts)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
