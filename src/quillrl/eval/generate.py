@@ -215,20 +215,31 @@ def _rewrite_in_task_order(path: Path, tasks: Sequence[WritingTask]) -> None:
 
 
 class _Progress:
-    """A rich progress bar on stderr (stdout keeps the JSON summary) with the tokens/s so far."""
+    """A rich progress bar on stderr (stdout keeps the JSON summary) with the tokens/s so far.
+
+    When stderr is not a terminal (a background run writing to a log), rich draws nothing until
+    the end, so each batch also prints one plain line there.
+    """
 
     def __init__(self, total: int, description: str):
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
+        console = Console(stderr=True)
+        self._log = None if console.is_terminal else console
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("{task.fields[speed]}"), TimeElapsedColumn(),
-                             TimeRemainingColumn(), console=Console(stderr=True))
+                             TimeRemainingColumn(), console=console)
         self._task = self._bar.add_task(description, total=total, speed="")
+        self._done, self._total = 0, total
 
     def advance(self, k: int, tokens_per_s: float) -> None:
         self._bar.update(self._task, advance=k, speed=f"{tokens_per_s:.1f} tok/s")
+        self._done += k
+        if self._log is not None:
+            self._log.print(f"{time.strftime('%H:%M:%S')} {self._done}/{self._total} responses, "
+                            f"{tokens_per_s:.1f} tok/s", highlight=False)
 
     def __enter__(self):
         self._bar.__enter__()
