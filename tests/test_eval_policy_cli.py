@@ -140,3 +140,21 @@ def test_eval_policy_smoke_on_a_tiny_model(tmp_path, tiny_model_dir):
     before = {p.name: p.read_text() for p in out.glob("*.jsonl")}
     assert summary(runner.invoke(app, args)) == s
     assert {p.name: p.read_text() for p in out.glob("*.jsonl")} == before
+
+
+def test_demo_heldout_tasks_are_never_trained_on():
+    from pathlib import Path
+
+    import yaml
+
+    from quillrl.data import read_tasks
+    from quillrl.train.policy_run import PolicyConfig, resolve_tasks_path
+
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    config = PolicyConfig.model_validate(yaml.safe_load(demo.read_text()))
+    train = read_tasks(resolve_tasks_path(config.tasks)).records
+    heldout = read_tasks(resolve_tasks_path("bundled:demo_heldout")).records
+    assert len(train) == len(heldout) == 20
+    assert not {t.prompt for t in train} & {t.prompt for t in heldout}
+    assert not {t.id for t in train} & {t.id for t in heldout}
+    assert all([c.id for c in t.constraints] == ["detectable_format:title"] for t in train + heldout)

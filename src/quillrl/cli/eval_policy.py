@@ -45,6 +45,13 @@ def _echo_named(counts: dict[str, Any]) -> None:
                        f"{', '.join(map(str, ids))}{more}", err=True)
 
 
+def _tasks(path: Path, skip_invalid: bool = False) -> list:
+    """Tasks from a JSONL path or a bundled set (``bundled:demo_heldout``)."""
+    from ..train.policy_run import resolve_tasks_path
+
+    return read_task_file(resolve_tasks_path(str(path)), skip_invalid)
+
+
 def _responses(path: Path) -> list:
     from ..data.readers import read_responses
 
@@ -108,7 +115,7 @@ def _judge_opts(mode: str, swap: bool, max_new_tokens, device, dtype, backend_ba
 @eval_app.command("constraints")
 @user_errors
 def constraints_command(
-    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL (quillrl, or IFEval/IFBench raw)."),
+    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL (quillrl, or IFEval/IFBench raw), or bundled:NAME."),
     responses: Path = typer.Option(..., "--responses", help="Responses JSONL (`quillrl generate`)."),
     out: Optional[Path] = typer.Option(None, "--out", help="One line per response: every "
                                        "constraint's verdict, family and reason."),
@@ -125,7 +132,7 @@ def constraints_command(
     from ..data import write_jsonl
     from ..eval.constraint_rates import pass_rates, verdict_rows
 
-    pairs, counts = _joined(read_task_file(tasks, skip_invalid), _responses(responses), responses)
+    pairs, counts = _joined(_tasks(tasks, skip_invalid), _responses(responses), responses)
     rows = verdict_rows(pairs, loose=loose)
     if out is not None:
         write_jsonl(out, rows)
@@ -142,7 +149,7 @@ def constraints_command(
 @user_errors
 @resumable
 def winrate_command(
-    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL the responses answer."),
+    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL the responses answer, or bundled:NAME."),
     a: Path = typer.Option(..., "--a", help="Responses of A (e.g. the trained policy)."),
     b: Path = typer.Option(..., "--b", help="Responses of B (e.g. the base policy)."),
     judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
@@ -163,7 +170,7 @@ def winrate_command(
     invalid judgments (left out, counted), the LC win rate and the reward-hacking signals."""
     from ..eval.headtohead import head_to_head, pair_responses
 
-    task_list = read_task_file(tasks, False)
+    task_list = _tasks(tasks)
     resp_a, resp_b = _responses(a), _responses(b)
     _joined(task_list, resp_a, a)
     _joined(task_list, resp_b, b)
@@ -197,7 +204,7 @@ def policy_command(
     base: str = typer.Option(..., "--base", help="Base policy. " + MODEL_HELP),
     trained: str = typer.Option(..., "--trained", help="Trained policy (e.g. a `train policy` "
                                 "final/ adapter). " + MODEL_HELP),
-    tasks: Path = typer.Option(..., "--tasks", help="Held-out tasks JSONL (never trained on)."),
+    tasks: Path = typer.Option(..., "--tasks", help="Held-out tasks JSONL (never trained on), or bundled:NAME."),
     judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
     out_dir: Path = typer.Option(..., "--out-dir", help="Responses, judgments (all resumed by a "
                                  "rerun), summary.json, report.md and plots."),
@@ -223,7 +230,7 @@ def policy_command(
     from ..eval.generate import generate_responses
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    task_list = read_task_file(tasks, False)[:limit] if limit else read_task_file(tasks, False)
+    task_list = _tasks(tasks)[:limit] if limit else _tasks(tasks)
     files = {}
     for side, spec in (("base", base), ("trained", trained)):
         files[side] = out_dir / f"responses-{side}.jsonl"
