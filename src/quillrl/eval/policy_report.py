@@ -93,17 +93,20 @@ def plot_win_rate(summary: Mapping[str, Any], path: str | Path, a: str = "A", b:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 1.9))
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=0.8)
+    labels = []
     if summary.get("win_rate") is not None:
         w = summary["win_rate"]
         ax.errorbar([w], [1], xerr=[[w - summary["ci_low"]], [summary["ci_high"] - w]], fmt="o",
-                    capsize=4, label=f"win rate {100 * w:.1f}% (n={summary['n']})")
+                    capsize=4)
+    labels.append(f"win rate {pct(summary.get('win_rate'))}\n(n={summary.get('n')}, 95% CI)")
     if summary.get("lc_win_rate") is not None:
-        ax.plot([summary["lc_win_rate"]], [0], "s", label=f"LC win rate {100 * summary['lc_win_rate']:.1f}%")
+        ax.plot([summary["lc_win_rate"]], [0], "s")
+    labels.append(f"LC win rate\n{pct(summary.get('lc_win_rate'))}")
     ax.set_xlim(0, 1)
-    ax.set_ylim(-0.8, 1.8)
-    ax.set_yticks([])
+    ax.set_ylim(-0.6, 1.6)
+    ax.set_yticks([1, 0], labels, fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel(f"{a} against {b} (ties count half; invalid left out: {summary.get('invalid', 0)})")
-    ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
 
 
