@@ -158,3 +158,16 @@ def test_demo_heldout_tasks_are_never_trained_on():
     assert not {t.prompt for t in train} & {t.prompt for t in heldout}
     assert not {t.id for t in train} & {t.id for t in heldout}
     assert all([c.id for c in t.constraints] == ["detectable_format:title"] for t in train + heldout)
+
+
+def test_eval_policy_ifeval_adds_both_policies_scores(tmp_path, tiny_model_dir, shared_data, monkeypatch):
+    monkeypatch.setenv("QUILLRL_DATA", str(shared_data))
+    tasks = write(tmp_path / "tasks.jsonl", TASKS[:1])
+    out = tmp_path / "eval"
+    s = summary(runner.invoke(app, [
+        "eval", "policy", "--base", str(tiny_model_dir), "--trained", str(tiny_model_dir),
+        "--tasks", str(tasks), "--judge", "baseline:length", "--out-dir", str(out),
+        "--max-new-tokens", "4", "--limit", "1", "--ifeval", "--resamples", "50"]))
+    for side in ("base", "trained"):
+        assert s["ifeval"][side]["n"] == 1 and "prompt_level_strict_acc" in s["ifeval"][side]
+        assert (out / f"ifeval-{side}.jsonl").exists()

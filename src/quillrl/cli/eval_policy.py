@@ -208,7 +208,8 @@ def policy_command(
     judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
     out_dir: Path = typer.Option(..., "--out-dir", help="Responses, judgments (all resumed by a "
                                  "rerun), summary.json, report.md and plots."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks (and, with "
+                                        "--ifeval, the first N IFEval prompts)."),
     n: int = typer.Option(1, "--n", help="Samples per task and policy."),
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
@@ -246,7 +247,7 @@ def policy_command(
         from .eval_ifeval import run_benchmark
         from ..data.task_sources import IFEVAL_FILE
 
-        summary["ifeval"] = {side: run_benchmark("ifeval", IFEVAL_FILE, spec, None, None, 1280,
+        summary["ifeval"] = {side: run_benchmark("ifeval", IFEVAL_FILE, spec, None, limit, 1280,
                                                  batch_size, out_dir / f"ifeval-{side}.jsonl", None,
                                                  backend, False)
                              for side, spec in (("base", base), ("trained", trained))}
