@@ -94,3 +94,31 @@ def test_every_constraint_id_has_a_family():
     families = {constraint_family(i) for i in REGISTRY}
     assert {"ifeval", "creative", "free_text"} <= families
     assert all(isinstance(getattr(cls, "family", None), str) for cls in REGISTRY.values())
+
+
+def test_head_to_head_reads_judge_records_in_slot_free_terms():
+    """A judge that says "slot A" every time (position bias) only wins where A sits in slot A;
+    run through judge_pairs, p_chosen is about the A response wherever it was shown, and an
+    invalid judgment is counted, not scored."""
+    from quillrl.data import Response, WritingTask
+    from quillrl.eval.headtohead import head_to_head, pair_responses
+    from quillrl.eval.judging import judge_pairs
+    from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
+
+    class SlotA(Judge):
+        name = "slot-a"
+
+        def _compare_many(self, pairs):
+            return [invalid_judgment("no verdict") if "broken" in a + b else scored_judgment(0.9)
+                    for _, a, b in pairs]
+
+    tasks = [WritingTask(id=f"t{i}", prompt=f"p{i}") for i in range(40)]
+    a = [Response(id=t.id, sample=0, response="broken" if t.id == "t0" else "a text") for t in tasks]
+    b = [Response(id=t.id, sample=0, response="b text") for t in tasks]
+    units, counts = pair_responses(tasks, a, b)
+    records = list(judge_pairs(SlotA(), [u["pair"] for u in units], seed=0))
+    s = head_to_head(units, records)
+    slots = [first_slot(u["pair"].id) for u in units[1:]]
+    assert s["invalid"] == 1 and s["n"] == 39
+    assert s["wins"] == slots.count("A") and s["losses"] == slots.count("B") and s["ties"] == 0
+    assert counts["only_a"] == counts["only_b"] == 0 and counts["tasks_judged"] == 40
