@@ -171,3 +171,13 @@ def test_eval_policy_ifeval_adds_both_policies_scores(tmp_path, tiny_model_dir, 
     for side in ("base", "trained"):
         assert s["ifeval"][side]["n"] == 1 and "prompt_level_strict_acc" in s["ifeval"][side]
         assert (out / f"ifeval-{side}.jsonl").exists()
+
+
+def test_eval_policy_refuses_a_spec_that_names_nothing_before_generating(tmp_path, tiny_model_dir):
+    tasks = write(tmp_path / "tasks.jsonl", TASKS)
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["eval", "policy", "--base", str(tiny_model_dir), "--trained",
+                                 str(tmp_path / "no-such-adapter"), "--tasks", str(tasks),
+                                 "--judge", "baseline:length", "--out-dir", str(out)])
+    assert result.exit_code == 2 and "Accepted forms" in result.stderr
+    assert not (out / "responses-base.jsonl").exists()

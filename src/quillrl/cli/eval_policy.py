@@ -228,8 +228,10 @@ def policy_command(
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
-    from ..eval.generate import generate_responses
+    from ..eval.generate import check_spec, generate_responses
 
+    for spec in (base, trained):  # both, before the first one spends minutes generating
+        check_spec(spec, backend)
     out_dir.mkdir(parents=True, exist_ok=True)
     task_list = _tasks(tasks)[:limit] if limit else _tasks(tasks)
     files = {}
