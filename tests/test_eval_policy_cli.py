@@ -181,3 +181,33 @@ def test_eval_policy_refuses_a_spec_that_names_nothing_before_generating(tmp_pat
                                  "--judge", "baseline:length", "--out-dir", str(out)])
     assert result.exit_code == 2 and "Accepted forms" in result.stderr
     assert not (out / "responses-base.jsonl").exists()
+
+
+def test_eval_winrate_judge_failure_mid_run_is_saved_and_resumed(tmp_path, monkeypatch):
+    from quillrl.cli import judge as judge_cli
+    from quillrl.errors import BackendError
+    from quillrl.judges import LengthJudge
+
+    class DiesAfterOneBatch(LengthJudge):
+        calls = 0
+
+        def _compare_many(self, pairs):
+            DiesAfterOneBatch.calls += 1
+            if DiesAfterOneBatch.calls > 1:
+                raise BackendError("server went away")
+            return super()._compare_many(pairs)
+
+    tasks, a, b = _sides(tmp_path)
+    judgments = tmp_path / "j.jsonl"
+    args = ["eval", "winrate", "--tasks", str(tasks), "--a", str(a), "--b", str(b),
+            "--judge", "baseline:length", "--judgments", str(judgments), "--batch-size", "2"]
+    real = judge_cli.build_judge
+    monkeypatch.setattr(judge_cli, "build_judge", lambda spec, **kw: DiesAfterOneBatch())
+    failed = runner.invoke(app, args)
+    assert failed.exit_code == 2
+    assert "server went away" in failed.stderr and "2 of 3 judgments are saved" in failed.stderr
+    assert len(judgments.read_text().splitlines()) == 2
+    monkeypatch.setattr(judge_cli, "build_judge", real)
+    s = summary(runner.invoke(app, args))  # the rerun judges only the third pair
+    assert s["n"] == 3 and (s["wins"], s["ties"], s["losses"]) == (1, 1, 1)
+    assert len(judgments.read_text().splitlines()) == 3

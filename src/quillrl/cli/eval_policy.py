@@ -97,8 +97,8 @@ def judge_units(units: list[dict[str, Any]], spec: str, *, judgments: Optional[P
             interrupted = bool(todo) and judge_into(writer, records, todo, spec, seed=seed,
                                                     batch_size=batch_size, options=options)
         except QuillError as exc:
-            raise type(exc)(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
-                            f"{judgments}; rerun the same command to judge the rest") from None
+            raise QuillError(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
+                             f"{judgments}; rerun the same command to judge the rest") from exc
     return [records[p.id] for p in pairs if p.id in records], interrupted
 
 
@@ -106,10 +106,6 @@ def judged_units(units: list[dict[str, Any]], records: list[dict]) -> list[dict[
     """The units that have a record (all of them unless the run was interrupted), in order."""
     ids = {r["id"] for r in records}
     return [u for u in units if u["pair"].id in ids]
-
-
-def _judge_opts(mode: str, swap: bool, max_new_tokens, device, dtype, backend_batch_size) -> dict:
-    return judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
 
 
 @eval_app.command("constraints")
@@ -180,7 +176,7 @@ def winrate_command(
         from ..errors import ConfigError
 
         raise ConfigError(f"--a {a} and --b {b} share no (task id, sample): nothing to judge")
-    options = _judge_opts(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
+    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
     records, interrupted = judge_units(units, judge, judgments=judgments, seed=seed,
                                        batch_size=batch_size, options=options)
     summary = head_to_head(judged_units(units, records), records, n_resamples=resamples, seed=seed)
@@ -241,7 +237,7 @@ def policy_command(
         generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                            backend=backend)
-    options = _judge_opts(mode, swap, judge_max_new_tokens, None, None, None)
+    options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
     summary, details = compare_policies(task_list, files, judge, out_dir=out_dir, seed=seed,
                                         batch_size=judge_batch_size, options=options,
                                         n_resamples=resamples, names={"base": base, "trained": trained})
