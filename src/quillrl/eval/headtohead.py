@@ -45,8 +45,8 @@ def pair_responses(tasks: Sequence[Any], a: Sequence[Any], b: Sequence[Any],
             units.append({"task": task, "sample": k, "a": ra, "b": rb,
                           "pair": PreferencePair(id=pair_id(task.id, k), prompt=task.prompt,
                                                  chosen=ra.response, rejected=rb.response)})
-    only_a = [pair_id(*k) for k, in zip(sorted(keys_a - set(by_key_b)))]
-    only_b = [pair_id(*k) for k, in zip(sorted(set(by_key_b) - keys_a))]
+    only_a = [pair_id(*k) for k in sorted(keys_a - set(by_key_b))]
+    only_b = [pair_id(*k) for k in sorted(set(by_key_b) - keys_a)]
     counts = {"only_a": len(only_a), "only_a_ids": only_a[:NAMED],
               "only_b": len(only_b), "only_b_ids": only_b[:NAMED],
               "unmatched_a": len(left_a["unmatched"]), "unmatched_a_ids": left_a["unmatched"][:NAMED],
