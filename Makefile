@@ -29,10 +29,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 setup: $(STAMP)
 
 # Each demo run gets its own directory, so `make demo` can be run again without --resume.
-DEMO_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+# Train on bundled:demo_train, then measure the trained adapter against the base model on
+# bundled:demo_heldout (prompts never trained on) with the demo's own judge; the last line is
+# eval policy's JSON summary (pass rates before/after with the paired interval, win rate).
+# (the time is taken once: a recursively expanded $(shell date) would name a new directory at
+# each use, minutes apart)
+DEMO_STAMP := $(shell date +%Y%m%d-%H%M%S)
+DEMO_DIR ?= runs/demo-$(DEMO_STAMP)
+DEMO_EVAL ?= --tasks bundled:demo_heldout --judge genrm:local:smollm2-135m-instruct --mode verdict \
+	--max-new-tokens 128 --batch-size 20
 demo: setup
-	$(BIN)/quillrl train policy --config configs/demo.yaml --output-dir $(DEMO_DIR)
-	@echo "report: $(DEMO_DIR)/report.md"
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/quillrl train policy --config configs/demo.yaml --output-dir $(DEMO_DIR) > $(DEMO_DIR)/train-summary.json
+	@echo "training: $(DEMO_DIR)/report.md, summary $(DEMO_DIR)/train-summary.json"
+	$(BIN)/quillrl eval policy --base smollm2-135m-instruct --trained $(DEMO_DIR)/final \
+		--out-dir $(DEMO_DIR)/eval $(DEMO_EVAL)
 
 test: setup
 	$(BIN)/python -m pytest -q -x --timeout=1800

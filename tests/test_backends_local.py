@@ -172,9 +172,10 @@ def test_a_live_model_is_used_as_is_and_its_mode_restored(tiny_model_dir):
     ([5, 6, 7, 8], ("abcd", "length", 4)),  # the budget ran out
     ([5, 6, 7], ("abc", "stop", 3)),        # shorter than the budget: a stop string ended it
     ([5, 7, 6, 8], ("a", "stop", 4)),       # cut at the stop string "cb"
+    ([5, 9, 6, 8], ("abd", "length", 4)),   # a pad inside the text is a token like any other
 ])
 def test_finish_row(tokens, expected):
-    letters = {5: "a", 6: "b", 7: "c", 8: "d"}
+    letters = {5: "a", 6: "b", 7: "c", 8: "d", 9: ""}  # pad decodes to nothing (special)
     decode = lambda ids: "".join(letters[i] for i in ids)  # noqa: E731
     assert finish_row(tokens, eos_ids={2}, pad_id=9, max_new_tokens=4, stop=("cb",),
                       decode=decode) == expected

@@ -19,7 +19,7 @@ from quillrl.eval.alignment import (
     pair_scores,
     reliability_bins,
 )
-from quillrl.eval.judging import chosen_slot
+from quillrl.judges.placement import first_slot
 
 runner = CliRunner()
 
@@ -218,7 +218,7 @@ def test_eval_alignment_genrm_on_the_tiny_model(tmp_path, tiny_model_dir):
 
 
 def test_presentation_order_is_balanced_and_seeded():
-    slots = [chosen_slot(f"storyer-{i:04d}") for i in range(400)]
+    slots = [first_slot(f"storyer-{i:04d}") for i in range(400)]
     assert 160 < slots.count("A") < 240
-    assert slots == [chosen_slot(f"storyer-{i:04d}", seed=0) for i in range(400)]
-    assert slots != [chosen_slot(f"storyer-{i:04d}", seed=1) for i in range(400)]
+    assert slots == [first_slot(f"storyer-{i:04d}", seed=0) for i in range(400)]
+    assert slots != [first_slot(f"storyer-{i:04d}", seed=1) for i in range(400)]

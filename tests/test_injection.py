@@ -12,7 +12,7 @@ from quillrl.eval.injection import (
     injection,
     measure_injection,
 )
-from quillrl.eval.judging import chosen_slot
+from quillrl.judges.placement import first_slot
 from quillrl.judges import Judge, judge_prompt, parse_judgment
 from quillrl.judges.base import invalid_judgment, scored_judgment
 from quillrl.judges.template import neutralise
@@ -39,7 +39,7 @@ def test_only_the_rejected_text_changes(kind):
     items, slots = injected_items(PAIRS, kind)
     assert slots == clean_slots
     for pair, (prompt, a, b), (_, ca, cb), slot in zip(PAIRS, items, clean, slots):
-        assert slot != chosen_slot(pair.id)  # the rejected text's slot
+        assert slot != first_slot(pair.id)  # the rejected text's slot
         injected, untouched = (a, b) if slot == "A" else (b, a)
         assert untouched == pair.chosen and (ca, cb)[slot == "B"] == pair.rejected
         assert injected == pair.rejected + injection(kind, slot)

@@ -234,17 +234,22 @@ def finish_row(token_ids: list[int], *, eos_ids: set[int], pad_id: int, max_new_
                stop: Sequence[str], decode: Any) -> tuple[str, str, int]:
     """``(text, finish_reason, tokens_generated)`` for one row of ``model.generate`` output.
 
-    The row ends at the first EOS (counted as generated, not shown) or the first pad token (a
-    row that met a stop string is padded while the rest of the batch goes on); the text is then
-    cut at the earliest stop string. A row cut at a stop string ends with the token that
-    completed it: what follows is padding, even where the pad token is the EOS token.
+    The row ends at the first EOS (counted as generated, not shown) or where its trailing run of
+    pad tokens begins (a row that met a stop string is padded while the rest of the batch goes
+    on); the text is then cut at the earliest stop string. A pad token the model wrote *inside*
+    the text is one of its tokens, as ``model.generate`` and lm-eval treat it, so it does not
+    end the row. A row cut at a stop string ends with the token that completed it: what
+    follows is padding, even where the pad token is the EOS token.
     "length" means the token budget ran out, "stop" anything else.
     """
     end, hit_eos = len(token_ids), False
     for j, t in enumerate(token_ids):
-        if t in eos_ids or t == pad_id:
-            end, hit_eos = j, t in eos_ids
+        if t in eos_ids:
+            end, hit_eos = j, True
             break
+    if not hit_eos:
+        while end > 0 and token_ids[end - 1] == pad_id:
+            end -= 1
     text, hit_stop = cut_at_stop(decode(token_ids[:end]), stop)
     n = end + 1 if hit_eos and not hit_stop else end
     reason = "length" if not (hit_eos or hit_stop) and n >= max_new_tokens else "stop"

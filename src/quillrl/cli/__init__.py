@@ -37,3 +37,6 @@ from . import train  # noqa: E402,F401
 from . import distill  # noqa: E402,F401
 from . import judge  # noqa: E402,F401
 from . import eval  # noqa: E402,F401
+from . import eval_ifeval  # noqa: E402,F401
+from . import eval_policy  # noqa: E402,F401
+from . import generate  # noqa: E402,F401

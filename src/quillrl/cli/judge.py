@@ -168,7 +168,7 @@ def show_retries(judge: Any, progress: Any, task: Any, description: str) -> None
             task, description=escape(f"{description} (retries: {n}, last: {why[:60]})"))
 
 
-def _existing(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
+def existing_judgments(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
     """Records already in ``path`` by id; refuses a file written with other settings."""
     from ..data.jsonl import json_lines
     from ..errors import ConfigError, DataError
@@ -199,7 +199,7 @@ def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
             **extra, "cost": cost}
 
 
-def _judge_into(writer: Any, records: dict[str, dict], todo: list, spec: str, *, seed: int,
+def judge_into(writer: Any, records: dict[str, dict], todo: list, spec: str, *, seed: int,
                 batch_size: int, options: dict[str, Any]) -> bool:
     """Judge ``todo`` into ``writer`` (and ``records``) under a progress bar; True if the user
     interrupted it. Lines written before Ctrl-C are complete and flushed, so a rerun resumes."""
@@ -263,12 +263,12 @@ def judge_command(
     # is complete. The settings are checked before the judge is built: a refused resume should
     # not first load a model.
     with JsonlWriter(out, resume=not restart) as writer:
-        done = _existing(out, settings) if writer.done_ids else {}
+        done = existing_judgments(out, settings) if writer.done_ids else {}
         todo = [p for p in selected if p.id not in done]
         records = {p.id: done[p.id] for p in selected if p.id in done}
         start = time.perf_counter()
         # nothing left to judge (a finished resume): report without loading a model
-        interrupted = bool(todo) and _judge_into(
+        interrupted = bool(todo) and judge_into(
             writer, records, todo, judge, seed=seed, batch_size=batch_size, options=options)
         wall = time.perf_counter() - start
     ordered = [records[p.id] for p in selected if p.id in records]

@@ -11,7 +11,7 @@ and ``free_text`` instructions (with an LLM judge you pass in). Each verdict car
 
 from .base import Arg, Check
 from .free_text import FreeTextChecker
-from .registry import REGISTRY, check_class, constraint_ids
+from .registry import REGISTRY, check_class, constraint_family, constraint_ids
 from .spec import CheckResult, Constraint
 from .verifier import ConstraintResult, Verification, loose_variants, verify
 
@@ -25,6 +25,7 @@ __all__ = [
     "REGISTRY",
     "Verification",
     "check_class",
+    "constraint_family",
     "constraint_ids",
     "loose_variants",
     "verify",

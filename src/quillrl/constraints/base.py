@@ -87,6 +87,9 @@ class Check(ABC):
     """
 
     id: ClassVar[str]
+    # which kind of rule this is, for pass rates per family (``constraint_family``): "ifeval",
+    # "creative", "free_text"; a new set of ids sets its own
+    family: ClassVar[str]
     args: ClassVar[tuple[Arg, ...]] = ()
 
     def __init__(self, kwargs: Mapping[str, Any] | None = None) -> None:

@@ -22,7 +22,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-class _Range(Check):
+class CreativeCheck(Check):
+    """The base of our ``creative:*`` checks: their family."""
+
+    family = "creative"
+
+
+class _Range(CreativeCheck):
     """Shared by word and line counts: ``min_<unit>s`` and/or ``max_<unit>s``, inclusive."""
 
     unit = ""
@@ -76,7 +82,7 @@ class LineCount(_Range):
         return len(T.lines(text))
 
 
-class StanzaCount(Check):
+class StanzaCount(CreativeCheck):
     """The response has exactly ``num_stanzas`` blocks of lines separated by blank lines."""
 
     id = "creative:stanza_count"
@@ -87,7 +93,7 @@ class StanzaCount(Check):
         return CheckResult(n == want, f"{_plural(n, 'stanza')}; exactly {want} required")
 
 
-class SyllablePattern(Check):
+class SyllablePattern(CreativeCheck):
     """Line i (of the non-empty lines) has exactly ``pattern[i]`` syllables; as many lines."""
 
     id = "creative:syllable_pattern"
@@ -108,7 +114,7 @@ class SyllablePattern(Check):
                                   f"{pattern[i]} required{more}")
 
 
-class Acrostic(Check):
+class Acrostic(CreativeCheck):
     """The first letters of the non-empty lines spell ``word`` (letters only, any case)."""
 
     id = "creative:acrostic"
@@ -137,7 +143,7 @@ _PRONOUNS = {
 }
 
 
-class PointOfView(Check):
+class PointOfView(CreativeCheck):
     """The narration (text outside dialogue) is in the first, second or third person.
 
     Narration is first person if it uses a first-person pronoun at all (a first-person narrator
@@ -165,7 +171,7 @@ class PointOfView(Check):
         return CheckResult(found == want, why if found == want else f"{why}; {want} required")
 
 
-class IncludeWords(Check):
+class IncludeWords(CreativeCheck):
     """Every one of ``words`` (words or phrases) occurs as whole words, ignoring case."""
 
     id = "creative:include_words"
@@ -184,7 +190,7 @@ class IncludeWords(Check):
         return CheckResult(False, f"missing {len(missing)} of {len(self._patterns)}: {listed}")
 
 
-class ForbidWords(Check):
+class ForbidWords(CreativeCheck):
     """None of ``words`` (words or phrases) occurs as whole words, ignoring case."""
 
     id = "creative:forbid_words"
@@ -211,7 +217,7 @@ def _fold(s: str) -> str:
     return unicodedata.normalize("NFC", s).casefold()
 
 
-class EndsWith(Check):
+class EndsWith(CreativeCheck):
     """The stripped response ends with ``text`` (stripped too), ignoring case."""
 
     id = "creative:ends_with"
@@ -226,7 +232,7 @@ class EndsWith(Check):
         return CheckResult(False, f"ends with {tail!r}; must end with {want!r}")
 
 
-class NoDialogue(Check):
+class NoDialogue(CreativeCheck):
     """No text inside straight or curly double quotes."""
 
     id = "creative:no_dialogue"
@@ -239,7 +245,7 @@ class NoDialogue(Check):
                                   f"{T.shorten(quoted[0], 40)}")
 
 
-CREATIVE_CHECKS: tuple[type[Check], ...] = (
+CREATIVE_CHECKS: tuple[type[CreativeCheck], ...] = (
     WordRange, LineCount, StanzaCount, SyllablePattern, Acrostic,
     PointOfView, IncludeWords, ForbidWords, EndsWith, NoDialogue,
 )

@@ -33,6 +33,7 @@ class FreeTextCheck(Check):
     """The response follows the instruction ``text``, as judged by a ``FreeTextChecker``."""
 
     id = "free_text"
+    family = "free_text"
     args = (Arg("text", "str", note="the instruction, in words"),)
 
     def check(self, text: str, prompt: str | None = None,

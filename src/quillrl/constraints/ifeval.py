@@ -109,6 +109,8 @@ def lm_eval_registry() -> Mapping[str, type]:
 class IFEvalCheck(Check):
     """One IFEval instruction; subclasses (one per id, in ``IFEVAL_CHECKS``) set ``id``/``args``."""
 
+    family = "ifeval"
+
     @classmethod
     def validate(cls, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(kwargs, Mapping):

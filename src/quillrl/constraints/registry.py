@@ -1,7 +1,9 @@
 """The explicit registry: every constraint id quillrl checks, and the class that checks it.
 
 Four families: IFEval's 25 ids (lm-eval's reference checkers), IFBench's 58 ids (our classes, to
-IFBench's semantics), our ``creative:*`` ids, and ``free_text`` (an LLM judge). An unknown id is an error that names the closest id and lists all.
+IFBench's semantics), our ``creative:*`` ids, and ``free_text`` (an LLM judge); each check class
+names its own (``Check.family``), and :func:`constraint_family` is how evaluation groups pass
+rates. An unknown id is an error that names the closest id and lists all.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ def check_class(constraint_id: str) -> type[Check]:
         raise ConstraintError(f"unknown constraint id {constraint_id!r}{hint}; accepted ids: "
                               + ", ".join(constraint_ids()))
     return cls
+
+
+def constraint_family(constraint_id: str) -> str:
+    """The family of a constraint id (its check class's ``family``), for pass rates per family.
+
+    >>> [constraint_family(i) for i in ("punctuation:no_comma", "creative:ends_with", "free_text")]
+    ['ifeval', 'creative', 'free_text']
+    """
+    return check_class(constraint_id).family
 
 
 def build_check(constraint_id: str, kwargs: Mapping[str, Any]) -> Check:

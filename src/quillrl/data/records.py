@@ -44,6 +44,16 @@ class WritingTask(_Record):
 
     _omit_if_none: ClassVar[tuple[str, ...]] = ("reference",)
 
+    def messages(self) -> list[dict[str, str]]:
+        """The chat a policy answers: the task prompt as the one user turn.
+
+        The single place a task becomes a policy prompt: ``train policy`` hands it to TRL and
+        ``quillrl generate`` to a backend, and both render it with the model's chat template and
+        its generation prompt, so training and evaluation cannot drift apart (docs/design.md,
+        "Generation and IFEval").
+        """
+        return [{"role": "user", "content": self.prompt}]
+
 
 class PreferencePair(_Record):
     """Two responses to one prompt, ``chosen`` preferred over ``rejected``."""
@@ -62,14 +72,26 @@ class Response(_Record):
     """A model's response to a task, matched to it by ``id`` or, failing that, by ``prompt``.
 
     IFEval's response files carry only ``prompt``; files we write carry ``id`` (or ``key``,
-    which the reader turns into ``id``).
+    which the reader turns into ``id``). ``quillrl generate`` also writes which sample of the
+    task this is, the model, why generation ended (``stop`` or ``length``: clipped at the token
+    limit), the tokens generated and the sampling settings, on every line.
     """
 
     id: str | None = Field(default=None, min_length=1)
     prompt: str | None = None
     response: str
+    sample: int | None = Field(default=None, ge=0)
+    model: str | None = None
+    finish_reason: str | None = None
+    tokens: int | None = Field(default=None, ge=0)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = None
 
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("id", "prompt")
+    _omit_if_none: ClassVar[tuple[str, ...]] = (
+        "id", "prompt", "sample", "model", "finish_reason", "tokens", "temperature", "top_p",
+        "max_new_tokens", "seed")
 
     @model_validator(mode="after")
     def _needs_a_key(self) -> Response:

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..judges.base import Judge, Judgment
-from .judging import DEFAULT_BATCH_SIZE, chosen_slot
+from ..judges.placement import first_slot
+from .judging import DEFAULT_BATCH_SIZE
 
 INJECTION_KINDS: tuple[str, ...] = ("forged_verdict", "close_tag", "ignore_instructions")
 _OTHER = {"A": "B", "B": "A"}
@@ -62,7 +63,7 @@ def injected_items(pairs: Sequence[Any], kind: str | None, seed: int = 0,
     the rejected candidate (``kind=None``: the clean pair), and the rejected candidate's slot."""
     items, slots = [], []
     for pair in pairs:
-        good = chosen_slot(pair.id, seed)
+        good = first_slot(pair.id, seed)
         bad = _OTHER[good]
         rejected = pair.rejected if kind is None else pair.rejected + injection(kind, bad)
         a, b = (pair.chosen, rejected) if good == "A" else (rejected, pair.chosen)

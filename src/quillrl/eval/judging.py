@@ -5,20 +5,20 @@ scores them), so both present pairs the same way.
 
 Presentation order. A pair file puts the human-preferred text in ``chosen``; showing it always
 as candidate A would let a judge that favours slot A score 100% without reading a word. Each
-pair's ``chosen`` goes to slot A or B by a seeded coin that depends only on ``(seed, pair id)``
-(:func:`chosen_slot`), so a pair is shown the same way whether it is judged alone, in a batch,
-after ``--limit``, or in a resumed run. The record keeps the slot, and ``p_chosen`` /
+pair's ``chosen`` goes to slot A or B by the package's one seeded placement coin, a function of
+``(seed, pair id)`` only (:func:`quillrl.judges.placement.first_slot`), so a pair is shown the
+same way whether it is judged alone, in a batch, after ``--limit``, or in a resumed run. The record keeps the slot, and ``p_chosen`` /
 ``label_correct`` translate the judge's slot answer back to the human label.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..judges.base import Judge, Judgment
+from ..judges.placement import first_slot
 from .alignment import p_chosen_of
 
 DEFAULT_BATCH_SIZE = 16
@@ -39,19 +39,9 @@ def sample_pairs(pairs: Sequence[Any], n: int, seed: int = 0) -> list:
     return [pairs[i] for i in keep]
 
 
-def chosen_slot(pair_id: str, seed: int = 0) -> str:
-    """``"A"`` or ``"B"``: where this pair's chosen text is shown, from a hash of seed and id.
-
-    >>> [chosen_slot(f"p{i}") for i in range(6)]
-    ['A', 'A', 'B', 'A', 'A', 'A']
-    """
-    digest = hashlib.sha256(f"{int(seed)}\x00{pair_id}".encode()).digest()
-    return "A" if digest[0] % 2 == 0 else "B"
-
-
 def presented(pair: Any, seed: int = 0) -> tuple[tuple[str, str, str], str]:
     """``((prompt, text in A, text in B), chosen_slot)`` for a pair record."""
-    slot = chosen_slot(pair.id, seed)
+    slot = first_slot(pair.id, seed)
     a, b = (pair.chosen, pair.rejected) if slot == "A" else (pair.rejected, pair.chosen)
     return (pair.prompt, a, b), slot
 

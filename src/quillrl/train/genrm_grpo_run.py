@@ -1,6 +1,6 @@
 """``quillrl train genrm-grpo``: the config, the labelled-pair prompts, and a run to its report.
 
-Reads top to bottom: config → pairs as judge prompts (A/B order drawn per pair, seeded) →
+Reads top to bottom: config → pairs as judge prompts (A/B order by the package's placement coin) →
 policy (usually ``genrm-sft``'s adapter) → :class:`~quillrl.train.genrm_grpo.GenRMGRPOTrainer`
 → train (resuming if asked) → report. ``shaping.floor: 1`` is the unshaped ±1 baseline.
 Output directory as for ``train policy``; ``final/`` loads as ``genrm:local:<output_dir>/final``.
@@ -60,6 +60,7 @@ def judge_prompts(config: GenRMGRPOConfig, tokenizer):
 
     from ..backends.prompts import encode
     from ..data import read_pairs
+    from ..judges.placement import first_slot
     from ..judges.template import judge_prompt
 
     pairs = list(read_pairs(config.pairs).records)
@@ -69,9 +70,8 @@ def judge_prompts(config: GenRMGRPOConfig, tokenizer):
     for pair in pairs:
         if config.max_pairs and len(rows) == config.max_pairs:
             break
-        # the order is drawn for every pair, kept or not, so --max-prompt-tokens does not
-        # change the order of the pairs it keeps
-        chosen_first = rng.random() < 0.5
+        # the same seeded coin as judging and evaluation: a pair's order depends on its id only
+        chosen_first = first_slot(pair.id, config.seed) == "A"
         a, b = (pair.chosen, pair.rejected) if chosen_first else (pair.rejected, pair.chosen)
         prompt = judge_prompt(pair.prompt, a, b, "reasoning")
         if config.max_prompt_tokens and len(encode(tokenizer, prompt)) > config.max_prompt_tokens:

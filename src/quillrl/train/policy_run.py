@@ -118,7 +118,7 @@ def tasks_dataset(config: PolicyConfig):
         tasks = tasks[: config.max_tasks]
     if not tasks:
         raise ConfigError(f"{config.tasks}: no tasks to train on")
-    rows = [{"prompt": [{"role": "user", "content": t.prompt}], "task_id": t.id,
+    rows = [{"prompt": t.messages(), "task_id": t.id,
              "constraints": json.dumps([c.model_dump() for c in t.constraints]),
              "reference": t.reference or ""} for t in tasks]
     return Dataset.from_list(rows)

@@ -1,0 +1,308 @@
+"""``quillrl eval constraints|winrate|policy``: did training help the policy?
+
+* ``eval constraints``: pass rates of a responses file, overall, per constraint id and family.
+* ``eval winrate``: A against B on the same tasks with any judge (swap on for pairwise
+  judges), the LC win rate and the reward-hacking signals; ``--judgments FILE`` is resumable
+  exactly as ``quillrl judge --out``.
+* ``eval policy``: generate both policies' responses (cached and resumed in ``--out-dir``),
+  then all of the above, the paired before/after, and ``report.md`` with plots.
+
+Definitions: docs/design.md, "Policy evaluation". The statistics are in ``quillrl.eval``
+(``winrate``, ``hacking``, ``constraint_rates``, ``headtohead``); this module only reads,
+runs and writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ._common import print_summary, user_errors
+from .eval import eval_app
+from .generate import BACKEND_HELP, BATCH_HELP, MODEL_HELP, read_task_file, resumable
+from .judge import BACKEND_BATCH_HELP, DEVICE_HELP, DTYPE_HELP, MODES_HELP, judge_options
+
+JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path>, "
+              "baseline:length, baseline:random[:seed].")
+SWAP_HELP = "Pairwise (GenRM) judges see both orders and are debiased (default on)."
+WINRATE_KEYS = ("n", "win_rate", "ci_low", "ci_high", "wins", "ties", "losses", "invalid",
+                "lc_win_rate", "mean_words_a", "mean_words_b")
+
+
+def _echo_named(counts: dict[str, Any]) -> None:
+    """Leftovers of a join, named on stderr (the summary also counts them): each ``X_ids`` list
+    next to its count, ``X`` or ``X_<what>``."""
+    for key, ids in counts.items():
+        if key.endswith("_ids") and ids:
+            prefix = key[:-4]
+            count_key = prefix if prefix in counts else next(
+                k for k in counts if k.startswith(prefix + "_") and k != key)
+            more = ", ..." if counts[count_key] > len(ids) else ""
+            typer.echo(f"{counts[count_key]} {count_key.replace('_', ' ')}: "
+                       f"{', '.join(map(str, ids))}{more}", err=True)
+
+
+def _tasks(path: Path, skip_invalid: bool = False) -> list:
+    """Tasks from a JSONL path or a bundled set (``bundled:demo_heldout``)."""
+    from ..train.policy_run import resolve_tasks_path
+
+    return read_task_file(resolve_tasks_path(str(path)), skip_invalid)
+
+
+def _responses(path: Path) -> list:
+    from ..data.readers import read_responses
+
+    return read_responses(path).records
+
+
+def _joined(tasks: list, responses: list, path: Path) -> tuple[list, dict[str, Any]]:
+    """Responses joined to tasks; none joining is an error that names the file and the ids."""
+    from ..errors import DataError
+    from ..eval.constraint_rates import input_counts, join
+
+    pairs, left = join(tasks, responses)
+    if not pairs:
+        raise DataError(f"none of its {len(responses)} responses matches a task (ids such as "
+                        f"{', '.join(map(str, left['unmatched'][:5])) or '-'}); check --tasks",
+                        path=str(path))
+    counts = input_counts(left)
+    _echo_named(counts)
+    return pairs, counts
+
+
+def judge_units(units: list[dict[str, Any]], spec: str, *, judgments: Optional[Path], seed: int,
+                batch_size: int, options: dict[str, Any]) -> tuple[list[dict], bool]:
+    """One judgment record per unit's pair, in order, and whether Ctrl-C stopped the run.
+
+    With ``judgments`` the records go to that file and a rerun resumes it, as ``quillrl
+    judge --out`` does (same records, same refusal of a file made with another judge, mode,
+    swap or seed). A judge that fails mid-run leaves every finished record in the file."""
+    from ..data import JsonlWriter
+    from ..errors import QuillError
+    from .eval import run_judge
+    from .judge import existing_judgments, judge_into, spec_settings
+
+    pairs = [u["pair"] for u in units]
+    if judgments is None:
+        return run_judge(spec, pairs, seed=seed, batch_size=batch_size, options=options), False
+    settings = {**spec_settings(spec, options["mode"], options["swap"]), "order_seed": seed}
+    with JsonlWriter(judgments, resume=True) as writer:
+        done = existing_judgments(judgments, settings) if writer.done_ids else {}
+        records = {p.id: done[p.id] for p in pairs if p.id in done}
+        todo = [p for p in pairs if p.id not in done]
+        try:
+            interrupted = bool(todo) and judge_into(writer, records, todo, spec, seed=seed,
+                                                    batch_size=batch_size, options=options)
+        except QuillError as exc:
+            raise QuillError(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
+                             f"{judgments}; rerun the same command to judge the rest") from exc
+    return [records[p.id] for p in pairs if p.id in records], interrupted
+
+
+def judged_units(units: list[dict[str, Any]], records: list[dict]) -> list[dict[str, Any]]:
+    """The units that have a record (all of them unless the run was interrupted), in order."""
+    ids = {r["id"] for r in records}
+    return [u for u in units if u["pair"].id in ids]
+
+
+@eval_app.command("constraints")
+@user_errors
+def constraints_command(
+    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL (quillrl, or IFEval/IFBench raw), or bundled:NAME."),
+    responses: Path = typer.Option(..., "--responses", help="Responses JSONL (`quillrl generate`)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="One line per response: every "
+                                       "constraint's verdict, family and reason."),
+    report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Write pass_rates.png "
+                                              "(a bar per family with its interval) here."),
+    loose: bool = typer.Option(False, "--loose", help="IFEval's loose reading instead of strict."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out task lines with "
+                                      "unknown constraint ids or bad fields (counted)."),
+) -> None:
+    """Constraint pass rate overall, per family and per constraint id, with 95% intervals
+    (bootstrap by task). Tasks without constraints are counted apart."""
+    from ..data import write_jsonl
+    from ..eval.constraint_rates import pass_rates, verdict_rows
+
+    pairs, counts = _joined(_tasks(tasks, skip_invalid), _responses(responses), responses)
+    rows = verdict_rows(pairs, loose=loose)
+    if out is not None:
+        write_jsonl(out, rows)
+    summary = {**pass_rates(rows, n_resamples=resamples, seed=seed), **counts,
+               "mode": "loose" if loose else "strict"}
+    if report_dir is not None:
+        from ..eval.policy_report import plot_pass_rates
+
+        summary["plot"] = str(plot_pass_rates({responses.name: summary}, report_dir / "pass_rates.png"))
+    print_summary(summary)
+
+
+@eval_app.command("winrate")
+@user_errors
+@resumable
+def winrate_command(
+    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL the responses answer, or bundled:NAME."),
+    a: Path = typer.Option(..., "--a", help="Responses of A (e.g. the trained policy)."),
+    b: Path = typer.Option(..., "--b", help="Responses of B (e.g. the base policy)."),
+    judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
+    swap: bool = typer.Option(True, "--swap/--no-swap", help=SWAP_HELP),
+    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    judgments: Optional[Path] = typer.Option(None, "--judgments", help="Judgments JSONL, resumed "
+                                             "by a rerun (as `quillrl judge --out`)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the A/B placement and the bootstrap."),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per compare_many call."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="GenRM reasoning "
+                                                 "length limit (default: the judge's)."),
+    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    backend_batch_size: Optional[int] = typer.Option(None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
+) -> None:
+    """Head-to-head win rate of A over B with a 95% interval (bootstrap by task), ties, losses,
+    invalid judgments (left out, counted), the LC win rate and the reward-hacking signals."""
+    from ..eval.headtohead import head_to_head, pair_responses
+
+    task_list = _tasks(tasks)
+    resp_a, resp_b = _responses(a), _responses(b)
+    _joined(task_list, resp_a, a)
+    _joined(task_list, resp_b, b)
+    units, counts = pair_responses(task_list, resp_a, resp_b)
+    _echo_named({k: v for k, v in counts.items() if k.startswith("only")})
+    if not units:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--a {a} and --b {b} share no (task id, sample): nothing to judge")
+    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
+    records, interrupted = judge_units(units, judge, judgments=judgments, seed=seed,
+                                       batch_size=batch_size, options=options)
+    summary = head_to_head(judged_units(units, records), records, n_resamples=resamples, seed=seed)
+    print_summary({**{k: summary[k] for k in WINRATE_KEYS}, "hacking": summary["hacking"],
+                   "judge": judge, "swap": records[0]["swap"] if records else None, **counts,
+                   "interrupted": interrupted,
+                   **({"judgments": str(judgments)} if judgments else {})})
+    if interrupted:
+        raise typer.Exit(code=130)
+
+
+POLICY_KEYS = ("n", "pass_rate_base", "pass_rate_trained", "pass_rate_diff", "diff_ci_low",
+               "diff_ci_high", "win_rate", "ci_low", "ci_high", "lc_win_rate", "mean_words_base",
+               "mean_words_trained", "report")
+
+
+@eval_app.command("policy")
+@user_errors
+@resumable
+def policy_command(
+    base: str = typer.Option(..., "--base", help="Base policy. " + MODEL_HELP),
+    trained: str = typer.Option(..., "--trained", help="Trained policy (e.g. a `train policy` "
+                                "final/ adapter). " + MODEL_HELP),
+    tasks: Path = typer.Option(..., "--tasks", help="Held-out tasks JSONL (never trained on), or bundled:NAME."),
+    judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
+    out_dir: Path = typer.Option(..., "--out-dir", help="Responses, judgments (all resumed by a "
+                                 "rerun), summary.json, report.md and plots."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks (and, with "
+                                        "--ifeval, the first N IFEval prompts)."),
+    n: int = typer.Option(1, "--n", help="Samples per task and policy."),
+    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
+    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token limit per response."),
+    seed: int = typer.Option(0, "--seed", help="Seed of sampling, A/B placement and bootstrap."),
+    batch_size: int = typer.Option(8, "--batch-size", help=BATCH_HELP),
+    backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+    swap: bool = typer.Option(True, "--swap/--no-swap", help=SWAP_HELP),
+    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    judge_max_new_tokens: Optional[int] = typer.Option(None, "--judge-max-new-tokens",
+                                                       help="GenRM reasoning length limit."),
+    judge_batch_size: int = typer.Option(16, "--judge-batch-size", help="Pairs per compare_many call."),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
+    ifeval: bool = typer.Option(False, "--ifeval", help="Also run `eval ifeval` on both policies "
+                                "(541 prompts of up to 1280 tokens each: long on a CPU)."),
+) -> None:
+    """Trained against base on held-out tasks: pass rates with the paired difference, win rate
+    with its interval and the LC win rate, the hacking signals; report.md with plots."""
+    from ..eval.generate import check_spec, generate_responses
+
+    for spec in (base, trained):  # both, before the first one spends minutes generating
+        check_spec(spec, backend)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task_list = _tasks(tasks)[:limit] if limit else _tasks(tasks)
+    files = {}
+    for side, spec in (("base", base), ("trained", trained)):
+        files[side] = out_dir / f"responses-{side}.jsonl"
+        typer.echo(f"{side}: {spec}", err=True)
+        generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
+                           max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
+                           backend=backend)
+    options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
+    summary, details = compare_policies(task_list, files, judge, out_dir=out_dir, seed=seed,
+                                        batch_size=judge_batch_size, options=options,
+                                        n_resamples=resamples, names={"base": base, "trained": trained})
+    if ifeval:
+        from .eval_ifeval import run_benchmark
+        from ..data.task_sources import IFEVAL_FILE
+
+        summary["ifeval"] = {side: run_benchmark("ifeval", IFEVAL_FILE, spec, None, limit, 1280,
+                                                 batch_size, out_dir / f"ifeval-{side}.jsonl", None,
+                                                 backend, False)
+                             for side, spec in (("base", base), ("trained", trained))}
+    (out_dir / "summary.json").write_text(json.dumps({**summary, "details": details}, indent=1,
+                                                     default=str) + "\n")
+    print_summary({**{k: summary[k] for k in POLICY_KEYS},
+                   **{k: v for k, v in summary.items() if k not in POLICY_KEYS}})
+
+
+def compare_policies(task_list: list, files: dict[str, Path], judge: str, *, out_dir: Path,
+                     seed: int, batch_size: int, options: dict[str, Any], n_resamples: int,
+                     names: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Constraints, before/after, win rate (trained as A, base as B) and report, from the two
+    responses files; the judgments go to ``out_dir/judgments.jsonl`` (resumed)."""
+    from ..errors import ConfigError
+    from ..eval.constraint_rates import pass_rates, verdict_rows
+    from ..eval.headtohead import before_after, head_to_head, pair_responses
+    from ..eval.policy_report import plot_lengths, plot_pass_rates, plot_win_rate, policy_report
+
+    units, counts = pair_responses(task_list, _responses(files["trained"]), _responses(files["base"]))
+    if not units:
+        raise ConfigError(f"{files['trained']} and {files['base']} share no (task id, sample)")
+    rows = {side: verdict_rows([(u["task"], u[key]) for u in units])
+            for side, key in (("trained", "a"), ("base", "b"))}
+    rates = {side: pass_rates(r, n_resamples=n_resamples, seed=seed) for side, r in rows.items()}
+    diff = before_after(units, rows["trained"], rows["base"], n_resamples=n_resamples, seed=seed)
+    records, interrupted = judge_units(units, judge, judgments=out_dir / "judgments.jsonl",
+                                       seed=seed, batch_size=batch_size, options=options)
+    if interrupted:
+        raise KeyboardInterrupt
+    h2h = head_to_head(units, records, n_resamples=n_resamples, seed=seed,
+                       rows_a=rows["trained"], rows_b=rows["base"])
+    plots = {"lengths": "lengths.png", "pass rate per family": "pass_rates.png",
+             "win rate": "win_rate.png"}
+    from ..judges.baselines import word_count
+
+    plot_lengths({"base": [word_count(u["b"].response) for u in units],
+                  "trained": [word_count(u["a"].response) for u in units]}, out_dir / "lengths.png")
+    plot_pass_rates({"base": rates["base"], "trained": rates["trained"]}, out_dir / "pass_rates.png")
+    plot_win_rate(h2h, out_dir / "win_rate.png", a="trained", b="base")
+    summary = {
+        "n": len(units), "pass_rate_base": rates["base"]["pass_rate"],
+        "pass_rate_trained": rates["trained"]["pass_rate"], "pass_rate_diff": diff["diff"],
+        "diff_ci_low": diff["ci_low"], "diff_ci_high": diff["ci_high"],
+        "win_rate": h2h["win_rate"], "ci_low": h2h["ci_low"], "ci_high": h2h["ci_high"],
+        "lc_win_rate": h2h["lc_win_rate"], "mean_words_base": h2h["mean_words_b"],
+        "mean_words_trained": h2h["mean_words_a"], "report": str(out_dir / "report.md"),
+        "tasks": counts["tasks_judged"], "no_constraints": rates["base"]["no_constraints"],
+        "invalid": h2h["invalid"], "clipped_share_base": h2h["hacking"]["b"]["clipped_share"],
+        "clipped_share_trained": h2h["hacking"]["a"]["clipped_share"], "judge": judge,
+        "by_family": {side: {k: v["pass_rate"] for k, v in r["by_family"].items()}
+                      for side, r in rates.items()},
+        **counts}
+    details = {"rates_base": rates["base"], "rates_trained": rates["trained"],
+               "ci_base": (rates["base"]["ci_low"], rates["base"]["ci_high"]),
+               "ci_trained": (rates["trained"]["ci_low"], rates["trained"]["ci_high"]),
+               "by_constraint_diff": diff["by_constraint"], "head_to_head": h2h}
+    (out_dir / "report.md").write_text(policy_report(summary, details, names["base"],
+                                                     names["trained"], plots), encoding="utf-8")
+    return summary, details

@@ -1,0 +1,85 @@
+"""``quillrl generate --model SPEC --tasks FILE --out FILE``: a policy's responses, resumably.
+
+One JSONL line per (task, sample) with the model, the finish reason, the tokens and the
+sampling settings (docs/design.md, "Generation and IFEval"). A rerun of the same command
+continues the file; Ctrl-C leaves it valid (every line is flushed as it is written).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from . import app
+from ._common import print_summary, user_errors
+
+MODEL_HELP = ("Policy: an embedded model name, a model directory, a PEFT adapter directory "
+              "(`train policy` final/ or checkpoint-N), or openai:http://HOST:PORT/v1#MODEL.")
+BACKEND_HELP = "local (transformers here), vllm (GPU), or openai (with an openai: SPEC)."
+BATCH_HELP = "Prompts per batch (local backend) or requests in flight (openai)."
+
+# The sampling options, shared by every verb that generates (typer reads an Option as metadata,
+# so one instance can be the default of several commands).
+N_OPTION = typer.Option(1, "--n", help="Samples per task.")
+TEMPERATURE_OPTION = typer.Option(0.0, "--temperature", help="0 = greedy.")
+TOP_P_OPTION = typer.Option(1.0, "--top-p", help="Nucleus sampling mass.")
+MAX_NEW_TOKENS_OPTION = typer.Option(512, "--max-new-tokens", help="Token limit per response.")
+BATCH_SIZE_OPTION = typer.Option(8, "--batch-size", help=BATCH_HELP)
+BACKEND_OPTION = typer.Option("local", "--backend", help=BACKEND_HELP)
+
+
+def resumable(fn: Callable) -> Callable:
+    """Ctrl-C: say how to resume on stderr and exit 130; the output file stays valid."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            typer.secho("interrupted: every finished response is in the output file; rerun the "
+                        "same command to continue it", err=True, fg=typer.colors.YELLOW)
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+def read_task_file(path: Path, skip_invalid: bool) -> list:
+    """The tasks of ``path``; skipped lines (with ``skip_invalid``) are reported on stderr."""
+    from ..data import read_tasks
+
+    result = read_tasks(path, skip_invalid=skip_invalid)
+    if result.skipped:
+        typer.echo(f"skipped {len(result.skipped)} invalid task line(s) of {path}: "
+                   f"{result.skipped_by_reason()}", err=True)
+    return result.records
+
+
+@app.command("generate")
+@user_errors
+@resumable
+def generate_command(
+    model: str = typer.Option(..., "--model", help=MODEL_HELP),
+    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL (quillrl, or IFEval/IFBench raw)."),
+    out: Path = typer.Option(..., "--out", help="Responses JSONL; an existing file is resumed."),
+    n: int = N_OPTION,
+    temperature: float = TEMPERATURE_OPTION,
+    top_p: float = TOP_P_OPTION,
+    max_new_tokens: int = MAX_NEW_TOKENS_OPTION,
+    seed: int = typer.Option(0, "--seed", help="Sampling seed (per batch, derived from it)."),
+    batch_size: int = BATCH_SIZE_OPTION,
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks in file order."),
+    backend: str = BACKEND_OPTION,
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out task lines with "
+                                      "unknown constraint ids or bad fields (counted)."),
+) -> None:
+    """Generate responses to tasks; prints {n_tasks, n_responses, tokens, tokens_per_s, out}."""
+    from ..eval.generate import generate_responses
+
+    summary = generate_responses(model, read_task_file(tasks, skip_invalid), out, n=n,
+                                 temperature=temperature, top_p=top_p,
+                                 max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
+                                 limit=limit, backend=backend)
+    print_summary(summary)

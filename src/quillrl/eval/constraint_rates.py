@@ -1,0 +1,123 @@
+"""Constraint pass rates of a policy's responses: overall, per constraint id and per family.
+
+Definitions (docs/design.md, "Policy evaluation"). The unit is a response, one per (task,
+sample). A response *passes* iff it passes every constraint of its task (``verify``, strict
+unless ``loose``); per constraint id (or family), the unit is a response whose task carries that
+id (or an id of that family), and it passes iff all its constraints of that id (family) pass.
+Responses to tasks without constraints have nothing to pass: they are counted apart
+(``no_constraints``) and stay out of every rate. Every interval is a 95% percentile bootstrap
+that resamples tasks, since a task's samples are not independent.
+
+The input side is checked, never guessed: responses whose id matches no task are counted and
+named (``unmatched``), as are tasks that got no response (``unanswered``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..constraints import constraint_family, verify
+from .alignment import DEFAULT_RESAMPLES, bootstrap_ci
+
+NAMED = 10  # ids listed in a summary before only counting them
+
+
+def response_key(response: Any) -> tuple[str, int]:
+    """``(task id, sample index)`` of a response; a file without ``sample`` has sample 0."""
+    return str(response.id), int(getattr(response, "sample", None) or 0)
+
+
+def join(tasks: Sequence[Any], responses: Iterable[Any]) -> tuple[list[tuple[Any, Any]], dict[str, Any]]:
+    """``[(task, response)]`` in task order then sample order, joined by id (else by the exact
+    prompt, for IFEval-style files without ids), and what did not join: ``unmatched`` (responses
+    matching no task), ``duplicates`` (a second line for one (id, sample); the first is kept) and
+    ``unanswered`` (tasks with no response)."""
+    by_id = {t.id: t for t in tasks}
+    by_prompt = {t.prompt: t for t in tasks}
+    found: dict[tuple[str, int], Any] = {}
+    unmatched, duplicates = [], 0
+    for r in responses:
+        task = by_id.get(r.id) if r.id is not None else None
+        if task is None and r.prompt is not None:
+            task = by_prompt.get(r.prompt)
+        if task is None:
+            unmatched.append(r.id if r.id is not None else repr((r.prompt or "")[:40]))
+            continue
+        key = (task.id, response_key(r)[1])
+        if key in found:
+            duplicates += 1
+            continue
+        found[key] = r
+    order = {t.id: i for i, t in enumerate(tasks)}
+    pairs = [(by_id[tid], found[(tid, k)]) for tid, k in sorted(found, key=lambda x: (order[x[0]], x[1]))]
+    answered = {tid for tid, _ in found}
+    unanswered = [t.id for t in tasks if t.id not in answered]
+    return pairs, {"unmatched": unmatched, "duplicates": duplicates, "unanswered": unanswered}
+
+
+def verdict_rows(pairs: Sequence[tuple[Any, Any]], *, loose: bool = False) -> list[dict[str, Any]]:
+    """One row per response: its key, whether it passed, and every constraint's verdict, family
+    and reason (the ``--out`` lines of ``eval constraints``)."""
+    rows = []
+    for task, response in pairs:
+        v = verify(response.response, task.constraints, loose=loose, prompt=task.prompt)
+        rows.append({
+            "id": task.id, "sample": response_key(response)[1],
+            "passed": v.passed if task.constraints else None,
+            "constraints": [{"id": r.id, "family": constraint_family(r.id), "passed": r.passed,
+                             "reason": r.reason} for r in v.results],
+        })
+    return rows
+
+
+def _rate(units: list[tuple[str, bool]], n_resamples: int, seed: int) -> dict[str, Any]:
+    scores = [float(p) for _, p in units]
+    low, high = bootstrap_ci(scores, groups=[g for g, _ in units], n_resamples=n_resamples, seed=seed)
+    return {"n": len(units), "pass_rate": sum(scores) / len(scores) if scores else None,
+            "ci_low": low, "ci_high": high}
+
+
+def grouped_passes(rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[tuple[str, bool]]]:
+    """Per value of ``key`` (``"id"`` or ``"family"``), one ``(task id, passed)`` per response
+    whose task carries it; passed iff all its constraints with that value pass."""
+    out: dict[str, list[tuple[str, bool]]] = {}
+    for row in rows:
+        verdicts: dict[str, bool] = {}
+        for c in row["constraints"]:
+            verdicts[c[key]] = verdicts.get(c[key], True) and c["passed"] is True
+        for value, passed in verdicts.items():
+            out.setdefault(value, []).append((row["id"], passed))
+    return dict(sorted(out.items()))
+
+
+def pass_rates(rows: Sequence[dict[str, Any]], *, n_resamples: int = DEFAULT_RESAMPLES,
+               seed: int = 0) -> dict[str, Any]:
+    """Overall, per family and per constraint id pass rates with intervals (module docstring).
+
+    >>> rows = [{"id": "t1", "sample": 0, "passed": True, "constraints": [
+    ...             {"id": "creative:ends_with", "family": "creative", "passed": True}]},
+    ...         {"id": "t2", "sample": 0, "passed": False, "constraints": [
+    ...             {"id": "creative:ends_with", "family": "creative", "passed": True},
+    ...             {"id": "punctuation:no_comma", "family": "ifeval", "passed": False}]},
+    ...         {"id": "t3", "sample": 0, "passed": None, "constraints": []}]
+    >>> s = pass_rates(rows)
+    >>> s["n"], s["pass_rate"], s["no_constraints"], s["by_family"]["creative"]["pass_rate"]
+    (2, 0.5, 1, 1.0)
+    """
+    scored = [r for r in rows if r["constraints"]]
+    overall = _rate([(r["id"], r["passed"]) for r in scored], n_resamples, seed)
+    return {**overall, "no_constraints": len(rows) - len(scored),
+            "by_family": {k: _rate(v, n_resamples, seed)
+                          for k, v in grouped_passes(scored, "family").items()},
+            "by_constraint": {k: _rate(v, n_resamples, seed)
+                              for k, v in grouped_passes(scored, "id").items()}}
+
+
+def input_counts(left: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready account of what did not join (counts, and the first ids named)."""
+    return {"unmatched_responses": len(left["unmatched"]),
+            "unmatched_ids": left["unmatched"][:NAMED],
+            "duplicate_responses": left["duplicates"],
+            "unanswered_tasks": len(left["unanswered"]),
+            "unanswered_ids": left["unanswered"][:NAMED]}

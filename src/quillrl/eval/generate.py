@@ -1,0 +1,249 @@
+"""``quillrl generate``: a policy's responses to writing tasks, one JSONL line per (task, sample).
+
+Reads top to bottom: open the policy (an embedded name, a model directory, a PEFT adapter, or
+an OpenAI-compatible server) → what is left to do (a rerun skips the (id, sample) pairs already
+in the file, and refuses a file written by another model or with other sampling settings) →
+prompts made by :meth:`WritingTask.messages`, the same function ``train policy`` feeds TRL →
+sort by prompt length and generate in batches, each line written and flushed as it comes →
+when the file is complete, rewrite it in task order.
+
+Batches follow lm-eval's ``generate_until`` order (longest prompt first, ties by the rendered
+prompt text), so that on the local backend a batch holds exactly the prompts lm-eval batches
+together and greedy decoding gives the same text per prompt (docs/design.md, "Generation and
+IFEval"). Sampling (``temperature > 0``) is seeded per batch from ``seed`` and the batch's first
+(id, sample), so a rerun of the same command draws the same samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..backends import Backend, ChatPrompt, SamplingParams, make_backend
+from ..data.jsonl import JsonlWriter, json_lines, write_jsonl
+from ..data.readers import read_responses
+from ..data.records import Response, WritingTask
+from ..errors import ConfigError, DataError, ModelNotFoundError
+from ..models import EMBEDDED
+
+# read_responses (quillrl.data's reader) reads what this module writes: one typed Response per
+# (id, sample), with the sample index, finish reason, tokens and sampling settings.
+__all__ = ["BACKENDS", "generate_responses", "open_policy", "read_responses", "spec_forms"]
+
+BACKENDS = ("local", "openai", "vllm")
+
+
+def spec_forms() -> list[str]:
+    """The forms ``--model SPEC`` accepts, for help texts and errors."""
+    return [f"an embedded model name ({', '.join(sorted(EMBEDDED))})",
+            "a Hugging Face model directory (with config.json)",
+            "a PEFT adapter directory (with adapter_config.json: a `train policy` final/ or "
+            "checkpoint-N)",
+            "openai:http://HOST:PORT/v1#MODEL (any OpenAI-compatible server)"]
+
+
+def open_policy(model: str, *, backend: str = "local", batch_size: int = 8) -> Backend:
+    """The backend that generates for ``model`` (see :func:`spec_forms`).
+
+    An ``openai:`` spec always talks to its server; otherwise ``backend`` picks transformers in
+    this process (``local``) or vLLM (``vllm``, GPU only). A spec that names nothing raises a
+    ConfigError listing the accepted forms.
+    """
+    check_spec(model, backend)
+    if model.startswith("openai:"):
+        return make_backend(model, max_concurrency=batch_size)
+    options = {"batch_size": batch_size} if backend == "local" else {}
+    return make_backend(f"{backend}:{model}", **options)
+
+
+def check_spec(model: str, backend: str = "local") -> None:
+    """Raise a ConfigError unless ``model`` names something ``backend`` can run (no loading)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend '{backend}'; accepted: {', '.join(BACKENDS)}")
+    if model.startswith("openai:"):
+        return
+    if backend == "openai":
+        raise ConfigError(f"--backend openai needs an openai: model spec, got '{model}'; "
+                          "e.g. openai:http://127.0.0.1:8000/v1#my-model")
+    from ..models import resolve
+
+    try:
+        resolve(model)
+    except ModelNotFoundError:
+        raise ConfigError(f"no model '{model}'. Accepted forms: " + "; ".join(spec_forms())
+                          + ". Nothing is downloaded from a hub.") from None
+
+
+def settings_of(model: str, params: SamplingParams, seed: int) -> dict[str, Any]:
+    """What every line records about how it was made; a resumed file must match all of it."""
+    return {"model": model, "temperature": params.temperature, "top_p": params.top_p,
+            "max_new_tokens": params.max_new_tokens, "seed": seed}
+
+
+def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: Path, *, n: int = 1,
+                       temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 512,
+                       seed: int = 0, batch_size: int = 8, limit: int | None = None,
+                       backend: str = "local", progress: bool = True,
+                       model_name: str | None = None,
+                       on_batch: Callable[[list[Response]], None] | None = None) -> dict:
+    """Generate ``n`` responses per task into ``out`` (resuming it) and return the JSON summary.
+
+    ``model`` is a spec (:func:`spec_forms`) or a ready :class:`Backend` (then ``model_name``
+    labels the lines; ``backend`` and ``batch_size`` only batch the calls). ``limit`` keeps the
+    first N tasks in file order. Summary: ``n_tasks``, ``n_responses`` (lines in ``out`` for
+    these tasks), ``generated`` and ``tokens`` (this run), ``tokens_per_s`` (this run's tokens
+    over its generation time), ``resumed`` (lines found done), ``clipped`` (lines of these tasks
+    that hit ``max_new_tokens``), ``seconds``, ``out``.
+    """
+    if n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature,
+                            top_p=top_p).validate()
+    tasks = list(tasks)[:limit] if limit else list(tasks)
+    if not tasks:
+        raise ConfigError("no tasks to generate for")
+    name = model_name or (model if isinstance(model, str) else getattr(model, "model_name", model.name))
+    settings = settings_of(str(name), params, seed)
+    if isinstance(model, str):
+        check_spec(model, backend)
+    out = Path(out)
+    start = time.perf_counter()
+    generated, tokens, gen_seconds = 0, 0, 0.0
+    policy = None
+    try:
+        with JsonlWriter(out, resume=True) as writer:  # repairs a line cut off by a kill
+            done = done_keys(out, settings)  # refuse a foreign file before loading the model
+            todo = [(t, k) for k in range(n) for t in tasks if (t.id, k) not in done]
+            if todo:  # a finished file needs no model
+                policy = model if isinstance(model, Backend) else open_policy(
+                    model, backend=backend, batch_size=batch_size)
+            prompts = {t.id: ChatPrompt(tuple(t.messages())) for t in tasks}
+            order = length_order(policy, [prompts[t.id] for t, _ in todo]) if todo else []
+            bar = _Progress(len(todo), f"generating with {name}") if progress else None
+            with bar or contextlib.nullcontext():
+                for s in range(0, len(order), batch_size):
+                    chunk = [todo[i] for i in order[s:s + batch_size]]
+                    first = chunk[0]
+                    batch_params = params if temperature == 0 else dataclasses.replace(
+                        params, seed=_batch_seed(seed, first[0].id, first[1]))
+                    t0 = time.perf_counter()
+                    gens = policy.generate([prompts[t.id] for t, _ in chunk], batch_params)
+                    gen_seconds += time.perf_counter() - t0
+                    records = [Response(id=t.id, sample=k, prompt=t.prompt, response=g.text,
+                                        finish_reason=g.finish_reason, tokens=g.completion_tokens,
+                                        **settings) for (t, k), g in zip(chunk, gens)]
+                    for record in records:
+                        writer.write(record)
+                    generated += len(records)
+                    tokens += sum(g.completion_tokens for g in gens)
+                    if bar:
+                        bar.advance(len(records), tokens / max(gen_seconds, 1e-9))
+                    if on_batch:
+                        on_batch(records)
+    finally:
+        if policy is not None and not isinstance(model, Backend):
+            policy.close()
+    lines = _lines_for(out, tasks, n)
+    if len(lines) == len(tasks) * n:
+        _rewrite_in_task_order(out, tasks)
+    return {"n_tasks": len(tasks), "n_responses": len(lines), "generated": generated,
+            "resumed": len(lines) - generated, "tokens": tokens,
+            "tokens_per_s": round(tokens / gen_seconds, 2) if gen_seconds else None,
+            "clipped": sum(r.finish_reason == "length" for r in lines),
+            "seconds": round(time.perf_counter() - start, 2), "out": str(out)}
+
+
+def done_keys(path: Path, settings: dict[str, Any]) -> set[tuple[str, int]]:
+    """The (id, sample) pairs already in ``path``; a line made otherwise raises a ConfigError
+    naming the line, the setting, the file's value and this run's."""
+    done: set[tuple[str, int]] = set()
+    if not path.exists():
+        return done
+    for line, value in json_lines(path):
+        if isinstance(value, DataError):
+            raise value
+        if not isinstance(value, dict) or value.get("id") is None or value.get("sample") is None:
+            raise DataError("not a `quillrl generate` line (needs 'id' and 'sample'); write to a "
+                            "new --out file", path=str(path), line=line)
+        for key, wanted in settings.items():
+            if value.get(key) != wanted:
+                raise ConfigError(
+                    f"{path}:{line}: this file was written with {key}={value.get(key)!r}, this run "
+                    f"asks for {key}={wanted!r}; rerun with the file's settings to resume it, or "
+                    "write to another --out")
+        done.add((str(value["id"]), int(value["sample"])))
+    return done
+
+
+def length_order(policy: Backend, prompts: Sequence[ChatPrompt]) -> list[int]:
+    """Indices of ``prompts``, longest first in tokens, ties by rendered text: lm-eval's
+    ``generate_until`` order. A server backend has no tokenizer here, so characters stand in."""
+    tokenizer = getattr(policy, "tokenizer", None)
+    if tokenizer is None:
+        keys = [(-len(str(p.messages)), str(p.messages)) for p in prompts]
+    else:
+        from ..backends.prompts import encode, render
+
+        keys = [(-len(encode(tokenizer, p)), render(tokenizer, p)[0]) for p in prompts]
+    return sorted(range(len(prompts)), key=keys.__getitem__)
+
+
+def _batch_seed(seed: int, task_id: str, sample: int) -> int:
+    return zlib.crc32(f"{seed}\0{task_id}\0{sample}".encode())
+
+
+def _lines_for(path: Path, tasks: Sequence[WritingTask], n: int) -> list[Response]:
+    ids = {t.id for t in tasks}
+    return [r for r in read_responses(path).records if r.id in ids and r.sample is not None and r.sample < n]
+
+
+def _rewrite_in_task_order(path: Path, tasks: Sequence[WritingTask]) -> None:
+    """Put a finished file in task order (lines of other tasks last, as they were)."""
+    rank = {t.id: i for i, t in enumerate(tasks)}
+    records = read_responses(path).records
+    records.sort(key=lambda r: (rank.get(r.id, len(rank)), r.sample or 0))
+    write_jsonl(path, records)
+
+
+class _Progress:
+    """A rich progress bar on stderr (stdout keeps the JSON summary) with the tokens/s so far.
+
+    When stderr is not a terminal (a background run writing to a log), rich draws nothing until
+    the end, so each batch also prints one plain line there.
+    """
+
+    def __init__(self, total: int, description: str):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        console = Console(stderr=True)
+        self._log = None if console.is_terminal else console
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[speed]}"), TimeElapsedColumn(),
+                             TimeRemainingColumn(), console=console)
+        self._task = self._bar.add_task(description, total=total, speed="")
+        self._done, self._total = 0, total
+
+    def advance(self, k: int, tokens_per_s: float) -> None:
+        self._bar.update(self._task, advance=k, speed=f"{tokens_per_s:.1f} tok/s")
+        self._done += k
+        if self._log is not None:
+            self._log.print(f"{time.strftime('%H:%M:%S')} {self._done}/{self._total} responses, "
+                            f"{tokens_per_s:.1f} tok/s", highlight=False)
+
+    def __enter__(self):
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._bar.__exit__(*exc)
