@@ -100,6 +100,7 @@ class OpenAIServer:
 
     def close(self) -> None:
         if self._thread is not None:
+            self.port = self._thread.port  # ``url`` keeps naming the port it served on
             self._thread.close()
             self._thread = None
         self.scheduler.close()
