@@ -184,6 +184,11 @@ def test_reward_column_is_shape_by_entropy_of_parsed_verdicts():
     assert np.mean(logged["accuracy"]) == 0.5 and np.mean(logged["invalid_rate"]) == 0.25
     assert logged["entropy_correct"] == pytest.approx([1.0, 0.0]) and logged["entropy_wrong"] == pytest.approx([h])
     assert np.mean(logged["confident_correct_share"]) == 0.25
+    # one group (one prompt): the spread of H, and the reward's std shaped vs unshaped on the same samples
+    assert logged["entropy_spread"] == pytest.approx([np.std([1.0, h, 0.0])])
+    assert logged["group_reward_std"] == pytest.approx([np.std(got)])
+    assert logged["group_reward_std_unshaped"] == pytest.approx([np.std([1.0, -1.0, -1.5, 1.0])])
+    assert logged["reward_unshaped"] == [1.0, -1.0, -1.5, 1.0]
 
 
 def test_trainer_reward_reads_its_own_policy_at_the_verdict_position(tmp_path, tiny_model_dir, data):

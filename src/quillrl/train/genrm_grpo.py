@@ -66,7 +66,9 @@ class EntropyShapedVerdictReward:
     Per-sample values go to TRL's ``log_metric`` so they average over every process:
     ``accuracy`` and ``invalid_rate`` (over all samples), ``entropy_correct``/``entropy_wrong``
     (mean H over right/wrong valid samples) and ``confident_correct_share`` (right with
-    ``H < confident_below``).
+    ``H < confident_below``); per group (one pair's samples) ``entropy_spread`` (std of H),
+    ``group_reward_std`` and ``group_reward_std_unshaped`` (the same samples at ``floor = 1``),
+    and ``reward_unshaped`` per sample.
 
     >>> reward = EntropyShapedVerdictReward(lambda probes: np.array([[0.8, 0.2]] * len(probes)))
     >>> ok = "<analysis>\\nfine\\n</analysis>\\n<verdict>A</verdict>"
@@ -103,6 +105,7 @@ class EntropyShapedVerdictReward:
         rewards = shape_by_entropy(correct, entropy, floor=self.floor, format_penalty=self.format_penalty)
         if log_metric is not None:
             self._log(log_metric, correct, entropy)
+            self._log_groups(log_metric, correct, entropy, rewards, pair_id or [repr(p) for p in prompts])
         for i in range(min(self.keep_samples - len(self.samples), len(texts))):
             self.samples.append({"pair_id": pair_id[i] if pair_id else None, "label": label[i],
                                  "completion": texts[i], "verdict": verdicts[i], "entropy": entropy[i],
@@ -118,6 +121,24 @@ class EntropyShapedVerdictReward:
             log_metric("confident_correct_share", float(ok is True and h < self.confident_below))
             if ok is not None:
                 log_metric("entropy_correct" if ok else "entropy_wrong", h)
+
+    def _log_groups(self, log_metric: Callable[[str, float], None], correct: list, entropy: list,
+                    rewards: np.ndarray, keys: Sequence[str]) -> None:
+        """Per group (the samples of one pair): the spread of H, through which alone shaping can
+        act (docs/design.md), and the reward's std shaped and unshaped (``floor = 1``) on the
+        same samples. Groups are read from the local batch: a group split over processes
+        (TRL allows it) is counted as its parts."""
+        unshaped = shape_by_entropy(correct, entropy, floor=1.0, format_penalty=self.format_penalty)
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        for idx in groups.values():
+            hs = [entropy[i] for i in idx if entropy[i] is not None]
+            log_metric("entropy_spread", float(np.std(hs)) if len(hs) > 1 else 0.0)
+            log_metric("group_reward_std", float(np.std(rewards[idx])))
+            log_metric("group_reward_std_unshaped", float(np.std(unshaped[idx])))
+        for value in unshaped:
+            log_metric("reward_unshaped", float(value))
 
     def take_samples(self) -> list[dict]:
         rows, self.samples = self.samples, []

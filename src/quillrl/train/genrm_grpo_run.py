@@ -116,4 +116,6 @@ def train_genrm_grpo(config: GenRMGRPOConfig, resume: bool = False) -> dict:
     return run_training(config, resume, build_trainer, title=f"GenRM GRPO ({shaped})",
                         judge_spec="genrm:local:{final}",
                         summary_keys=("shaped_reward_mean", "shaped_reward_std", "accuracy", "invalid_rate",
-                                      "entropy_correct", "entropy_wrong", "confident_correct_share"))
+                                      "entropy_correct", "entropy_wrong", "confident_correct_share",
+                                      "entropy_spread", "group_reward_std", "group_reward_std_unshaped",
+                                      "reward_unshaped"))
