@@ -40,6 +40,9 @@ from ..models import DEFAULT_MODEL
 from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
 from .prompts import choice_token_ids, cut_at_stop, encode
 
+# below this many shared tokens a separate prefix pass costs more than it saves
+MIN_SHARED_PREFIX = 16
+
 
 class LocalBackend(Backend):
     """A transformers causal LM in this process.
@@ -49,12 +52,16 @@ class LocalBackend(Backend):
     ``dtype`` only apply when loading). ``device`` defaults to ``cuda`` when available;
     ``dtype`` to bfloat16 on a GPU that supports it, else float32.
     Calls are serialised by a lock, so one backend can be shared between threads.
+    ``prefix_cache`` (default on): ``choice_probs`` batches prompts that share a prefix and runs
+    that prefix once into a KV cache (a judge's pivot comparisons share the system message, the
+    writing prompt and, in one order, the pivot story); the probabilities are those of a full
+    pass, to float rounding.
     """
 
     name = "local"
 
     def __init__(self, model: str | Path | tuple[Any, Any] = DEFAULT_MODEL, *, batch_size: int = 8,
-                 device: str | None = None, dtype: Any = None):
+                 device: str | None = None, dtype: Any = None, prefix_cache: bool = True):
         import torch
 
         if batch_size < 1:
@@ -76,7 +83,7 @@ class LocalBackend(Backend):
             self.model, self.tokenizer = models.load(model, dtype=_torch_dtype(dtype, device),
                                                      device=device)
             self.model_name = str(model)
-        self.batch_size = batch_size
+        self.batch_size, self.prefix_cache = batch_size, bool(prefix_cache)
         self.usage = UsageCounter()
         self._lock = threading.RLock()
         self._pad_id = _first_not_none(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
@@ -168,8 +175,9 @@ class LocalBackend(Backend):
         ids = [choice_token_ids(self.tokenizer, p, e, choices) for p, e in zip(prompts, encoded)]
         out = np.zeros((len(prompts), len(choices)), dtype=np.float64)
         start = time.perf_counter()
+        batches = _prefix_batches if self.prefix_cache else _length_batches
         with self._lock, _eval_no_grad(self.model):
-            for idx in _length_batches(encoded, self.batch_size):
+            for idx in batches(encoded, self.batch_size):
                 probs = self._last_token_probs([encoded[i] for i in idx])
                 wanted = torch.tensor([ids[i] for i in idx], device=probs.device)
                 out[idx] = probs.gather(1, wanted).double().cpu().numpy()
@@ -183,6 +191,9 @@ class LocalBackend(Backend):
         tensor, from one forward pass over the left-padded batch."""
         import torch
 
+        shared = min(_common_prefix_len(rows), min(map(len, rows)) - 1)
+        if self.prefix_cache and len(rows) > 1 and shared >= MIN_SHARED_PREFIX:
+            return self._probs_after_shared_prefix(rows, shared)
         input_ids, attention = self._left_pad(rows)
         # explicit positions: left padding must not shift a row's positions (absolute-position
         # models would otherwise read a padded row differently from the same row alone)
@@ -190,6 +201,26 @@ class LocalBackend(Backend):
         with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=attention,
                                 position_ids=positions, use_cache=False,
+                                **self._logits_to_keep()).logits[:, -1, :]
+        return torch.softmax(logits.float(), dim=-1)
+
+    def _probs_after_shared_prefix(self, rows: list[list[int]], shared: int) -> Any:
+        """:meth:`_last_token_probs` for rows whose first ``shared`` tokens are the same: the
+        prefix runs once (batch 1) into a KV cache, repeated over the rows, and only the
+        suffixes run batched, left-padded between prefix and suffix with the pads masked out
+        and explicit positions, so every row reads exactly what it reads alone."""
+        import torch
+
+        prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            cache = self.model(input_ids=prefix, use_cache=True, **self._logits_to_keep()).past_key_values
+            cache.batch_repeat_interleave(len(rows))
+            input_ids, attention = self._left_pad([r[shared:] for r in rows])
+            positions = shared + (attention.cumsum(-1) - 1).clamp(min=0)
+            mask = torch.cat([torch.ones((len(rows), shared), dtype=attention.dtype,
+                                         device=attention.device), attention], dim=1)
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True,
                                 **self._logits_to_keep()).logits[:, -1, :]
         return torch.softmax(logits.float(), dim=-1)
 
@@ -313,6 +344,28 @@ class _LogprobRecorder:
         values = torch.stack([v for v, _ in self.top]).cpu().numpy()
         ids = torch.stack([i for _, i in self.top]).cpu().numpy()
         return chosen, values, ids
+
+
+def _common_prefix_len(rows: list[list[int]]) -> int:
+    """Number of leading tokens every row shares.
+
+    >>> _common_prefix_len([[1, 2, 3], [1, 2, 4, 5], [1, 2]])
+    2
+    """
+    first, n = rows[0], min(map(len, rows))
+    for j in range(n):
+        if any(r[j] != first[j] for r in rows[1:]):
+            return j
+    return n
+
+
+def _prefix_batches(encoded: list[list[int]], batch_size: int) -> Iterator[list[int]]:
+    # in token order, prompts that share a prefix are neighbours (a judge's pivot comparisons
+    # share the system message and writing prompt, and in one order the pivot story too), so
+    # each batch's shared prefix is as long as it gets; longest first within equal tokens
+    order = sorted(range(len(encoded)), key=lambda i: (encoded[i], -len(encoded[i])))
+    for s in range(0, len(order), batch_size):
+        yield order[s:s + batch_size]
 
 
 def _length_batches(encoded: list[list[int]], batch_size: int) -> Iterator[list[int]]:

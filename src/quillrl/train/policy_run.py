@@ -34,6 +34,9 @@ class RewardSection(StageConfig):
         "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>)")
     judge_max_new_tokens: int = Field(384, ge=1, description="GenRM reasoning length (reasoning mode only)")
     loose: bool = Field(False, description="verify constraints with IFEval's loose variants")
+    share_policy_weights: bool = Field(True, description="a genrm:local judge on the policy's own model "
+                                       "judges with the policy's base weights (adapter disabled) "
+                                       "instead of loading a second copy")
 
 
 class MixSection(StageConfig):
@@ -119,6 +122,16 @@ def tasks_dataset(config: PolicyConfig):
     return Dataset.from_list(rows)
 
 
+def judges_with_policy_weights(config: PolicyConfig) -> bool:
+    """True when the judge is ``genrm:local:<the policy's own model>`` and the policy trains a
+    LoRA adapter: the judge then runs on the policy's base weights with the adapter disabled
+    (:class:`~quillrl.backends.base_weights.BaseWeightsBackend`), not on a second copy."""
+    kind, _, rest = config.reward.judge.partition(":")
+    backend, _, name = rest.partition(":")
+    return (config.reward.share_policy_weights and config.lora.enabled and kind == "genrm"
+            and backend == "local" and (name or DEFAULT_MODEL) == config.model)
+
+
 def build_trainer(config: PolicyConfig, output_dir: Path):
     from transformers import PrinterCallback
 
@@ -131,7 +144,9 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
     args = grpo_trl_args(config, output_dir)
     judge_options = {"max_new_tokens": config.reward.judge_max_new_tokens} \
         if config.reward.judge.startswith("genrm:") else {}
-    judge = make_judge(config.reward.judge, mode=config.reward.mode, swap=config.reward.swap, **judge_options)
+    shared = judges_with_policy_weights(config)
+    judge = None if shared else make_judge(config.reward.judge, mode=config.reward.mode,
+                                           swap=config.reward.swap, **judge_options)
     group_rewards = GroupRewards(judge, strategy=config.reward.strategy, seed=config.seed,
                                  mix=config.mix.model_dump(), loose=config.reward.loose)
     model, tokenizer = load(config.model, trainable=True)
@@ -139,6 +154,13 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
         model=model, args=args, train_dataset=tasks_dataset(config), processing_class=tokenizer,
         peft_config=config.lora.peft_config(), group_rewards=group_rewards,
         samples_per_step=config.samples_per_step)
+    if shared:  # the judge is the policy's base model: its weights, with the adapter disabled
+        from ..backends.base_weights import BaseWeightsBackend
+        from ..judges import GenRMJudge
+
+        group_rewards.judge = GenRMJudge(BaseWeightsBackend(trainer.model, tokenizer),
+                                         mode=config.reward.mode, swap=config.reward.swap, **judge_options)
+        group_rewards.judge.name = config.reward.judge
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace the dict dumps
     trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES, trainer.step_metrics))
     trainer.add_callback(SamplesTable(output_dir / "completions.jsonl", trainer.take_samples))
