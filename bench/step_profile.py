@@ -77,6 +77,10 @@ def main() -> None:
         "step_wall_s": round(mean["step_wall"], 2), "step_cpu_s": round(mean["step_cpu"], 2),
         "reward_layer_share_wall": round((mean.get("judging_wall", 0) + mean.get("verification_mixing_wall", 0))
                                          / mean["step_wall"], 3),
+        # CPU seconds are what other processes on a shared machine do not inflate
+        "judging_share_cpu": round(mean.get("judging_cpu", 0) / mean["step_cpu"], 3),
+        "judge_shares_policy_weights": type(trainer.group_rewards.judge.backend).__name__
+        if hasattr(trainer.group_rewards.judge, "backend") else None,
     }
     print(json.dumps(summary))
 

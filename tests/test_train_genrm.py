@@ -285,3 +285,21 @@ def test_shipped_configs_validate(name, cls):
     cfg = load_config(REPO / "configs" / name, getattr(importlib.import_module(module), attr))
     if name.startswith("genrm_grpo"):
         assert cfg.shaping.floor == (1.0 if "unshaped" in name else 0.2)
+
+
+def test_bt_rm_long_pairs_are_dropped_or_cut_and_counted(tmp_path, tiny_model_dir, data):
+    from quillrl.judges.scalar import rm_input_ids
+    from quillrl.models import load_tokenizer
+    from quillrl.train.bt_rm import BTRMConfig, preference_dataset
+
+    tok = load_tokenizer(tiny_model_dir)
+    rows = [dict(r) for r in data.rows]
+    rows[0]["chosen"] = "The knight walked home; the moon was bright. " * 40
+    pairs = tmp_path / "long.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dropped, counts = preference_dataset(BTRMConfig(pairs=str(pairs), bt={"max_length": 100}), tok)
+    assert counts == {"pairs": 5, "dropped_too_long": 1, "truncated": 0}
+    cut, counts = preference_dataset(BTRMConfig(pairs=str(pairs), bt={"max_length": 100, "long_pairs": "truncate"}), tok)
+    assert counts == {"pairs": 6, "dropped_too_long": 0, "truncated": 1}
+    assert max(len(r["chosen_ids"]) for r in cut) <= 100
+    assert rm_input_ids(tok, rows[0]["prompt"], rows[0]["chosen"], 100)[0] in [r["chosen_ids"] for r in cut]

@@ -2,6 +2,9 @@
 
 Prompts are sorted by length and run in batches of ``batch_size`` with left padding (so every
 row's last prompt token sits in the last column), then put back in the caller's order.
+``choice_probs`` sorts by tokens instead, so prompts that share a prefix share a batch, and
+runs that prefix once into a KV cache (``prefix_cache``); on a CPU, rows of different lengths
+with no shared prefix run one by one, because the padding mask makes the batch slower there.
 ``generate`` calls ``model.generate`` with a generation config built from
 :class:`SamplingParams` alone; ``choice_probs`` is one forward pass per batch that reads the
 softmax at the last prompt position.
@@ -188,12 +191,24 @@ class LocalBackend(Backend):
 
     def _last_token_probs(self, rows: list[list[int]]) -> Any:
         """Softmax over the vocabulary at each row's last position: a ``(rows, vocab)`` float32
-        tensor, from one forward pass over the left-padded batch."""
+        tensor: after a shared prefix's KV cache, row by row (CPU, unequal lengths), or one
+        forward pass over the left-padded batch."""
         import torch
 
         shared = min(_common_prefix_len(rows), min(map(len, rows)) - 1)
         if self.prefix_cache and len(rows) > 1 and shared >= MIN_SHARED_PREFIX:
             return self._probs_after_shared_prefix(rows, shared)
+        if len(rows) > 1 and self.device.type == "cpu" and len(set(map(len, rows))) > 1:
+            # On a CPU a padded batch is slower than its rows one by one: the padding mask
+            # takes attention off the fused causal kernel (docs/results.md, "Judge speed").
+            return torch.cat([self._padded_last_token_probs([r]) for r in rows])
+        return self._padded_last_token_probs(rows)
+
+    def _padded_last_token_probs(self, rows: list[list[int]]) -> Any:
+        """One forward pass over the rows, left-padded: the GPU path (and the CPU path before
+        prefix caching, which ``bench/judge_speed.py`` measures against)."""
+        import torch
+
         input_ids, attention = self._left_pad(rows)
         # explicit positions: left padding must not shift a row's positions (absolute-position
         # models would otherwise read a padded row differently from the same row alone)
