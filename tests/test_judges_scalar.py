@@ -123,3 +123,11 @@ def test_long_responses_are_cut_from_the_back_the_same_in_training_and_judging(r
     cut_story = text[len(opening): len(text) - len(closing)]
     assert ScalarRMJudge(rm_dir, max_length=120).score([PROMPT], [story])[0] == pytest.approx(
         ScalarRMJudge(rm_dir).score([PROMPT], [cut_story])[0], abs=1e-5)
+
+
+def test_a_model_trained_with_truncation_is_judged_with_it(tmp_path):
+    from quillrl.judges.scalar import write_rm_settings
+
+    trained = _build(tmp_path / "rm")
+    write_rm_settings(trained, max_length=64)
+    assert ScalarRMJudge(trained).max_length == 64 and ScalarRMJudge(trained, max_length=99).max_length == 99

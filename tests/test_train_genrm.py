@@ -275,6 +275,7 @@ def test_genrm_grpo_runs_and_resumes_after_sigkill(tmp_path, tiny_model_dir, dat
     ("genrm_grpo.yaml", "quillrl.train.genrm_grpo_run:GenRMGRPOConfig"),
     ("genrm_grpo_unshaped.yaml", "quillrl.train.genrm_grpo_run:GenRMGRPOConfig"),
     ("bt_rm.yaml", "quillrl.train.bt_rm:BTRMConfig"),
+    ("bt_rm_storyer.yaml", "quillrl.train.bt_rm:BTRMConfig"),
 ])
 def test_shipped_configs_validate(name, cls):
     import importlib

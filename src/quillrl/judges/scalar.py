@@ -14,6 +14,7 @@ symmetric in the order, so there is nothing to swap.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -61,6 +62,14 @@ def rm_input_ids(tokenizer: Any, prompt: str, response: str,
                       f"and template ({len(encode(''))} tokens); raise it")
 
 
+RM_SETTINGS = "quillrl_rm.json"
+
+
+def write_rm_settings(model_dir: Path, *, max_length: int) -> None:
+    """Record in a trained reward model's directory how its inputs were cut, for the judge."""
+    (Path(model_dir) / RM_SETTINGS).write_text(json.dumps({"max_length": max_length}) + "\n")
+
+
 def sigmoid(x: float) -> float:
     """Numerically safe logistic function.
 
@@ -91,6 +100,9 @@ class ScalarRMJudge(Judge):
                 raise ConfigError("ScalarRMJudge needs a model directory (path) or a loaded "
                                   "model and tokenizer")
             model, tokenizer = _load(Path(path), device)
+            settings = Path(path) / RM_SETTINGS
+            if max_length is None and settings.exists():  # cut long stories as training did
+                max_length = json.loads(settings.read_text())["max_length"]
         if getattr(model.config, "num_labels", 1) != 1:
             raise ConfigError(f"a Bradley-Terry reward model has num_labels=1; "
                               f"{path or type(model).__name__} has {model.config.num_labels}")

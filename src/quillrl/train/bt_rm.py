@@ -27,6 +27,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
+from ..judges.scalar import write_rm_settings
 from .common import TrainRunConfig, trl_args
 
 
@@ -151,6 +152,12 @@ def train_bt_rm(config: BTRMConfig, resume: bool = False) -> dict:
     """Train, save the merged model, write the report, and return the JSON summary."""
     from .runner import run_training
 
+    def save(trainer, final: Path) -> None:
+        save_merged(trainer, final)
+        if config.bt.long_pairs == "truncate" and trainer.accelerator.is_main_process:
+            # the judge must cut long stories as training did: ScalarRMJudge reads this
+            write_rm_settings(final, max_length=config.bt.max_length)
+
     return run_training(config, resume, build_trainer, title="Bradley-Terry reward model",
                         judge_spec="scalar:{final}", summary_keys=("loss", "accuracy", "margin"),
-                        save_final=save_merged)
+                        save_final=save)
