@@ -67,6 +67,7 @@ from .data import JsonlWriter, PreferencePair, read_pairs, write_jsonl
 from .data.jsonl import json_lines
 from .errors import BackendError, ConfigError, DataError
 from .judges import GenRMJudge, Judge, Judgment, make_judge
+from .judges.genrm import error_kind
 from .judges.template import REASONING_PREFILL, TEMPLATE_VERSION, format_judgment, judge_prompt
 
 KEPT = "kept"
@@ -185,18 +186,6 @@ def check_meta(out: Path, meta: dict) -> None:
     path.write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def invalid_reason(error: str | None) -> str:
-    """The kind of a failed judgment's error, for counting: the first order's parser message
-    without its details ("order BA: truncated: <analysis> is never closed" -> "truncated").
-
-    >>> invalid_reason("order AB: verdict must be exactly 'A' or 'B', got 'x'; order BA: empty output")
-    "verdict must be exactly 'A' or 'B'"
-    """
-    first = (error or "unknown").split("; ")[0]
-    first = first.split(": ", 1)[1] if first.startswith("order ") and ": " in first else first
-    return first.split(": ")[0].split(", got")[0]
-
-
 def _context_window(backend: Backend) -> int | None:
     """The teacher's context length in tokens, where its backend can tell (local, vllm)."""
     config = getattr(getattr(backend, "model", None), "config", None)
@@ -295,7 +284,7 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
                 for batch in _batches(fits, batch_size):
                     for pair, judgment in _judge_batch(judge, batch, failed):
                         outcome = classify(judgment)
-                        reason = invalid_reason(judgment.error) if outcome == "invalid" else None
+                        reason = error_kind(judgment.error) if outcome == "invalid" else None
                         if outcome == KEPT:
                             for example in examples_for(pair, judgment):
                                 examples.write(example)

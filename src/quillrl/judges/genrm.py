@@ -230,6 +230,18 @@ def verdict_probe(prompt: ChatPrompt, reply: str) -> tuple[ParsedJudgment, ChatP
     return parsed, ChatPrompt(prompt.messages, text[: parsed.verdict_pos])
 
 
+def error_kind(error: str | None) -> str:
+    """The kind of a failed judgment's error, for counting: the first order's parser message
+    without its details ("order BA: truncated: <analysis> is never closed" -> "truncated").
+
+    >>> error_kind("order AB: verdict must be exactly 'A' or 'B', got 'x'; order BA: empty output")
+    "verdict must be exactly 'A' or 'B'"
+    """
+    first = (error or "unknown").split("; ")[0]
+    first = first.split(": ", 1)[1] if first.startswith("order ") and ": " in first else first
+    return first.split(": ")[0].split(", got")[0]
+
+
 def _prompt_tokens_seen(backend: Backend) -> int | None:
     usage = getattr(backend, "usage", None)
     return getattr(usage, "prompt_tokens", None)
