@@ -250,27 +250,15 @@ def test_loopback_teacher_through_quillrl_serve_continues_the_prefill_and_caches
     """A real `quillrl serve` process as the teacher, through the CLI: the prefill reaches the
     model (the server's replies equal the in-process model continuing it), bad replies are
     counted by reason, and distilling the same pairs again through the cache costs no request."""
-    import subprocess
-    import sys
-    import threading
-
     from typer.testing import CliRunner
 
     from quillrl.backends import SamplingParams
     from quillrl.backends.local import LocalBackend
     from quillrl.cli import app
+    from quillrl.testing import serve_process
 
-    launch = "import sys; from quillrl.cli import main; sys.argv[0] = 'quillrl'; main()"
-    proc = subprocess.Popen([sys.executable, "-c", launch, "serve", "--model", str(tiny_model_dir),
-                             "--port", "0", "--served-model-name", "tiny"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=180)
-        assert line and line[0].strip(), "serve printed no URL"
-        spec = f"genrm:openai:{json.loads(line[0])['url']}#tiny"
+    with serve_process(tiny_model_dir) as url:
+        spec = f"genrm:openai:{url}#tiny"
         pairs, cache = write_pairs(tmp_path / "pairs.jsonl"), tmp_path / "teacher.cache.jsonl"
 
         def run(out: str) -> dict:
@@ -282,9 +270,6 @@ def test_loopback_teacher_through_quillrl_serve_continues_the_prefill_and_caches
             return json.loads(result.stdout.strip().splitlines()[-1])
 
         first, second = run("a.jsonl"), run("b.jsonl")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert first["judged"] == 2 and first["cost"]["teacher_prompts"] >= 4 and first["cost"]["completion_tokens"] > 0
     assert sum(first["invalid_by_reason"].values()) == first["dropped"]["invalid"]
     assert second["cost"]["teacher_prompts"] == 0 and second["cost"]["prompt_tokens"] == 0
