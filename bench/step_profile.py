@@ -86,6 +86,10 @@ def main() -> None:
 
     trainer.training_step = step
     trainer.train()
+    # TRL calls training_step once per micro-batch: sum them into optimizer steps
+    accum = trainer.args.gradient_accumulation_steps
+    chunks = [timings[i:i + accum] for i in range(0, len(timings), accum)]
+    timings = [{k: sum(t.get(k, 0.0) for t in c) for k in set().union(*c)} for c in chunks]
     steady = timings[1:] or timings
     mean = {k: sum(t.get(k, 0.0) for t in steady) / len(steady) for k in steady[0]}
     summary = {
