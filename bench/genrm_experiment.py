@@ -1,25 +1,34 @@
-"""GenRM training experiment on StoryER (not CI): untrained GenRM, SFT, GRPO unshaped vs shaped, BT RM.
+"""The RLCS GenRM experiment (not CI): distill → SFT → GRPO shaped vs unshaped, against the BT RM,
+the untrained judge and ``baseline:length``, on every WQ style-mimic and LAMP-P pair and ≥ 100
+StoryER test pairs, GenRMs in reasoning mode with swap, 95% intervals resampled by prompt.
 
-Every stage is the ``quillrl`` CLI, run as a subprocess whose exact command is recorded with its
-JSON summary in ``OUT/results.json``; ``OUT/curves.png`` compares the shaped and unshaped GRPO
-runs step by step. Sized for a CPU (the embedded SmolLM2-135M-Instruct, short pairs, a few steps each):
-the numbers show that the pipeline runs end to end and how the two rewards behave, not what a
-real GenRM reaches.
+Every stage is the ``quillrl`` CLI in a subprocess; its exact command and JSON summary go to
+``OUT/results.json`` as it finishes, so the file is the record of what ran. Resumable at every
+level, so the experiment can be spread over sessions by rerunning the same command:
 
-The SFT teacher is by default the embedded model itself (nothing else is available offline;
-``--teacher`` takes any GenRM spec). It first distils in reasoning mode exactly as
-``quillrl distill`` does. A 135M model writes no valid ``<analysis>``/``<verdict>`` judgment
-(see ``results.json``), so nothing survives the filter; when fewer than 8 examples survive,
-so that the later stages have a judge that answers in format at all, the experiment
-bootstraps the format from the same teacher's *verdict-mode* judgments (both orders, one forward
-pass each), kept by the same consistency filter (:func:`quillrl.distill.classify`), written as
-SFT examples whose analysis is the template's ``(skipped)``. This departs from RLCS, whose
-student learns the teacher's reasoning; it is labelled as such in the results.
+* ``distill`` and ``judge`` resume themselves (ledger / per-pair JSONL; the teacher's response
+  cache means nothing is paid twice), so they are rerun every time, which costs nothing for
+  what is done;
+* a training stage that stopped midway resumes from its last checkpoint (``--resume``); one
+  killed before its first checkpoint starts again;
+* finished stages (same command in ``results.json``) are skipped.
 
-    .venv/bin/python bench/genrm_experiment.py [--out runs/genrm_exp] [--teacher SPEC] [--sft-steps 24] [--grpo-steps 6] ...
+Stages (defaults are the issue's sizes; ``--distill-pairs`` etc. size them to the CPU you have):
 
-Rerunning it continues an interrupted experiment: stages already in results.json are skipped (a
-training stage cut off midway refuses to overwrite its directory: delete it, or resume it by hand).
+1. ``distill`` from ``--teacher`` (default: the embedded model, with the reasoning prefill), both
+   orders, RLCS's consistency filter and the human label;
+2. ``train genrm-sft`` on the kept chains, if at least ``--min-sft-examples`` survive (else
+   recorded as skipped with the counts: no verdict-only bootstrap, the SFT targets must be
+   reasoning chains that start with the prefill);
+3. ``train genrm-grpo`` unshaped (``floor: 1``) and shaped (``floor: 0.2``) from the same start,
+   sampled chains (temperature 1, up to ``--grpo-completion-tokens`` so analyses can finish);
+   per step: within-group entropy spread, reward std shaped against unshaped on the same
+   samples; after: the largest parameter difference between the two adapters;
+4. ``train bt-rm`` (``configs/bt_rm_storyer.yaml``: one epoch over StoryER-train);
+5. ``judge`` + ``eval alignment`` per set: each GenRM in reasoning mode with swap, then the BT RM
+   and ``baseline:length`` on the same pairs, intervals by prompt.
+
+    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python bench/genrm_experiment.py --out runs/genrm_exp
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -35,24 +45,24 @@ from pathlib import Path
 
 QUILLRL = [sys.executable, "-m", "quillrl.cli"]
 NICE = ["nice", "-n", "5"]
-COMPARED = ("shaped_reward_std", "frac_reward_zero_std", "accuracy", "invalid_rate",
-            "entropy_correct", "entropy_wrong", "confident_correct_share")
+COMPARED = ("shaped_reward_mean", "reward_unshaped", "group_reward_std", "group_reward_std_unshaped",
+            "entropy_spread", "accuracy", "invalid_rate", "entropy_correct")
+SETS = ("storyer_test", "wq_style_mimic", "lamp_p")
 
 
-def run(args: list[str], log: dict, name: str) -> dict:
+def run(args: list[str], log: dict, name: str, *, resumes_itself: bool = False) -> dict:
     """Run one quillrl command (niced); record the command line and its JSON summary.
 
-    A stage already in ``results.json`` with the same command is not run again, so an
-    interrupted experiment continues where it stopped when the script is rerun.
+    A stage already in ``results.json`` with the same command is not run again, unless the
+    command resumes itself (then a rerun costs only what is left to do).
     """
-    command = NICE + QUILLRL + args
     shown = "quillrl " + " ".join(shlex.quote(a) for a in args)
-    if log.get(name, {}).get("command") == shown:
+    if log.get(name, {}).get("command") == shown and not resumes_itself:
         print(f"\n(done) $ {shown}", flush=True)
         return log[name]["summary"]
     print(f"\n$ {shown}", flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(command, check=False, capture_output=True, text=True,
+    proc = subprocess.run(NICE + QUILLRL + args, check=False, capture_output=True, text=True,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
@@ -63,42 +73,36 @@ def run(args: list[str], log: dict, name: str) -> dict:
     return summary
 
 
-def verdict_bootstrap(teacher: str, pairs: Path, out: Path, limit: int, max_tokens: int, log: dict) -> dict:
-    """SFT examples from the teacher's verdict-mode judgments (see the docstring)."""
-    from quillrl.backends.prompts import encode
-    from quillrl.data import JsonlWriter, read_pairs
-    from quillrl.distill import KEPT, classify, examples_for
-    from quillrl.judges import make_judge
-    from quillrl.judges.template import SKIPPED_ANALYSIS, judge_prompt
+def train(verb: str, config: str, output_dir: Path, extra: list[str], log: dict, name: str) -> dict:
+    """``quillrl train VERB``, resumed from its last checkpoint when a previous session stopped it."""
+    from quillrl.train.common import last_checkpoint
 
-    done = log.get("sft_data_verdict_bootstrap", {}).get("summary")
-    if done and done["pairs"] <= limit and out.exists():
-        return done
-    start = time.perf_counter()
-    judge = make_judge(teacher, mode="verdict", swap=True)
-    tokenizer = judge.backend.tokenizer
-    records = [p for p in read_pairs(pairs).records
-               if len(encode(tokenizer, judge_prompt(p.prompt, p.chosen, p.rejected))) <= max_tokens][:limit]
-    outcomes: dict[str, int] = {}
-    with JsonlWriter(out) as writer:
-        for lo in range(0, len(records), 8):
-            batch = records[lo:lo + 8]
-            for pair, j in zip(batch, judge.compare_many([(p.prompt, p.chosen, p.rejected) for p in batch])):
-                outcome = classify(j)
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                if outcome == KEPT:
-                    for order in j.orders:
-                        order.analysis = SKIPPED_ANALYSIS
-                    for example in examples_for(pair, j):
-                        writer.write(example)
-    summary = {"pairs": len(records), "outcomes": outcomes, "examples": 2 * outcomes.get(KEPT, 0),
-               "max_prompt_tokens": max_tokens, "out": str(out)}
-    log["sft_data_verdict_bootstrap"] = {
-        "command": f"bench/genrm_experiment.py verdict_bootstrap (library: make_judge(mode='verdict', "
-                   f"swap=True) + distill.classify + distill.examples_for) on {pairs}",
-        "wall_seconds": round(time.perf_counter() - start, 1), "summary": summary}
-    print(json.dumps(summary), flush=True)
+    args = ["train", verb, "--config", config, "--output-dir", str(output_dir), *extra]
+    if log.get(name, {}).get("command") == "quillrl " + " ".join(shlex.quote(a) for a in args):
+        return run(args, log, name)  # finished before: skipped
+    if output_dir.exists() and last_checkpoint(output_dir) is not None:
+        args.append("--resume")
+    elif output_dir.exists():
+        shutil.rmtree(output_dir)  # killed before its first checkpoint: nothing to resume
+    summary = run(args, log, name)
+    log[name]["command"] = log[name]["command"].removesuffix(" --resume")  # the stage, not the session
     return summary
+
+
+def max_param_difference(a: Path, b: Path) -> dict:
+    """The largest |θ_a − θ_b| over the tensors of two adapters (or models) saved as safetensors."""
+    from safetensors.numpy import load_file
+
+    def tensors(path: Path) -> dict:
+        out = {}
+        for f in sorted(path.glob("*.safetensors")):
+            out.update(load_file(str(f)))
+        return out
+
+    ta, tb = tensors(a), tensors(b)
+    diffs = {k: float(abs(ta[k].astype("float64") - tb[k].astype("float64")).max()) for k in ta if k in tb}
+    worst = max(diffs, key=diffs.get) if diffs else None
+    return {"max_abs_difference": diffs.get(worst), "tensor": worst, "tensors_compared": len(diffs)}
 
 
 def plot_curves(shaped: Path, unshaped: Path, out: Path) -> dict:
@@ -122,7 +126,6 @@ def plot_curves(shaped: Path, unshaped: Path, out: Path) -> dict:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
-    axes.flat[-1].axis("off")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -134,90 +137,88 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/genrm_exp"))
     ap.add_argument("--teacher", default="genrm:local:smollm2-135m-instruct",
                     help="GenRM spec of the distillation teacher, e.g. genrm:openai:http://host:8000/v1#model")
-    ap.add_argument("--reasoning-pairs", type=int, default=4, help="pairs the teacher judges in reasoning mode")
-    ap.add_argument("--sft-pairs", type=int, default=64, help="pairs for the verdict-mode bootstrap")
-    ap.add_argument("--max-prompt-tokens", type=int, default=1536, help="SFT data: shorter pairs only (CPU)")
-    ap.add_argument("--sft-steps", type=int, default=24, help="SFT optimizer steps (2 examples each)")
-    ap.add_argument("--sft-lr", type=float, default=1e-3,
-                    help="LoRA learning rate: 8 steps at 3e-4 left a judge that never closes <analysis>")
-    ap.add_argument("--grpo-steps", type=int, default=6, help="GRPO steps (1 pair x 4 judgments each)")
-    ap.add_argument("--grpo-prompt-tokens", type=int, default=1280, help="GRPO: shorter pairs only (CPU)")
-    ap.add_argument("--bt-steps", type=int, default=6, help="BT steps (4 pairs each)")
-    ap.add_argument("--eval-pairs", type=int, default=16, help="pairs of each test set, a seeded random sample (the files group pairs by prompt)")
-    ap.add_argument("--reasoning-eval-pairs", type=int, default=16,
-                    help="StoryER test pairs the trained GenRMs judge in reasoning mode (0: skip)")
+    ap.add_argument("--distill-pairs", type=int, default=None, help="StoryER-train pairs to distill (default all)")
+    ap.add_argument("--judge-tokens", type=int, default=512, help="reasoning length of every GenRM judgment")
+    ap.add_argument("--min-sft-examples", type=int, default=8)
+    ap.add_argument("--sft-steps", type=int, default=100)
+    ap.add_argument("--grpo-steps", type=int, default=40, help="GRPO steps (1 pair x 4 sampled judgments each)")
+    ap.add_argument("--grpo-completion-tokens", type=int, default=384)
+    ap.add_argument("--grpo-prompt-tokens", type=int, default=2048, help="GRPO: pairs with longer judge prompts are dropped, counted")
+    ap.add_argument("--storyer-test-pairs", type=int, default=100, help="seeded sample of StoryER test (all: 207)")
+    ap.add_argument("--sets", default=",".join(SETS), help="evaluation sets, comma-separated")
     args = ap.parse_args()
     out = args.out
     data, results = out / "data", out / "results.json"
     log = json.loads(results.read_text()) if results.exists() else {}
     log.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
+    log["invocation"] = " ".join(shlex.quote(a) for a in sys.argv)
 
     def save() -> None:
         results.write_text(json.dumps(log, indent=2))
 
     out.mkdir(parents=True, exist_ok=True)
-    train, test, wq = data / "storyer-train.jsonl", data / "storyer-test.jsonl", data / "wq-style-mimic.jsonl"
-    run(["data", "import", "storyer", "--out", str(train), "--split", "train"], log, "import_train")
-    run(["data", "import", "storyer", "--out", str(test), "--split", "test"], log, "import_test")
-    run(["data", "import", "wq-style-mimic", "--out", str(wq)], log, "import_wq")
+    files = {"storyer_train": data / "storyer-train.jsonl", "storyer_test": data / "storyer-test.jsonl",
+             "wq_style_mimic": data / "wq-style-mimic.jsonl", "lamp_p": data / "lamp-p.jsonl"}
+    run(["data", "import", "storyer", "--out", str(files["storyer_train"]), "--split", "train"], log, "import_train")
+    run(["data", "import", "storyer", "--out", str(files["storyer_test"]), "--split", "test"], log, "import_test")
+    run(["data", "import", "wq-style-mimic", "--out", str(files["wq_style_mimic"])], log, "import_wq")
+    run(["data", "import", "lamp-p", "--out", str(files["lamp_p"])], log, "import_lamp_p")
+    save()
 
-    # 1. the spec'd distillation, reasoning mode (default teacher: the embedded model itself)
+    # 1. distillation with the reasoning prefill (resumes itself; the cache makes reruns free)
     distilled = out / "distill" / "reasoning.jsonl"
-    got = run(["distill", "--pairs", str(train), "--teacher", args.teacher,
-               "--out", str(distilled), "--limit", str(args.reasoning_pairs), "--max-new-tokens", "256",
-               "--batch-size", "4"], log, "distill_reasoning")
+    limit = ["--limit", str(args.distill_pairs)] if args.distill_pairs else []
+    got = run(["distill", "--pairs", str(files["storyer_train"]), "--teacher", args.teacher, "--out", str(distilled),
+               *limit, "--max-new-tokens", str(args.judge_tokens), "--batch-size", "4"],
+              log, "distill", resumes_itself=True)
     save()
-    sft_data = distilled
-    if got["examples"] < 8:  # too few to train on: bootstrap the format (see the docstring)
-        sft_data = out / "distill" / "verdict_bootstrap.jsonl"
-        verdict_bootstrap(args.teacher, train, sft_data, args.sft_pairs, args.max_prompt_tokens, log)
-        save()
 
-    # 2. SFT, then GRPO unshaped and shaped from the same SFT adapter; 3. the BT reward model
-    start_model, judges = "smollm2-135m-instruct", ["genrm:local:smollm2-135m-instruct"]
-    if sft_data.exists() and sft_data.stat().st_size:
-        sft = run(["train", "genrm-sft", "--config", "configs/genrm_sft.yaml", "--max-steps", str(args.sft_steps),
-                   "--output-dir", str(out / "sft"), "--set", f"data={sft_data}",
-                   "--set", "sft.gradient_accumulation_steps=2", "--set", f"sft.learning_rate={args.sft_lr}"],
-                  log, "genrm_sft")
-        start_model = sft["final"]
-        judges.append(sft["judge"])
-    else:  # nothing survived the filter: GRPO starts from the untrained model
-        log["genrm_sft"] = {"skipped": f"no SFT example in {sft_data}"}
+    # 2. SFT on the kept chains; 3. GRPO unshaped and shaped from the same start
+    untrained = "genrm:local:smollm2-135m-instruct"
+    start_model, genrms = "smollm2-135m-instruct", {"untrained": untrained}
+    if got["examples"] >= args.min_sft_examples:
+        sft = train("genrm-sft", "configs/genrm_sft.yaml", out / "sft",
+                    ["--max-steps", str(args.sft_steps), "--set", f"data={distilled}"], log, "genrm_sft")
+        start_model, genrms["sft"] = sft["final"], sft["judge"]
+    else:
+        log["genrm_sft"] = {"skipped": f"{got['examples']} SFT examples kept by distillation (fewer than "
+                            f"{args.min_sft_examples}); GRPO starts from the untrained model",
+                            "distill": {k: got.get(k) for k in ("kept", "dropped", "invalid_by_reason")}}
     save()
-    # the SFT'd judge writes its five dimension headings, </analysis> and the verdict in ~45
-    # tokens (greedy); 64 leaves room, and on a CPU the ~1.5k-token prompt dominates the cost
-    grpo_common = ["--max-steps", str(args.grpo_steps), "--set", f"model={start_model}", "--set",
-                   f"pairs={train}", "--set", f"max_prompt_tokens={args.grpo_prompt_tokens}",
-                   "--set", "grpo.prompts_per_step=1", "--set", "grpo.max_completion_length=64",
-                   "--set", "save_steps=2", "--set", "trl.gradient_accumulation_steps=4"]
-    runs = {}
+    grpo = ["--max-steps", str(args.grpo_steps), "--set", f"model={start_model}", "--set", f"pairs={files['storyer_train']}",
+            "--set", f"max_prompt_tokens={args.grpo_prompt_tokens}", "--set", "grpo.prompts_per_step=1",
+            "--set", f"grpo.max_completion_length={args.grpo_completion_tokens}", "--set", "grpo.temperature=1.0",
+            "--set", "save_steps=2", "--set", "trl.gradient_accumulation_steps=4"]
     for name, cfg in (("unshaped", "configs/genrm_grpo_unshaped.yaml"), ("shaped", "configs/genrm_grpo.yaml")):
-        runs[name] = run(["train", "genrm-grpo", "--config", cfg, "--output-dir", str(out / f"grpo_{name}"),
-                          *grpo_common], log, f"genrm_grpo_{name}")
+        genrms[f"grpo_{name}"] = train("genrm-grpo", cfg, out / f"grpo_{name}", grpo, log, f"genrm_grpo_{name}")["judge"]
         save()
-    bt = run(["train", "bt-rm", "--config", "configs/bt_rm.yaml", "--max-steps", str(args.bt_steps),
-              "--output-dir", str(out / "bt_rm"), "--set", f"pairs={train}", "--set", "bt.max_length=1024"],
-             log, "bt_rm")
-    save()
-    log["curves"] = {"figure": str(out / "curves.png"),
-                     "means_over_steps": plot_curves(out / "grpo_shaped", out / "grpo_unshaped",
-                                                     out / "curves.png")}
+    log["grpo_comparison"] = {
+        "parameters": max_param_difference(out / "grpo_shaped" / "final", out / "grpo_unshaped" / "final"),
+        "figure": str(out / "curves.png"),
+        "means_over_steps": plot_curves(out / "grpo_shaped", out / "grpo_unshaped", out / "curves.png")}
     save()
 
-    # 4. agreement with human labels: StoryER test and WQ style-mimic, verdict mode, both orders
-    trained = judges[1:] + [runs["unshaped"]["judge"], runs["shaped"]["judge"]]
-    judges = [*judges[:1], *trained, bt["judge"], "baseline:length"]
-    for name, pairs in (("storyer_test", test), ("wq_style_mimic", wq)):
-        run(["eval", "alignment", "--pairs", str(pairs), "--sample", str(args.eval_pairs), "--mode", "verdict",
-             "--swap", "--batch-size", "8", "--report-dir", str(out / f"eval_{name}"),
-             *[x for j in judges for x in ("--judge", j)]], log, f"eval_{name}_verdict")
+    # 4. the BT reward model, one epoch over StoryER-train
+    bt = train("bt-rm", "configs/bt_rm_storyer.yaml", out / "bt_rm", ["--set", f"pairs={files['storyer_train']}"],
+               log, "bt_rm")
+    save()
+
+    # 5. agreement with the human labels: each GenRM in reasoning mode with swap (resumable judge
+    # runs), scored with the BT RM and baseline:length on the same pairs, CI by prompt
+    for set_name in args.sets.split(","):
+        sample = ["--sample", str(args.storyer_test_pairs)] if set_name == "storyer_test" else []
+        written = []
+        for name, spec in genrms.items():
+            path = out / "judgments" / f"{set_name}-{name}.jsonl"
+            run(["judge", "--pairs", str(files[set_name]), "--judge", spec, "--mode", "reasoning", "--swap",
+                 *sample, "--seed", "0", "--max-new-tokens", str(args.judge_tokens), "--batch-size", "4",
+                 "--out", str(path)], log, f"judge_{set_name}_{name}", resumes_itself=True)
+            written += ["--judgments", str(path)]
+            save()
+        run(["eval", "alignment", "--pairs", str(files[set_name]), *sample, "--seed", "0", *written,
+             "--judge", bt["judge"], "--judge", "baseline:length", "--bootstrap-by", "prompt",
+             "--report-dir", str(out / f"eval_{set_name}")], log, f"eval_{set_name}")
         save()
-    # the trained GenRMs write their own (short) judgments: reasoning mode on the same pairs
-    if args.reasoning_eval_pairs:
-        run(["eval", "alignment", "--pairs", str(test), "--sample", str(args.reasoning_eval_pairs),
-             "--mode", "reasoning", "--swap", "--batch-size", "8", "--max-new-tokens", "64",
-             *[x for j in trained for x in ("--judge", j)]], log, "eval_storyer_test_reasoning")
     log["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save()
     print(f"\nresults: {results}")

@@ -5,9 +5,12 @@ process on one loaded model:
 
 - verdict mode, batched: one ``compare_many`` over all N pairs (one forward pass per backend
   batch, no generation);
+- verdict mode, batched as before this session's fix (``--ways`` ``verdict_batched_padded``):
+  one left-padded forward pass per batch, no shared-prefix cache, the baseline the fix is
+  measured against in the same run;
 - verdict mode, one ``compare`` per pair;
-- reasoning mode, batched: one ``compare_many`` (one batched ``generate``, then one batched
-  ``choice_probs`` at the verdict positions);
+- reasoning mode (continuing the reasoning prefill), batched: one ``compare_many`` (one
+  batched ``generate``, then one batched ``choice_probs`` at the verdict positions);
 - reasoning mode, one ``compare`` per pair.
 
 Every way is timed in process CPU time (``time.process_time``, all threads) and in wall time. On
@@ -68,6 +71,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None, help="default: the backend's (float32 on a CPU)")
     parser.add_argument("--pairs", default=None, help="a pairs JSONL to use instead of importing")
+    parser.add_argument("--no-reasoning", dest="reasoning", action="store_false",
+                        help="only the verdict-only ways (the reasoning ways take minutes a pair on a CPU)")
     args = parser.parse_args()
 
     from quillrl.backends.local import LocalBackend
@@ -87,8 +92,12 @@ def main() -> None:
     reasoning = GenRMJudge(backend, mode="reasoning", max_new_tokens=args.max_new_tokens)
     verdict.compare_many(items[:2])  # warm-up: first-call allocations are not the judge's cost
 
+    padded = GenRMJudge(LocalBackend((backend.model, backend.tokenizer), batch_size=args.n,
+                                     prefix_cache=False), mode="verdict")
+    padded.backend._last_token_probs = padded.backend._padded_last_token_probs  # the old path
     ways = {
         "verdict_batched": lambda: verdict.compare_many(items),
+        "verdict_batched_padded": lambda: padded.compare_many(items),
         "verdict_per_pair": lambda: [verdict.compare(*item) for item in items],
     }
     runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
@@ -98,8 +107,9 @@ def main() -> None:
             runs[name].append((cpu, wall))
     results = {name: {"cpu_s": statistics.median(c for c, _ in r),
                       "wall_s": statistics.median(w for _, w in r)} for name, r in runs.items()}
-    for name, fn in (("reasoning_batched", lambda: reasoning.compare_many(items)),
-                     ("reasoning_per_pair", lambda: [reasoning.compare(*it) for it in items])):
+    reasoning_ways = (("reasoning_batched", lambda: reasoning.compare_many(items)),
+                      ("reasoning_per_pair", lambda: [reasoning.compare(*it) for it in items]))
+    for name, fn in reasoning_ways if args.reasoning else ():
         cpu, wall, judgments = timed(fn)
         results[name] = {"cpu_s": cpu, "wall_s": wall,
                          "completion_tokens": sum(j.cost.completion_tokens for j in judgments),
@@ -119,13 +129,15 @@ def main() -> None:
         "n": len(items), "model": args.model, "ratios_from": clock,
         "max_new_tokens": args.max_new_tokens, "device": _device_name(args.device),
         "ways": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
-        "verdict_over_reasoning_batched": round(ratio("verdict_batched", "reasoning_batched"), 2),
-        "verdict_over_reasoning_per_pair": round(
-            ratio("verdict_per_pair", "reasoning_per_pair"), 2),
         "batched_over_per_pair_verdict": round(ratio("verdict_batched", "verdict_per_pair"), 2),
-        "batched_over_per_pair_reasoning": round(
-            ratio("reasoning_batched", "reasoning_per_pair"), 2),
+        "padded_batched_over_per_pair_verdict": round(ratio("verdict_batched_padded", "verdict_per_pair"), 2),
     }
+    if args.reasoning:
+        summary.update({
+            "verdict_over_reasoning_batched": round(ratio("verdict_batched", "reasoning_batched"), 2),
+            "verdict_over_reasoning_per_pair": round(ratio("verdict_per_pair", "reasoning_per_pair"), 2),
+            "batched_over_per_pair_reasoning": round(ratio("reasoning_batched", "reasoning_per_pair"), 2),
+        })
     print(json.dumps(summary))
 
 

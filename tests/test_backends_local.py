@@ -205,3 +205,28 @@ def test_bad_calls_are_refused(backend):
             LocalBackend("smollm2-135m-instruct", device="cuda")
     assert backend.generate([], SamplingParams()) == []
     assert backend.choice_probs([], ["A"]).shape == (0, 1)
+
+
+@pytest.mark.parametrize("arch_dir", ["tiny_model_dir", "tiny_qwen_dir"])
+def test_shared_prefix_kv_cache_reads_the_same_probabilities(request, arch_dir):
+    """Pivot comparisons (both orders, stories of different lengths) through the prefix cache
+    give the p(A) of a full pass per prompt, to 1e-5."""
+    from quillrl.judges.template import SYSTEM_MESSAGE, judge_prompt
+
+    model_dir = request.getfixturevalue(arch_dir)
+    pivot, others = "The pivot story, told at length by the sea.", ["a fox", "The knight walked home; the "
+                                                                    "moon was bright.", "Once upon a time " * 5]
+    prompts = [judge_prompt("Write about the sea.", s, pivot, "verdict") for s in others]
+    prompts += [judge_prompt("Write about the sea.", pivot, s, "verdict") for s in others]
+    prompts += [judge_prompt("Another task.", others[0], pivot, "verdict")]
+    cached = LocalBackend(model_dir, batch_size=4, device="cpu")
+    plain = LocalBackend((cached.model, cached.tokenizer), batch_size=1, prefix_cache=False)
+    shared: list[int] = []
+    run = cached._probs_after_shared_prefix
+    cached._probs_after_shared_prefix = lambda rows, n: shared.append(n) or run(rows, n)
+    got = cached.choice_probs(prompts, ["A", "B"])
+    want = plain.choice_probs(prompts, ["A", "B"])
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    # the prefix path ran, for both batches, over at least the system message
+    system = len(cached.tokenizer(SYSTEM_MESSAGE, add_special_tokens=False)["input_ids"])
+    assert len(shared) == 2 and min(shared) > system

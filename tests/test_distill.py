@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from quillrl.backends.base import Backend, ChatPrompt, Generation, SamplingParams, UsageCounter
-from quillrl.distill import classify, distill, ledger_path, read_examples
-from quillrl.errors import ConfigError, DataError
+from quillrl.distill import Prices, classify, distill, ledger_path, meta_path, read_examples
+from quillrl.errors import BackendError, ConfigError, DataError
 from quillrl.judges import GenRMJudge, parse_judgment
-from quillrl.judges.template import judge_prompt
+from quillrl.judges.template import REASONING_PREFILL, TEMPLATE_VERSION, judge_prompt
 
 # pair id -> the letter the teacher writes in order AB (chosen in slot A) and in order BA
 # (chosen in slot B); None is an unparseable reply.
@@ -46,8 +46,8 @@ class ScriptedBackend(Backend):
             slot_a = user.split("<candidate_a>\n", 1)[1].split("\n", 1)[0]
             order = 0 if slot_a.startswith("chosen") else 1
             letter = SCRIPT[pair_id][order]
-            text = ("<analysis>\nCoherence: B < A.\n</analysis>\n" + (f"<verdict>{letter}" if letter
-                                                                         else "no verdict"))
+            assert p.assistant_prefix == REASONING_PREFILL  # the teacher continues the prefill
+            text = " B < A.\n</analysis>\n" + (f"<verdict>{letter}" if letter else "no verdict")
             out.append(Generation(text=text, finish_reason="stop", prompt_tokens=10, completion_tokens=5))
         return out
 
@@ -75,6 +75,8 @@ def test_filter_keeps_only_consistent_human_agreeing_pairs(tmp_path):
     summary = distill(write_pairs(tmp_path / "pairs.jsonl"), teacher(), out, batch_size=2)
     assert summary["kept"] == 2 and summary["examples"] == 4
     assert summary["dropped"] == {"invalid": 1, "position_inconsistent": 1, "disagrees_with_human": 1}
+    assert summary["invalid_by_reason"] == {"missing <verdict> after </analysis>": 1}
+    assert summary["template"] == TEMPLATE_VERSION and summary["cost"]["cache_misses"] == 10 + 9  # 10 replies, 9 valid probes
     ledger = {row["id"]: row for row in lines(ledger_path(out))}
     assert {k: v["outcome"] for k, v in ledger.items()} == {
         "p0": "kept", "p1": "position_inconsistent", "p2": "disagrees_with_human", "p3": "invalid",
@@ -89,6 +91,7 @@ def test_filter_keeps_only_consistent_human_agreeing_pairs(tmp_path):
         sent = judge_prompt("prompt of " + example["pair_id"], a, b, "reasoning")
         assert example["messages"][:2] == [dict(m) for m in sent.messages]
         reply = example["messages"][2]
+        assert reply["content"].startswith(REASONING_PREFILL)  # SFT targets contain the prefill
         parsed = parse_judgment(reply["content"])
         assert reply["role"] == "assistant" and parsed.valid and parsed.verdict == example["label"]
         assert parsed.analysis == "Coherence: B \u2039 A."  # the teacher's analysis, neutralised
@@ -151,3 +154,133 @@ def test_bad_inputs_are_clear_errors(tmp_path):
                                             {"role": "user", "content": "y"}]}) + "\n")
     with pytest.raises(DataError, match="bad.jsonl:1: the last turn must be the assistant"):
         read_examples(bad)
+
+
+# -- the response cache, resume refusal, bad teacher output, pairs too long ----------------------
+
+def test_the_cache_makes_a_rerun_free(tmp_path):
+    pairs, cache = write_pairs(tmp_path / "pairs.jsonl"), tmp_path / "teacher.cache.jsonl"
+    first = distill(pairs, teacher(), tmp_path / "a.jsonl", cache=cache)
+    again = teacher()
+    second = distill(pairs, again, tmp_path / "b.jsonl", cache=cache)  # a new --out, same cache
+    assert again.backend.generate_calls == 0
+    assert second["cost"]["cache_hits"] == first["cost"]["cache_misses"] == 19
+    assert second["cost"]["cache_misses"] == 0 and second["cost"]["prompt_tokens"] == 0
+    assert second["cost"]["saved_completion_tokens"] == first["cost"]["completion_tokens"] == 50
+    assert (tmp_path / "b.jsonl").read_text() == (tmp_path / "a.jsonl").read_text()
+    assert first["cost"]["usd"] == 0.0
+    priced = distill(pairs, teacher(), tmp_path / "c.jsonl", prices=Prices(prompt=2.0, completion=8.0))
+    assert priced["cost"]["usd"] == pytest.approx((100 * 2.0 + 50 * 8.0) / 1e6)
+
+
+def test_resume_with_another_teacher_or_template_is_refused(tmp_path, monkeypatch):
+    pairs, out = write_pairs(tmp_path / "pairs.jsonl"), tmp_path / "sft.jsonl"
+    distill(pairs, teacher(), out, limit=2)
+    other = teacher()
+    other.name = "genrm:openai:http://elsewhere/v1#big"
+    with pytest.raises(ConfigError, match="teacher: 'genrm:scripted' there, 'genrm:openai:http://elsewhere"):
+        distill(pairs, other, out)
+    with pytest.raises(ConfigError, match="max_new_tokens: 512 there, 64 now"):
+        distill(pairs, GenRMJudge(ScriptedBackend(), swap=True, max_new_tokens=64), out)
+    import quillrl.distill as distill_module
+
+    monkeypatch.setattr(distill_module, "TEMPLATE_VERSION", "genrm-000000000000")
+    with pytest.raises(ConfigError, match=f"template: '{TEMPLATE_VERSION}' there, 'genrm-000000000000' now"):
+        distill(pairs, teacher(), out)
+    # the cache of another template is refused too, even under a fresh --out
+    with pytest.raises(ConfigError, match="cache was written with template"):
+        distill(pairs, teacher(), tmp_path / "fresh.jsonl", cache=tmp_path / "sft.jsonl.cache.jsonl")
+    # and a file from before the meta record cannot be resumed blind
+    meta_path(out).unlink()
+    with pytest.raises(ConfigError, match="teacher and template that wrote it are unknown"):
+        distill(pairs, teacher(), out)
+
+
+class FlakyBackend(ScriptedBackend):
+    """p0 replies with nothing, p1 with garbage, p2's calls time out; the rest as scripted."""
+
+    def generate(self, prompts, params):
+        ids = [p.messages[1]["content"].split("prompt of ", 1)[1].split("\n", 1)[0] for p in prompts]
+        if "p2" in ids:
+            raise BackendError("chat request to http://teacher/v1 failed after 6 attempts: timed out")
+        out = super().generate(prompts, params)
+        for pid, gen in zip(ids, out):
+            if pid in ("p0", "p1"):
+                gen.text = "" if pid == "p0" else "\x00\x13}}{{ lorem <verdict"
+                gen.finish_reason = "stop" if pid == "p0" else "length"
+        return out
+
+
+def test_bad_teacher_output_is_counted_by_reason_and_the_run_goes_on(tmp_path):
+    pairs, out = write_pairs(tmp_path / "pairs.jsonl"), tmp_path / "sft.jsonl"
+    summary = distill(pairs, GenRMJudge(FlakyBackend(), swap=True), out, batch_size=5)
+    assert summary["invalid_by_reason"] == {"empty output": 1, "truncated": 1, "missing <verdict> after </analysis>": 1}
+    assert summary["teacher_failed"] == {"timeout": 1} and summary["kept"] == 1
+    assert "p2" not in {row["id"] for row in lines(ledger_path(out))}  # asked again on a rerun
+    rerun = distill(pairs, teacher(), out)
+    assert rerun["judged"] == 1 and rerun["this_run"]["dropped"]["disagrees_with_human"] == 1
+
+
+def test_a_pair_longer_than_the_context_is_skipped_with_its_length(tmp_path, tiny_model_dir):
+    from quillrl.models import load_tokenizer
+
+    rows = [json.loads(x) for x in write_pairs(tmp_path / "pairs.jsonl").read_text().splitlines()]
+    rows[0]["chosen"] = "the long story goes on " * 200
+    pairs = tmp_path / "long.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    backend = ScriptedBackend()
+    backend.tokenizer = load_tokenizer(tiny_model_dir)
+    summary = distill(pairs, GenRMJudge(backend, swap=True, max_new_tokens=64), tmp_path / "sft.jsonl",
+                      max_prompt_tokens=1500)
+    skipped = summary["too_long"]
+    assert skipped["count"] == 1 and skipped["context"] == 1500 and skipped["pairs"][0]["id"] == "p0"
+    assert skipped["pairs"][0]["prompt_tokens"] + 64 > 1500
+    assert summary["judged"] == 5 and summary["kept"] + sum(summary["dropped"].values()) == 4
+
+
+def test_sft_examples_without_the_prefill_are_refused(tmp_path):
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}, {
+        "role": "assistant", "content": "<analysis>\nA wins.\n</analysis>\n<verdict>A</verdict>"}]}) + "\n")
+    with pytest.raises(DataError, match="old.jsonl:1: the assistant turn must start with the reasoning prefill"):
+        read_examples(old)
+
+
+def test_loopback_teacher_through_quillrl_serve_continues_the_prefill_and_caches(tmp_path, tiny_model_dir):
+    """A real `quillrl serve` process as the teacher, through the CLI: the prefill reaches the
+    model (the server's replies equal the in-process model continuing it), bad replies are
+    counted by reason, and distilling the same pairs again through the cache costs no request."""
+    from typer.testing import CliRunner
+
+    from quillrl.backends import SamplingParams
+    from quillrl.backends.local import LocalBackend
+    from quillrl.cli import app
+    from quillrl.testing import serve_process
+
+    with serve_process(tiny_model_dir) as url:
+        spec = f"genrm:openai:{url}#tiny"
+        pairs, cache = write_pairs(tmp_path / "pairs.jsonl"), tmp_path / "teacher.cache.jsonl"
+
+        def run(out: str) -> dict:
+            result = CliRunner().invoke(app, ["distill", "--pairs", str(pairs), "--teacher", spec,
+                                              "--out", str(tmp_path / out), "--cache", str(cache),
+                                              "--limit", "2", "--max-new-tokens", "6", "--max-concurrency", "2",
+                                              "--max-rps", "50"])
+            assert result.exit_code == 0, result.output[-2000:]
+            return json.loads(result.stdout.strip().splitlines()[-1])
+
+        first, second = run("a.jsonl"), run("b.jsonl")
+    assert first["judged"] == 2 and first["cost"]["teacher_prompts"] >= 4 and first["cost"]["completion_tokens"] > 0
+    assert sum(first["invalid_by_reason"].values()) == first["dropped"]["invalid"]
+    assert second["cost"]["teacher_prompts"] == 0 and second["cost"]["prompt_tokens"] == 0
+    assert second["cost"]["cache_hits"] == first["cost"]["cache_misses"]
+    assert lines(ledger_path(tmp_path / "b.jsonl")) == lines(ledger_path(tmp_path / "a.jsonl"))
+    # every teacher prompt continued the prefill, and the server's reply is the model's own continuation
+    rows = [r for r in lines(cache) if r["kind"] == "generate"]
+    assert len(rows) == 4
+    local = LocalBackend(tiny_model_dir, device="cpu")
+    params = SamplingParams(max_new_tokens=6, temperature=0.0, seed=0, stop=("</verdict>",))
+    pair = json.loads(pairs.read_text().splitlines()[0])
+    prompt = judge_prompt(pair["prompt"], pair["chosen"], pair["rejected"], "reasoning")
+    assert prompt.assistant_prefix == REASONING_PREFILL
+    assert local.generate([prompt], params)[0].text in {r["value"]["text"] for r in rows}

@@ -10,7 +10,7 @@ import pytest
 from quillrl.backends.base import Backend, ChatPrompt, Generation, SamplingParams, UsageCounter
 from quillrl.errors import BackendError, ConfigError
 from quillrl.judges import GenRMJudge, binary_entropy, position_consistency
-from quillrl.judges.template import VERDICT_PREFIX
+from quillrl.judges.template import REASONING_PREFILL, VERDICT_PREFIX
 
 GOOD, BAD = "A vivid, well-built story.", "a story"
 
@@ -21,8 +21,9 @@ def slot_a(prompt: ChatPrompt) -> str:
 
 
 def reply(letter: str) -> str:
-    # Servers drop the stop string: the reply ends right after the letter.
-    return f"<analysis>\nCoherence: one holds together.\n</analysis>\n<verdict>{letter}"
+    # The judge continues the reasoning prefill "<analysis>\nCoherence:"; servers drop the stop
+    # string, so the reply ends right after the letter.
+    return f" one holds together.\n</analysis>\n<verdict>{letter}"
 
 
 class FakeBackend(Backend):
@@ -126,11 +127,11 @@ def test_reasoning_mode_is_one_generate_then_one_choice_probs():
     assert backend.params == [SamplingParams(max_new_tokens=64, temperature=0.7, seed=3,
                                              stop=("</verdict>",))]
     gen_prompts, probe_prompts = backend.calls[0][1], backend.calls[1][1]
-    assert all(p.assistant_prefix == "" for p in gen_prompts)
+    assert all(p.assistant_prefix == REASONING_PREFILL for p in gen_prompts)
     for gen_prompt, probe in zip(gen_prompts, probe_prompts):
         # p(A) is read on the same chat, continued with the judge's reply up to <verdict>.
         assert probe.messages == gen_prompt.messages
-        assert probe.assistant_prefix.startswith("<analysis>")
+        assert probe.assistant_prefix.startswith(REASONING_PREFILL + reply("A")[:5])
         assert probe.assistant_prefix.endswith("</analysis>\n<verdict>")
     for (_, a, _), j in zip(PAIRS, judgments):
         assert j.valid and j.p_a == pytest.approx(0.8 if a == GOOD else 0.2)
@@ -154,7 +155,8 @@ def test_invalid_replies_are_counted_and_not_probed():
     assert backend.kinds() == [("generate", 3), ("choice_probs", 2)]
     bad = judgments[1]
     assert not bad.valid and bad.p_a is None and bad.verdict is None and bad.entropy is None
-    assert "missing <analysis>" in bad.error and bad.raw == "I think A is better."
+    # prefill + reply is read as one judgment: the analysis was opened and never closed
+    assert "truncated: <analysis> is never closed" in bad.error and bad.raw == "I think A is better."
     assert judge.usage.judgments == 3 and judge.usage.invalid == 1
     assert judge.usage.invalid_rate == pytest.approx(1 / 3)
 
@@ -181,6 +183,9 @@ def test_swap_with_one_invalid_order_invalidates_the_judgment_but_keeps_the_othe
     (Generation(reply("A") + "</verdict>", "stop"), True),     # local kept it
     (Generation(reply("A") + "  \n", "stop"), True),
     (Generation(reply("A"), "length"), False),                 # cut off: never completed for it
+    (Generation(" A flows, B", "length"), False),               # prefill + cut-off reply
+    # a server that could not continue the prefill restates it: the reply is read alone
+    (Generation("<analysis>\nCoherence: ok\n</analysis>\n<verdict>A", "stop"), True),
     (Generation("<analysis>\nCoherence", "length"), False),
     (Generation(reply("A") + "</verdict> and more", "stop"), False),
 ])

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quillrl.judges import parse_judgment
-from quillrl.judges.template import VERDICT_PREFIX, format_judgment
+from quillrl.judges.template import REASONING_PREFILL, VERDICT_PREFIX, format_judgment
 
 ANALYSIS = "Coherence: A holds. Originality: B is fresher. Engagement: A. " \
            "Prompt adherence: both. Character consistency: A."
@@ -86,6 +86,14 @@ def test_never_crashes_and_valid_means_a_letter(text):
 
 @given(st.text(max_size=200), st.sampled_from(["A", "B"]))
 def test_format_judgment_round_trips_any_analysis(analysis, verdict):
-    # A target built by format_judgment always parses back, whatever a teacher wrote.
-    parsed = parse_judgment(format_judgment(analysis, verdict))
+    # A target built by format_judgment always parses back, whatever a teacher wrote after the
+    # prefill; and it starts with the prefill the judge is handed at inference.
+    target = format_judgment("Coherence:" + analysis, verdict)
+    parsed = parse_judgment(target)
     assert parsed.valid and parsed.verdict == verdict
+    assert target.startswith(REASONING_PREFILL)
+
+
+def test_format_judgment_refuses_an_analysis_without_the_prefill():
+    with pytest.raises(ValueError, match="reasoning prefill"):
+        format_judgment("A is tighter.", "A")

@@ -100,3 +100,34 @@ def test_wrong_models_raise_clear_errors(tmp_path):
 @pytest.mark.parametrize("x, y", [(0.0, 0.5), (800.0, 1.0), (-800.0, 0.0)])
 def test_sigmoid_is_safe_at_extremes(x, y):
     assert sigmoid(x) == pytest.approx(y)
+
+
+def test_long_responses_are_cut_from_the_back_the_same_in_training_and_judging(rm_dir):
+    from quillrl.judges.scalar import rm_input_ids
+    from quillrl.models import load_tokenizer
+
+    tok = load_tokenizer(rm_dir)
+    story = "The knight walked home; the moon was bright and the road was long. " * 30
+    full, cut = rm_input_ids(tok, PROMPT, story)
+    assert not cut
+    ids, cut = rm_input_ids(tok, PROMPT, story, max_length=120)
+    assert cut and len(ids) <= 120 and len(ids) < len(full)
+    text = tok.decode(ids)
+    opening, closing = format_for_rm(tok, PROMPT, "X").split("X")
+    # the prompt and the story's opening are kept, and the template closes the turn as usual
+    assert text.startswith(opening + "The knight walked home") and text.endswith(closing)
+    assert rm_input_ids(tok, PROMPT, "short", max_length=120) == (rm_input_ids(tok, PROMPT, "short")[0], False)
+    with pytest.raises(ConfigError, match="no room for the response"):
+        rm_input_ids(tok, PROMPT * 40, story, max_length=20)
+    # the judge reads exactly those tokens: its score of the long story is that of the cut story
+    cut_story = text[len(opening): len(text) - len(closing)]
+    assert ScalarRMJudge(rm_dir, max_length=120).score([PROMPT], [story])[0] == pytest.approx(
+        ScalarRMJudge(rm_dir).score([PROMPT], [cut_story])[0], abs=1e-5)
+
+
+def test_a_model_trained_with_truncation_is_judged_with_it(tmp_path):
+    from quillrl.judges.scalar import write_rm_settings
+
+    trained = _build(tmp_path / "rm")
+    write_rm_settings(trained, max_length=64)
+    assert ScalarRMJudge(trained).max_length == 64 and ScalarRMJudge(trained, max_length=99).max_length == 99

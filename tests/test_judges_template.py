@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from quillrl.judges import neutralise, parse_judgment
 from quillrl.judges.template import (
-    DIMENSIONS, SYSTEM_MESSAGE, VERDICT_PREFIX, assistant_prefix, judge_messages, judge_prompt,
+    DIMENSIONS, REASONING_PREFILL, SYSTEM_MESSAGE, VERDICT_PREFIX, assistant_prefix, judge_messages, judge_prompt,
     restore,
 )
 
@@ -84,7 +84,8 @@ def test_modes_differ_only_in_the_assistant_prefix():
     reasoning = judge_prompt("p", "a", "b", "reasoning")
     verdict = judge_prompt("p", "a", "b", "verdict")
     assert reasoning.messages == verdict.messages
-    assert reasoning.assistant_prefix == ""
+    # the reasoning prefill (docs/design.md): the judge continues the first dimension
+    assert reasoning.assistant_prefix == REASONING_PREFILL == "<analysis>\nCoherence:"
     assert verdict.assistant_prefix == VERDICT_PREFIX
     assert VERDICT_PREFIX.endswith("<verdict>")
     with pytest.raises(ValueError, match="reasoning"):

@@ -21,7 +21,7 @@ def test_binary_entropy_fixed_values():
         h = binary_entropy([0.0, 0.5, 1.0, 0.9, 0.1, 0.25])
     expected_09 = -(0.9 * np.log2(0.9) + 0.1 * np.log2(0.1))
     np.testing.assert_allclose(h, [0.0, 1.0, 0.0, expected_09, expected_09, 0.8112781244591328])
-    assert binary_entropy(0.5).shape == ()
+    assert isinstance(binary_entropy(0.5), float)  # a scalar in, a float out
     assert binary_entropy([[0.5, 1.0]]).tolist() == [[1.0, 0.0]]
 
 
@@ -120,3 +120,34 @@ def test_invalid_below_every_wrong_and_wrong_below_every_right(floor, penalty, h
     right, wrong, invalid = shape_by_entropy([True, False, None], [h_right, h_wrong, None],
                                              floor=floor, format_penalty=penalty)
     assert invalid < wrong < 0 < right
+
+
+# ---------------------------------------------------------------- when shaping acts (docs/design.md)
+
+def grpo_advantages(rewards: np.ndarray) -> np.ndarray:
+    """TRL's GRPO advantage for one group: subtract the mean, divide by the std."""
+    return (rewards - rewards.mean()) / (rewards.std() + 1e-4)
+
+
+def test_within_group_entropy_differences_change_the_update_in_rlcs_direction():
+    # one pair, four sampled chains: right & unsure, right & sure, wrong & unsure, wrong & sure
+    correct, entropy = [True, True, False, False], [0.9, 0.1, 0.9, 0.1]
+    shaped = grpo_advantages(shape_by_entropy(correct, entropy, floor=0.2))
+    unshaped = grpo_advantages(shape_by_entropy(correct, entropy, floor=1.0))
+    assert unshaped[0] == pytest.approx(unshaped[1]) and unshaped[2] == pytest.approx(unshaped[3])
+    assert not np.allclose(shaped, unshaped)
+    assert shaped[0] > shaped[1]  # among right verdicts the uncertain one gains
+    assert shaped[3] < shaped[2]  # among wrong ones the confident one loses most
+    assert shaped[3] == shaped.min() and shaped[0] == shaped.max()
+
+
+@given(st.lists(st.booleans(), min_size=2, max_size=16), st.floats(0.0, 1.0),
+       st.floats(0.05, 1.0))
+def test_one_entropy_per_group_only_rescales_the_update(correct, h, floor):
+    # right - wrong = 1 + floor whatever H: centred advantages are the unshaped ones times (1+floor)/2
+    shaped = shape_by_entropy(correct, [h] * len(correct), floor=floor)
+    unshaped = shape_by_entropy(correct, [h] * len(correct), floor=1.0)
+    centred_s, centred_u = shaped - shaped.mean(), unshaped - unshaped.mean()
+    np.testing.assert_allclose(centred_s, centred_u * (1.0 + floor) / 2.0, atol=1e-12)
+    if unshaped.std() > 0:  # and after GRPO's std normalisation they are the same
+        np.testing.assert_allclose(centred_s / shaped.std(), centred_u / unshaped.std(), atol=1e-9)

@@ -16,12 +16,14 @@ import yaml
 
 from quillrl.distill import examples_for
 from quillrl.judges import Judgment, OrderResult, make_judge
-from quillrl.judges.template import judge_prompt
+from quillrl.judges.template import REASONING_PREFILL, as_conversation, judge_prompt
 from quillrl.rewards import shape_by_entropy
 from quillrl.train.genrm_grpo import EntropyShapedVerdictReward
 
 REPO = Path(__file__).resolve().parents[1]
-REPLY = "<analysis>\nCoherence: A holds.\n</analysis>\n<verdict>{}</verdict>"
+# a sampled judgment: the continuation of the reasoning prefill "<analysis>\nCoherence:"
+REPLY = " A holds.\n</analysis>\n<verdict>{}</verdict>"
+PREFILLED = [{"role": "user", "content": "x"}, {"role": "assistant", "content": REASONING_PREFILL}]
 
 
 def quillrl(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -172,8 +174,8 @@ def test_reward_column_is_shape_by_entropy_of_parsed_verdicts():
     probs = iter([[0.25, 0.25], [0.4, 0.1], [0.3, 0.0]])
     logged: dict[str, list[float]] = {}
     reward = EntropyShapedVerdictReward(lambda probes: np.array([next(probs) for _ in probes]), floor=0.2)
-    completions = [REPLY.format("A"), REPLY.format("B"), "no judgment at all", REPLY.format("A")]
-    got = reward([[{"role": "user", "content": "x"}]] * 4, completions, label=["A", "A", "B", "A"],
+    completions = [REPLY.format("A"), REPLY.format("B"), " cut off at the token lim", REPLY.format("A")]
+    got = reward([PREFILLED] * 4, completions, label=["A", "A", "B", "A"],
                  log_metric=lambda k, v: logged.setdefault(k, []).append(v))
     h = -(0.8 * np.log2(0.8) + 0.2 * np.log2(0.2))
     # right at H=1: 1; wrong at H=0.7219: -(0.2 + 0.8·0.2781); invalid: -1.5; right at H=0: 0.2
@@ -182,6 +184,11 @@ def test_reward_column_is_shape_by_entropy_of_parsed_verdicts():
     assert np.mean(logged["accuracy"]) == 0.5 and np.mean(logged["invalid_rate"]) == 0.25
     assert logged["entropy_correct"] == pytest.approx([1.0, 0.0]) and logged["entropy_wrong"] == pytest.approx([h])
     assert np.mean(logged["confident_correct_share"]) == 0.25
+    # one group (one prompt): the spread of H, and the reward's std shaped vs unshaped on the same samples
+    assert logged["entropy_spread"] == pytest.approx([np.std([1.0, h, 0.0])])
+    assert logged["group_reward_std"] == pytest.approx([np.std(got)])
+    assert logged["group_reward_std_unshaped"] == pytest.approx([np.std([1.0, -1.0, -1.5, 1.0])])
+    assert logged["reward_unshaped"] == [1.0, -1.0, -1.5, 1.0]
 
 
 def test_trainer_reward_reads_its_own_policy_at_the_verdict_position(tmp_path, tiny_model_dir, data):
@@ -193,14 +200,16 @@ def test_trainer_reward_reads_its_own_policy_at_the_verdict_position(tmp_path, t
                           shaping={"floor": 0.3}, grpo={"num_generations": 2, "prompts_per_step": 1})
     trainer, _ = build_trainer(cfg, tmp_path)
     row = trainer.train_dataset[0]
-    texts = [REPLY.format("A"), REPLY.format("B"), "<analysis>x</analysis>"]
+    texts = [REPLY.format("A"), REPLY.format("B"), " x</analysis>"]
     inputs = [{"prompt": row["prompt"], "label": row["label"], "pair_id": row["pair_id"]}] * 3
     got = trainer._calculate_rewards(inputs, [row["prompt"]] * 3,
                                      [[{"role": "assistant", "content": t}] for t in texts], [[1]] * 3)
-    # expected: a plain forward pass of the policy over prompt + reply up to "<verdict>"
+    # expected: a plain forward pass of the policy over prompt + prefill + reply up to "<verdict>"
     model, tok = trainer.model, trainer.processing_class
-    head = tok.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-    ids = tok(head + texts[0].split("<verdict>")[0] + "<verdict>", add_special_tokens=False)["input_ids"]
+    assert row["prompt"][-1] == {"role": "assistant", "content": REASONING_PREFILL}
+    head = tok.apply_chat_template(row["prompt"][:-1], tokenize=False, add_generation_prompt=True)
+    reply = REASONING_PREFILL + texts[0].split("<verdict>")[0] + "<verdict>"
+    ids = tok(head + reply, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         p = torch.softmax(model(torch.tensor([ids])).logits[0, -1].float(), -1)
     p_a = float(p[tok.convert_tokens_to_ids("A")] / (p[tok.convert_tokens_to_ids("A")]
@@ -208,6 +217,9 @@ def test_trainer_reward_reads_its_own_policy_at_the_verdict_position(tmp_path, t
     h = -(p_a * np.log2(p_a) + (1 - p_a) * np.log2(1 - p_a))
     expected = shape_by_entropy([row["label"] == "A", row["label"] == "B", None], [h, h, None], floor=0.3)
     assert got[:, 0].tolist() == pytest.approx(expected.tolist(), abs=1e-5)
+    # and generation continues the prefill from exactly the judge's tokens, not a new turn
+    ids, _, _ = trainer._tokenize_prompts([row["prompt"]])
+    assert ids == [tok(head + REASONING_PREFILL, add_special_tokens=False)["input_ids"]]
 
 
 def test_prompts_draw_the_order_per_pair_and_label_the_chosen_slot(tmp_path, tiny_model_dir, data):
@@ -224,7 +236,7 @@ def test_prompts_draw_the_order_per_pair_and_label_the_chosen_slot(tmp_path, tin
     for r in rows:
         pair = by_id[r["pair_id"]]
         a, b = (pair["chosen"], pair["rejected"]) if r["label"] == "A" else (pair["rejected"], pair["chosen"])
-        assert r["prompt"] == [dict(m) for m in judge_prompt(pair["prompt"], a, b).messages]
+        assert r["prompt"] == as_conversation(judge_prompt(pair["prompt"], a, b))
     from quillrl.errors import ConfigError
 
     with pytest.raises(ConfigError, match="6 longer than max_prompt_tokens=16"):
@@ -263,6 +275,7 @@ def test_genrm_grpo_runs_and_resumes_after_sigkill(tmp_path, tiny_model_dir, dat
     ("genrm_grpo.yaml", "quillrl.train.genrm_grpo_run:GenRMGRPOConfig"),
     ("genrm_grpo_unshaped.yaml", "quillrl.train.genrm_grpo_run:GenRMGRPOConfig"),
     ("bt_rm.yaml", "quillrl.train.bt_rm:BTRMConfig"),
+    ("bt_rm_storyer.yaml", "quillrl.train.bt_rm:BTRMConfig"),
 ])
 def test_shipped_configs_validate(name, cls):
     import importlib
@@ -273,3 +286,21 @@ def test_shipped_configs_validate(name, cls):
     cfg = load_config(REPO / "configs" / name, getattr(importlib.import_module(module), attr))
     if name.startswith("genrm_grpo"):
         assert cfg.shaping.floor == (1.0 if "unshaped" in name else 0.2)
+
+
+def test_bt_rm_long_pairs_are_dropped_or_cut_and_counted(tmp_path, tiny_model_dir, data):
+    from quillrl.judges.scalar import rm_input_ids
+    from quillrl.models import load_tokenizer
+    from quillrl.train.bt_rm import BTRMConfig, preference_dataset
+
+    tok = load_tokenizer(tiny_model_dir)
+    rows = [dict(r) for r in data.rows]
+    rows[0]["chosen"] = "The knight walked home; the moon was bright. " * 40
+    pairs = tmp_path / "long.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dropped, counts = preference_dataset(BTRMConfig(pairs=str(pairs), bt={"max_length": 100}), tok)
+    assert counts == {"pairs": 5, "dropped_too_long": 1, "truncated": 0}
+    cut, counts = preference_dataset(BTRMConfig(pairs=str(pairs), bt={"max_length": 100, "long_pairs": "truncate"}), tok)
+    assert counts == {"pairs": 6, "dropped_too_long": 0, "truncated": 1}
+    assert max(len(r["chosen_ids"]) for r in cut) <= 100
+    assert rm_input_ids(tok, rows[0]["prompt"], rows[0]["chosen"], 100)[0] in [r["chosen_ids"] for r in cut]

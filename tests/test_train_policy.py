@@ -108,3 +108,43 @@ def test_two_step_lora_run_on_the_embedded_model(tmp_path, embedded_model_dir):
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["judge_invalid_rate"] is not None and r["judge_invalid_rate"] < 1 for r in rows)
     assert (tmp_path / "run" / "final" / "adapter_model.safetensors").exists()
+
+
+def test_a_judge_on_the_policys_own_model_shares_its_base_weights(tmp_path, tiny_model_dir):
+    """genrm:local:<policy model> with LoRA: the judge runs on the policy's weights with the
+    adapter disabled, no second copy, and reads what a separately loaded model reads, even
+    once the adapter has moved away from zero."""
+    import torch
+
+    from quillrl.backends.base_weights import BaseWeightsBackend
+    from quillrl.config import load_config
+    from quillrl.judges import make_judge
+    from quillrl.train.policy_run import PolicyConfig, build_trainer, judges_with_policy_weights
+
+    path = write_config(tmp_path, tiny_model_dir, reward__judge=f"genrm:local:{tiny_model_dir}",
+                        reward__strategy="pivot", reward__mode="verdict", lora__enabled=True)
+    cfg = load_config(path, PolicyConfig, [])
+    assert judges_with_policy_weights(cfg)
+    assert not judges_with_policy_weights(cfg.model_copy(update={"reward": cfg.reward.model_copy(
+        update={"share_policy_weights": False})}))
+    trainer = build_trainer(cfg, tmp_path / "run")
+    judge = trainer.group_rewards.judge
+    assert isinstance(judge.backend, BaseWeightsBackend) and judge.backend.model is trainer.model
+    with torch.no_grad():  # move the adapter: the policy changes, its base (the judge) must not
+        for name, param in trainer.model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.5)
+    pairs = [("Write about the sea.", "The knight walked home.", "a fox"),
+             ("Write a haiku.", "a fox", "Once upon a time a fox wrote a story about the sea.")]
+    with make_judge(f"genrm:local:{tiny_model_dir}", mode="verdict", swap=True,
+                    backend_options={"device": "cpu"}) as separate:
+        want = [j.p_a for j in separate.compare_many(pairs)]
+    got = [j.p_a for j in judge.compare_many(pairs)]
+    assert got == pytest.approx(want, abs=1e-5)
+    # and the adapter is on again for the policy after judging
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        on = trainer.model(input_ids=ids).logits
+        with trainer.model.disable_adapter():
+            off = trainer.model(input_ids=ids).logits
+    assert not torch.allclose(on, off)

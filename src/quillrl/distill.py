@@ -18,6 +18,30 @@ system and user turns are exactly what :class:`~quillrl.judges.GenRMJudge` sends
 teacher's analysis and verdict in the canonical format
 (:func:`~quillrl.judges.template.format_judgment`), i.e. precisely the reply a judge must write.
 
+The teacher continues the reasoning prefill (``<analysis>\nCoherence:``, from the one
+template function), so every kept reply, and every SFT target, starts with it.
+
+What a run never pays twice, and never mixes:
+
+* a response cache (``<out>.cache.jsonl``, or ``--cache``) in front of the teacher's backend,
+  keyed by (teacher, template version, prompt, sampling params)
+  (:class:`~quillrl.backends.cache.CachedBackend`): a rerun, a crash, or the same pairs
+  distilled into another ``--out`` costs no teacher call for what was answered once;
+* ``<out>.meta.json`` records the teacher, the template version and the sampling settings; a
+  resume with any of them different is refused, naming the difference (the examples of two
+  teachers or two templates must not end up in one file);
+* limits: ``max_rps`` prompts per second, the backend's own concurrency (``max_concurrency``
+  for openai teachers); the summary gives tokens spent, tokens the cache saved and, with
+  prices per million tokens, the cost.
+
+Bad teacher output never stops a run. An unparseable reply (garbage, empty, cut off at
+``max_new_tokens``) is an ``invalid`` outcome, counted by reason (``invalid_by_reason``). A
+teacher call that fails for good (timeout, connection, HTTP error) is retried pair by pair;
+a pair that still fails is counted under ``teacher_failed`` by reason and left out of the
+ledger, so a rerun asks again. A pair whose judge prompt plus ``max_new_tokens`` exceeds the
+teacher's context (when its backend knows its tokenizer) is skipped, counted in
+``too_long`` with its token length, never truncated into a different pair.
+
 Files. ``--out`` holds the examples (``id`` = ``<pair id>:<order>``, ``pair_id``, ``order``,
 ``label``, ``messages``). Beside it, ``<out>.ledger.jsonl`` holds one line per processed pair,
 dropped ones included: its outcome, the verdict of each order, ``p(A)`` of each order and the
@@ -29,17 +53,22 @@ skips every pair in the ledger, and first removes examples whose pair never reac
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from .backends.base import Backend
+from .backends.cache import CachedBackend, ResponseCache
 from .data import JsonlWriter, PreferencePair, read_pairs, write_jsonl
 from .data.jsonl import json_lines
-from .errors import ConfigError, DataError
+from .errors import BackendError, ConfigError, DataError
 from .judges import GenRMJudge, Judge, Judgment, make_judge
-from .judges.template import format_judgment, judge_prompt
+from .judges.genrm import error_kind
+from .judges.template import REASONING_PREFILL, TEMPLATE_VERSION, format_judgment, judge_prompt
 
 KEPT = "kept"
 DROP_REASONS = ("invalid", "position_inconsistent", "disagrees_with_human")
@@ -97,22 +126,26 @@ class DistillStats:
 
     total: Counter = field(default_factory=Counter)
     this_run: Counter = field(default_factory=Counter)
+    invalid_by_reason: Counter = field(default_factory=Counter)
 
-    def add(self, outcome: str, now: bool) -> None:
+    def add(self, outcome: str, now: bool, reason: str | None = None) -> None:
         self.total[outcome] += 1
         if now:
             self.this_run[outcome] += 1
+        if outcome == "invalid":
+            self.invalid_by_reason[reason or "unknown"] += 1
 
     @staticmethod
     def _split(counts: Counter) -> dict:
         return {"kept": counts[KEPT], "dropped": {r: counts[r] for r in DROP_REASONS}}
 
     def summary(self) -> dict:
-        return {**self._split(self.total), "this_run": self._split(self.this_run)}
+        return {**self._split(self.total), "invalid_by_reason": dict(self.invalid_by_reason),
+                "this_run": self._split(self.this_run)}
 
 
 def make_teacher(teacher: str | Judge, *, max_new_tokens: int = 512, temperature: float = 0.0,
-                 seed: int | None = 0) -> GenRMJudge:
+                 seed: int | None = 0, backend_options: dict | None = None) -> GenRMJudge:
     """A swapped, reasoning-mode GenRM judge from a spec (or a ready judge, checked)."""
     if isinstance(teacher, str):
         if not teacher.startswith("genrm:"):
@@ -120,10 +153,58 @@ def make_teacher(teacher: str | Judge, *, max_new_tokens: int = 512, temperature
                               "analysis, i.e. a GenRM spec genrm:<backend> (e.g. "
                               "genrm:local:smollm2-135m-instruct or genrm:openai:http://host:port/v1#model)")
         teacher = make_judge(teacher, mode="reasoning", swap=True, max_new_tokens=max_new_tokens,
-                             temperature=temperature, seed=seed)
+                             temperature=temperature, seed=seed, backend_options=backend_options)
     if not (isinstance(teacher, GenRMJudge) and teacher.mode == "reasoning" and teacher.swap):
         raise ConfigError(f"the teacher must be a GenRMJudge in reasoning mode with swap=True, got {teacher!r}")
     return teacher
+
+
+def meta_path(out: str | Path) -> Path:
+    """Where the record of the run's teacher, template and sampling settings lives."""
+    out = Path(out)
+    return out.with_name(out.name + ".meta.json")
+
+
+def check_meta(out: Path, meta: dict) -> None:
+    """Record ``meta`` beside a new ``out``; refuse to resume one written with other settings."""
+    path = meta_path(out)
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON ({exc.msg})", path=str(path)) from None
+        diff = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in meta.items() if old.get(k) != v]
+        if diff:
+            raise ConfigError(f"{out} was distilled with other settings ({'; '.join(diff)}); its "
+                              "examples would be mixed with this run's. Use another --out, or the "
+                              "same teacher and settings to resume")
+        return
+    if out.exists() or ledger_path(out).exists():
+        raise ConfigError(f"{out} exists without {path.name}, so the teacher and template that wrote "
+                          "it are unknown; resuming could mix two teachers. Use another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def _context_window(backend: Backend) -> int | None:
+    """The teacher's context length in tokens, where its backend can tell (local, vllm)."""
+    config = getattr(getattr(backend, "model", None), "config", None)
+    n = getattr(config, "max_position_embeddings", None)
+    if n is None:
+        engine = getattr(getattr(backend, "llm", None), "llm_engine", None)
+        n = getattr(getattr(engine, "model_config", None), "max_model_len", None)
+    return int(n) if n else None
+
+
+def _prompt_tokens(backend: Backend, pair: PreferencePair) -> int | None:
+    """The longer of the pair's two judge prompts in the teacher's tokens, if it has a tokenizer."""
+    tokenizer = getattr(backend, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    from .backends.prompts import encode
+
+    return max(len(encode(tokenizer, judge_prompt(pair.prompt, a, b, "reasoning")))
+               for a, b in ((pair.chosen, pair.rejected), (pair.rejected, pair.chosen)))
 
 
 def _drop_orphans(out: Path, done: set[str]) -> int:
@@ -143,9 +224,22 @@ def _batches(items: list, size: int) -> Iterable[list]:
         yield items[start:start + size]
 
 
+@dataclass
+class Prices:
+    """USD per million prompt and completion tokens, for the cost line of the summary."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
+
 def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: int | None = None,
             batch_size: int = 8, max_new_tokens: int = 512, temperature: float = 0.0,
-            seed: int | None = 0) -> dict:
+            seed: int | None = 0, cache: str | Path | None = None, max_rps: float | None = None,
+            max_concurrency: int | None = None, max_prompt_tokens: int | None = None,
+            prices: Prices | None = None) -> dict:
     """Judge every pair of ``pairs`` (the first ``limit``) with the teacher; write SFT examples
     for consistent, human-agreeing pairs to ``out``; return the JSON summary.
 
@@ -157,38 +251,96 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     out, ledger = Path(out), ledger_path(out)
     records = list(read_pairs(pairs).records)[:limit]
-    judge = make_teacher(teacher, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
-    stats = DistillStats()
-    start = time.perf_counter()
-    with JsonlWriter(ledger, resume=True) as ledger_writer:
-        ids = {p.id for p in records}
-        for _, row in json_lines(ledger) if ledger.exists() else ():
-            if isinstance(row, dict) and row.get("id") in ids and row.get("outcome") in OUTCOMES:
-                stats.add(row["outcome"], now=False)
-        orphans = _drop_orphans(out, ledger_writer.done_ids)
-        todo = [p for p in records if p.id not in ledger_writer.done_ids]
-        with JsonlWriter(out, resume=True) as examples:
-            for batch in _batches(todo, batch_size):
-                judgments = judge.compare_many([(p.prompt, p.chosen, p.rejected) for p in batch])
-                for pair, judgment in zip(batch, judgments):
-                    outcome = classify(judgment)
-                    if outcome == KEPT:
-                        for example in examples_for(pair, judgment):
-                            examples.write(example)
-                    ledger_writer.write(ledger_entry(pair, judgment, outcome))
-                    stats.add(outcome, now=True)
-    usage = judge.usage
+    options = {"max_concurrency": max_concurrency} if max_concurrency else None
+    judge = make_teacher(teacher, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                         backend_options=options)
+    params = judge.params
+    check_meta(out, {"teacher": judge.name, "template": TEMPLATE_VERSION,
+                     "max_new_tokens": params.max_new_tokens, "temperature": params.temperature,
+                     "seed": params.seed})
+    teacher_backend = judge.backend
+    cached = judge.backend = CachedBackend(teacher_backend, ResponseCache(
+        cache or out.with_name(out.name + ".cache.jsonl"), judge.name, TEMPLATE_VERSION), max_rps=max_rps)
+    context = max_prompt_tokens or _context_window(teacher_backend)
+    stats, start = DistillStats(), time.perf_counter()
+    failed: Counter = Counter()
+    too_long: list[dict] = []
+    try:
+        with JsonlWriter(ledger, resume=True) as ledger_writer:
+            ids = {p.id for p in records}
+            for _, row in json_lines(ledger) if ledger.exists() else ():
+                if isinstance(row, dict) and row.get("id") in ids and row.get("outcome") in OUTCOMES:
+                    stats.add(row["outcome"], now=False, reason=row.get("reason"))
+            orphans = _drop_orphans(out, ledger_writer.done_ids)
+            todo = [p for p in records if p.id not in ledger_writer.done_ids]
+            fits = []
+            for pair in todo:
+                n = _prompt_tokens(teacher_backend, pair) if context else None
+                if n is not None and n + params.max_new_tokens > context:
+                    too_long.append({"id": pair.id, "prompt_tokens": n})
+                else:
+                    fits.append(pair)
+            with JsonlWriter(out, resume=True) as examples:
+                for batch in _batches(fits, batch_size):
+                    for pair, judgment in _judge_batch(judge, batch, failed):
+                        outcome = classify(judgment)
+                        reason = error_kind(judgment.error) if outcome == "invalid" else None
+                        if outcome == KEPT:
+                            for example in examples_for(pair, judgment):
+                                examples.write(example)
+                        ledger_writer.write({**ledger_entry(pair, judgment, outcome), "reason": reason})
+                        stats.add(outcome, now=True, reason=reason)
+    finally:
+        cached.cache.close()
+        judge.backend = teacher_backend
+        if isinstance(teacher, str):
+            judge.close()  # we built it; a judge handed in stays its caller's
+    spent, saved = cached.usage, cached.usage.extra
+    prices = prices or Prices()
     return {"pairs": len(records), "already_done": len(records) - len(todo), "judged": len(todo),
             **stats.summary(), "examples": 2 * stats.total[KEPT], "orphans_removed": orphans,
-            "out": str(out), "ledger": str(ledger), "teacher": judge.name,
+            "teacher_failed": dict(failed), "too_long": {"count": len(too_long), "context": context,
+                                                         "pairs": too_long},
+            "out": str(out), "ledger": str(ledger), "cache": str(cached.cache.path),
+            "teacher": judge.name, "template": TEMPLATE_VERSION,
             "seconds": round(time.perf_counter() - start, 2),
-            "cost": {"prompt_tokens": usage.cost.prompt_tokens,
-                     "completion_tokens": usage.cost.completion_tokens}}
+            "cost": {"prompt_tokens": spent.prompt_tokens, "completion_tokens": spent.completion_tokens,
+                     "teacher_prompts": spent.calls, "cache_hits": saved["cache_hits"],
+                     "cache_misses": saved["cache_misses"],
+                     "saved_prompt_tokens": saved["saved_prompt_tokens"],
+                     "saved_completion_tokens": saved["saved_completion_tokens"],
+                     "usd": round(prices.cost(spent.prompt_tokens, spent.completion_tokens), 6)}}
+
+
+def _judge_batch(judge: GenRMJudge, batch: list[PreferencePair],
+                 failed: Counter) -> list[tuple[PreferencePair, Judgment]]:
+    """The batch's judgments; after a failed call, pair by pair, leaving out (and counting by
+    reason) the pairs whose call still fails."""
+    items = [(p.prompt, p.chosen, p.rejected) for p in batch]
+    try:
+        return list(zip(batch, judge.compare_many(items)))
+    except BackendError as exc:
+        if len(batch) == 1:
+            failed[_failure_reason(exc)] += 1
+            return []
+    return [done for pair in batch for done in _judge_batch(judge, [pair], failed)]
+
+
+def _failure_reason(exc: BackendError) -> str:
+    """"timeout", "HTTP 503", "connection" or "backend error": what to count a failed call as."""
+    text = str(exc)
+    status = re.search(r"HTTP (\d{3})", text)
+    if "timed out" in text:
+        return "timeout"
+    if status:
+        return f"HTTP {status.group(1)}"
+    return "connection" if "onnection" in text else "backend error"
 
 
 def read_examples(path: str | Path) -> list[dict]:
     """SFT examples written by :func:`distill` (or by hand: any ``{"messages": [...]}`` lines
-    ending with an assistant turn), validated with file and line in every error."""
+    ending with an assistant turn that starts with the reasoning prefill), validated with file
+    and line in every error."""
     rows = []
     for line, value in json_lines(path):
         if isinstance(value, DataError):
@@ -201,6 +353,11 @@ def read_examples(path: str | Path) -> list[dict]:
                             path=str(path), line=line, field="messages")
         if messages[-1]["role"] != "assistant":
             raise DataError("the last turn must be the assistant's (the target of SFT)",
+                            path=str(path), line=line, field="messages")
+        if not messages[-1]["content"].startswith(REASONING_PREFILL):
+            raise DataError(f"the assistant turn must start with the reasoning prefill "
+                            f"{REASONING_PREFILL!r}, the text the judge is handed at inference "
+                            "(a file distilled before the prefill: run `quillrl distill` again)",
                             path=str(path), line=line, field="messages")
         rows.append(value)
     if not rows:

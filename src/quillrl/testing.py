@@ -3,11 +3,14 @@
 ``build_tiny_model(dir)`` writes a Llama- or Qwen2-style causal LM with random weights and a
 byte-level BPE tokenizer trained with ``tokenizers`` on a small built-in corpus, plus a ChatML
 chat template, so it loads through ``quillrl.models.load`` exactly like a real model.
+``serve_process(dir)`` runs a real ``quillrl serve`` on such a model, for loopback tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -74,3 +77,30 @@ def build_tiny_model(directory: str | Path, arch: str = "llama", seed: int = 0,
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@contextlib.contextmanager
+def serve_process(model_dir: str | Path, name: str = "tiny", timeout: float = 180.0) -> Iterator[str]:
+    """Run ``quillrl serve`` on ``model_dir`` in a real process on a free port; yield its base URL
+    (read from the JSON line it prints first) and stop it on exit."""
+    import json
+    import subprocess
+    import sys
+    import threading
+
+    launch = "import sys; from quillrl.cli import main; sys.argv[0] = 'quillrl'; main()"
+    proc = subprocess.Popen([sys.executable, "-c", launch, "serve", "--model", str(model_dir), "--port", "0",
+                             "--served-model-name", name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=timeout)
+        if not (line and line[0].strip()):
+            proc.kill()
+            raise RuntimeError(f"quillrl serve printed no URL; stderr: {proc.stderr.read()[-2000:]}")
+        yield json.loads(line[0])["url"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

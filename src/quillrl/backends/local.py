@@ -2,6 +2,9 @@
 
 Prompts are sorted by length and run in batches of ``batch_size`` with left padding (so every
 row's last prompt token sits in the last column), then put back in the caller's order.
+``choice_probs`` sorts by tokens instead, so prompts that share a prefix share a batch, and
+runs that prefix once into a KV cache (``prefix_cache``); on a CPU, rows of different lengths
+with no shared prefix run one by one, because the padding mask makes the batch slower there.
 ``generate`` calls ``model.generate`` with a generation config built from
 :class:`SamplingParams` alone; ``choice_probs`` is one forward pass per batch that reads the
 softmax at the last prompt position.
@@ -35,10 +38,14 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import BackendError, ConfigError
+from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
 from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
-from .prompts import choice_token_ids, cut_at_stop, encode
+from .decoding import LogprobRecorder, StopStrings, finish_row
+from .prompts import choice_token_ids, encode
+
+# below this many shared tokens a separate prefix pass costs more than it saves
+MIN_SHARED_PREFIX = 16
 
 
 class LocalBackend(Backend):
@@ -49,12 +56,16 @@ class LocalBackend(Backend):
     ``dtype`` only apply when loading). ``device`` defaults to ``cuda`` when available;
     ``dtype`` to bfloat16 on a GPU that supports it, else float32.
     Calls are serialised by a lock, so one backend can be shared between threads.
+    ``prefix_cache`` (default on): ``choice_probs`` batches prompts that share a prefix and runs
+    that prefix once into a KV cache (a judge's pivot comparisons share the system message, the
+    writing prompt and, in one order, the pivot story); the probabilities are those of a full
+    pass, to float rounding.
     """
 
     name = "local"
 
     def __init__(self, model: str | Path | tuple[Any, Any] = DEFAULT_MODEL, *, batch_size: int = 8,
-                 device: str | None = None, dtype: Any = None):
+                 device: str | None = None, dtype: Any = None, prefix_cache: bool = True):
         import torch
 
         if batch_size < 1:
@@ -76,7 +87,7 @@ class LocalBackend(Backend):
             self.model, self.tokenizer = models.load(model, dtype=_torch_dtype(dtype, device),
                                                      device=device)
             self.model_name = str(model)
-        self.batch_size = batch_size
+        self.batch_size, self.prefix_cache = batch_size, bool(prefix_cache)
         self.usage = UsageCounter()
         self._lock = threading.RLock()
         self._pad_id = _first_not_none(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
@@ -130,8 +141,8 @@ class LocalBackend(Backend):
             eos_token_id=sorted(self._eos_ids), pad_token_id=self._pad_id,
             return_dict_in_generate=True,
         )
-        recorder = None if params.logprobs is None else _LogprobRecorder(params.logprobs)
-        stopper = _StopStrings(params.stop, input_ids.shape[1], self.tokenizer) if params.stop else None
+        recorder = None if params.logprobs is None else LogprobRecorder(params.logprobs)
+        stopper = StopStrings(params.stop, input_ids.shape[1], self.tokenizer) if params.stop else None
         out = self.model.generate(
             input_ids=input_ids, attention_mask=attention, generation_config=config,
             logits_processor=LogitsProcessorList([recorder]) if recorder else None,
@@ -168,8 +179,9 @@ class LocalBackend(Backend):
         ids = [choice_token_ids(self.tokenizer, p, e, choices) for p, e in zip(prompts, encoded)]
         out = np.zeros((len(prompts), len(choices)), dtype=np.float64)
         start = time.perf_counter()
+        batches = _prefix_batches if self.prefix_cache else _length_batches
         with self._lock, _eval_no_grad(self.model):
-            for idx in _length_batches(encoded, self.batch_size):
+            for idx in batches(encoded, self.batch_size):
                 probs = self._last_token_probs([encoded[i] for i in idx])
                 wanted = torch.tensor([ids[i] for i in idx], device=probs.device)
                 out[idx] = probs.gather(1, wanted).double().cpu().numpy()
@@ -180,7 +192,22 @@ class LocalBackend(Backend):
 
     def _last_token_probs(self, rows: list[list[int]]) -> Any:
         """Softmax over the vocabulary at each row's last position: a ``(rows, vocab)`` float32
-        tensor, from one forward pass over the left-padded batch."""
+        tensor: after a shared prefix's KV cache, row by row (CPU, unequal lengths), or one
+        forward pass over the left-padded batch."""
+        import torch
+
+        shared = min(_common_prefix_len(rows), min(map(len, rows)) - 1)
+        if self.prefix_cache and len(rows) > 1 and shared >= MIN_SHARED_PREFIX:
+            return self._probs_after_shared_prefix(rows, shared)
+        if len(rows) > 1 and self.device.type == "cpu" and len(set(map(len, rows))) > 1:
+            # On a CPU a padded batch is slower than its rows one by one: the padding mask
+            # takes attention off the fused causal kernel (docs/results.md, "Judge speed").
+            return torch.cat([self._padded_last_token_probs([r]) for r in rows])
+        return self._padded_last_token_probs(rows)
+
+    def _padded_last_token_probs(self, rows: list[list[int]]) -> Any:
+        """One forward pass over the rows, left-padded: the GPU path (and the CPU path before
+        prefix caching, which ``bench/judge_speed.py`` measures against)."""
         import torch
 
         input_ids, attention = self._left_pad(rows)
@@ -190,6 +217,26 @@ class LocalBackend(Backend):
         with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=attention,
                                 position_ids=positions, use_cache=False,
+                                **self._logits_to_keep()).logits[:, -1, :]
+        return torch.softmax(logits.float(), dim=-1)
+
+    def _probs_after_shared_prefix(self, rows: list[list[int]], shared: int) -> Any:
+        """:meth:`_last_token_probs` for rows whose first ``shared`` tokens are the same: the
+        prefix runs once (batch 1) into a KV cache, repeated over the rows, and only the
+        suffixes run batched, left-padded between prefix and suffix with the pads masked out
+        and explicit positions, so every row reads exactly what it reads alone."""
+        import torch
+
+        prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            cache = self.model(input_ids=prefix, use_cache=True, **self._logits_to_keep()).past_key_values
+            cache.batch_repeat_interleave(len(rows))
+            input_ids, attention = self._left_pad([r[shared:] for r in rows])
+            positions = shared + (attention.cumsum(-1) - 1).clamp(min=0)
+            mask = torch.cat([torch.ones((len(rows), shared), dtype=attention.dtype,
+                                         device=attention.device), attention], dim=1)
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True,
                                 **self._logits_to_keep()).logits[:, -1, :]
         return torch.softmax(logits.float(), dim=-1)
 
@@ -230,94 +277,26 @@ class LocalBackend(Backend):
         return top
 
 
-def finish_row(token_ids: list[int], *, eos_ids: set[int], pad_id: int, max_new_tokens: int,
-               stop: Sequence[str], decode: Any) -> tuple[str, str, int]:
-    """``(text, finish_reason, tokens_generated)`` for one row of ``model.generate`` output.
+def _common_prefix_len(rows: list[list[int]]) -> int:
+    """Number of leading tokens every row shares.
 
-    The row ends at the first EOS (counted as generated, not shown) or where its trailing run of
-    pad tokens begins (a row that met a stop string is padded while the rest of the batch goes
-    on); the text is then cut at the earliest stop string. A pad token the model wrote *inside*
-    the text is one of its tokens, as ``model.generate`` and lm-eval treat it, so it does not
-    end the row. A row cut at a stop string ends with the token that completed it: what
-    follows is padding, even where the pad token is the EOS token.
-    "length" means the token budget ran out, "stop" anything else.
+    >>> _common_prefix_len([[1, 2, 3], [1, 2, 4, 5], [1, 2]])
+    2
     """
-    end, hit_eos = len(token_ids), False
-    for j, t in enumerate(token_ids):
-        if t in eos_ids:
-            end, hit_eos = j, True
-            break
-    if not hit_eos:
-        while end > 0 and token_ids[end - 1] == pad_id:
-            end -= 1
-    text, hit_stop = cut_at_stop(decode(token_ids[:end]), stop)
-    n = end + 1 if hit_eos and not hit_stop else end
-    reason = "length" if not (hit_eos or hit_stop) and n >= max_new_tokens else "stop"
-    return text, reason, n
+    first, n = rows[0], min(map(len, rows))
+    for j in range(n):
+        if any(r[j] != first[j] for r in rows[1:]):
+            return j
+    return n
 
 
-class _StopStrings:
-    """Stopping criterion: a row is done once its generated text contains a stop string.
-
-    Only the last few generated tokens are decoded each step (a stop string of L characters
-    spans at most L tokens, plus one for a partial character), so the cost stays flat however
-    long the completion grows; the final text is cut by :func:`cut_at_stop`.
-    """
-
-    def __init__(self, stop: Sequence[str], prompt_width: int, tokenizer: Any):
-        self.stop = [s for s in stop if s]
-        self.prompt_width = prompt_width
-        self.tokenizer = tokenizer
-        self.window = max(map(len, self.stop)) + 1
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        start = max(self.prompt_width, input_ids.shape[1] - self.window)
-        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
-        done = [any(s in tail for s in self.stop) for tail in tails]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-class _LogprobRecorder:
-    """Records, per decoding step, the top-k log-probabilities and the chosen token's.
-
-    Passed as a custom logits processor, it runs before transformers' temperature/top-p
-    warpers, so it sees the model's own distribution. The token chosen at step t is only known
-    at step t+1 (it is the last column of ``input_ids`` then), so the previous step's log-softmax
-    is kept until then; :meth:`collect` reads the last step's choice from the output.
-    """
-
-    def __init__(self, k: int):
-        self.k = k
-        self.chosen: list[Any] = []
-        self.top: list[tuple[Any, Any]] = []
-        self._prev = None
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        logp = torch.log_softmax(scores.float(), dim=-1)
-        if self._prev is not None:
-            self.chosen.append(self._prev.gather(1, input_ids[:, -1:]).squeeze(1))
-        k = min(self.k, logp.shape[-1])
-        self.top.append(logp.topk(k, dim=-1) if k else (logp[:, :0], input_ids[:, :0]))
-        self._prev = logp
-        return scores
-
-    def collect(self, new_tokens: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(chosen, top_values, top_ids)`` as arrays of shape ``(steps, batch[, k])``."""
-        import torch
-
-        if self._prev is None or len(self.top) != new_tokens.shape[1]:
-            raise BackendError("internal: logprob recorder saw a different number of decoding "
-                               f"steps ({len(self.top)}) than tokens generated ({new_tokens.shape[1]})")
-        self.chosen.append(self._prev.gather(1, new_tokens[:, -1:]).squeeze(1))
-        self._prev = None
-        chosen = torch.stack(self.chosen).cpu().numpy()
-        values = torch.stack([v for v, _ in self.top]).cpu().numpy()
-        ids = torch.stack([i for _, i in self.top]).cpu().numpy()
-        return chosen, values, ids
+def _prefix_batches(encoded: list[list[int]], batch_size: int) -> Iterator[list[int]]:
+    # in token order, prompts that share a prefix are neighbours (a judge's pivot comparisons
+    # share the system message and writing prompt, and in one order the pivot story too), so
+    # each batch's shared prefix is as long as it gets; longest first within equal tokens
+    order = sorted(range(len(encoded)), key=lambda i: (encoded[i], -len(encoded[i])))
+    for s in range(0, len(order), batch_size):
+        yield order[s:s + batch_size]
 
 
 def _length_batches(encoded: list[list[int]], batch_size: int) -> Iterator[list[int]]:

@@ -4,12 +4,16 @@ Requests go through the official ``openai`` client (``AsyncOpenAI``), at most
 ``max_concurrency`` in flight, each prompt its own request:
 
 * a raw string goes to ``/v1/completions``;
-* a :class:`ChatPrompt` to ``/v1/chat/completions``; one with an ``assistant_prefix`` sends the
-  prefix as a final assistant message with vLLM/SGLang's extra body
-  ``{"add_generation_prompt": false, "continue_final_message": true}``, so the server renders
-  the template exactly as the local backend does and the model continues the prefix. Hosted
-  APIs that lack these fields reject or ignore them: prefix continuation needs a server that
-  supports it.
+* a :class:`ChatPrompt` to ``/v1/chat/completions``; one with an ``assistant_prefix`` (the
+  judge's reasoning prefill or verdict prefix) sends the prefix as a final assistant message
+  with vLLM/SGLang's extra body ``{"add_generation_prompt": false, "continue_final_message":
+  true}`` (``quillrl serve`` accepts it too), so the server renders the template exactly as
+  the local backend does and the model continues the prefix. The fallback, for servers that
+  reject these fields (hosted APIs answer HTTP 400): ``continue_final_message=False`` sends
+  the prefix as a plain final assistant message, which llama.cpp's server and prefill-style
+  APIs continue natively; a server that opens a new turn instead writes the whole reply, and
+  the GenRM parser reads a reply that restates ``<analysis>`` on its own
+  (:func:`~quillrl.judges.genrm.verdict_probe`). A 400 that names these fields says so.
 
 Failures on 408/409/429/5xx, timeouts and connection errors are retried with exponential
 backoff and jitter (honouring ``Retry-After``, up to ``backoff_max``); the client's own retries
@@ -76,7 +80,8 @@ class OpenAIBackend(Backend):
                  timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES,
                  backoff: float = 0.5,
                  backoff_max: float = 30.0, top_logprobs: int = 20,
-                 max_tokens_param: str = "max_tokens", extra_body: dict | None = None):
+                 max_tokens_param: str = "max_tokens", extra_body: dict | None = None,
+                 continue_final_message: bool = True):
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got '{base_url}'")
         for label, value, low in (("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0),
@@ -94,6 +99,7 @@ class OpenAIBackend(Backend):
         self.backoff, self.backoff_max, self.top_logprobs = backoff, backoff_max, top_logprobs
         self.max_tokens_param = max_tokens_param
         self.extra_body = dict(extra_body or {})
+        self.continue_final_message = bool(continue_final_message)
         self.usage = UsageCounter()
         self._loop = LoopThread(f"quillrl-openai-{self.base_url}")
         self._client: openai.AsyncOpenAI | None = None
@@ -194,7 +200,8 @@ class OpenAIBackend(Backend):
             messages = [dict(m) for m in prompt.messages]
             if prompt.assistant_prefix:
                 messages.append({"role": "assistant", "content": prompt.assistant_prefix})
-                extra.update(add_generation_prompt=False, continue_final_message=True)
+                if self.continue_final_message:
+                    extra.update(add_generation_prompt=False, continue_final_message=True)
             kwargs["messages"] = messages
             kwargs[self.max_tokens_param] = params.max_new_tokens
             if params.logprobs is not None:
@@ -225,7 +232,7 @@ class OpenAIBackend(Backend):
                     self.usage.failures += 1
                     tries = f" after {attempt + 1} attempts" if attempt else ""
                     raise BackendError(f"{kind} request to {self.base_url} failed{tries}: "
-                                       f"{_describe(exc)}") from exc
+                                       f"{_describe(exc)}{_prefill_hint(exc, kwargs)}") from exc
                 delay = self._delay(attempt, exc)
                 self.usage.count("retries")
                 if self.on_retry is not None:
@@ -342,6 +349,15 @@ def _top_dict(pairs: Any) -> dict[str, float]:
     for token, logprob in pairs:
         top.setdefault(token, float(logprob))
     return top
+
+
+def _prefill_hint(exc: Exception, kwargs: dict) -> str:
+    """What to do when a server refuses to continue an assistant prefix."""
+    if getattr(exc, "status_code", None) != 400 or "continue_final_message" not in kwargs.get("extra_body", {}):
+        return ""
+    return ("; this server may not support continue_final_message (vLLM's and SGLang's way to "
+            "continue the judge's prefill): build the backend with continue_final_message=False "
+            "to send the prefill as a plain assistant message")
 
 
 def _retryable(exc: Exception) -> bool:

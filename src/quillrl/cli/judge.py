@@ -13,6 +13,8 @@ refused: one file must not mix two judges' answers. ``--restart`` starts the fil
 
 from __future__ import annotations
 
+from collections import Counter
+
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -104,8 +106,11 @@ def _remote(spec: str) -> bool:
 def spec_settings(spec: str, mode: str, swap: bool) -> dict[str, Any]:
     """What a judge built by :func:`build_judge` records as its settings
     (``quillrl.eval.judging.judge_settings``): mode and swap only apply to GenRM judges."""
+    from ..judges.template import TEMPLATE_VERSION
+
     genrm = spec.startswith("genrm:")
-    return {"judge": spec, "mode": mode if genrm else None, "swap": bool(swap) and genrm}
+    return {"judge": spec, "mode": mode if genrm else None, "swap": bool(swap) and genrm,
+            "template": TEMPLATE_VERSION if genrm else None}
 
 
 def select_pairs(path: Path, limit: int | None, sample: int | None = None,
@@ -193,8 +198,11 @@ def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
     p_chosen = [r["p_chosen"] for r in records]
     cost = {k: sum(r["cost"][k] for r in records)
             for k in ("prompt_tokens", "completion_tokens", "seconds", "backend_calls")}
+    from ..judges.genrm import error_kind
+
+    invalid = Counter(error_kind(r["error"]) for r in records if not r["valid"])
     return {"n": len(records), "valid": sum(r["valid"] for r in records),
-            "invalid": sum(not r["valid"] for r in records), "accuracy": accuracy(p_chosen),
+            "invalid": sum(invalid.values()), "invalid_by_reason": dict(invalid), "accuracy": accuracy(p_chosen),
             "position_consistency": position_consistency(r["flipped"] for r in records),
             **extra, "cost": cost}
 

@@ -47,7 +47,7 @@ def presented(pair: Any, seed: int = 0) -> tuple[tuple[str, str, str], str]:
 
 
 def judgment_record(pair: Any, judgment: Judgment, slot: str, *, judge: str, mode: str | None,
-                    swap: bool, seed: int) -> dict[str, Any]:
+                    swap: bool, seed: int, template: str | None = None) -> dict[str, Any]:
     """The JSONL line for one judged pair: identity, the judge's answer in slot terms and in
     human-label terms, each order's raw output, and the cost."""
     p_chosen = p_chosen_of(judgment.p_a, slot)
@@ -56,7 +56,7 @@ def judgment_record(pair: Any, judgment: Judgment, slot: str, *, judge: str, mod
                "error": o.error, "raw": o.raw, "mass": o.mass} for o in judgment.orders]
     cost = judgment.cost
     return {
-        "id": pair.id, "judge": judge, "mode": mode, "swap": swap, "order_seed": seed,
+        "id": pair.id, "judge": judge, "mode": mode, "swap": swap, "template": template, "order_seed": seed,
         "chosen_slot": slot, "p_a": judgment.p_a, "p_chosen": p_chosen,
         "verdict": judgment.verdict, "label_correct": label_correct,
         "entropy": judgment.entropy, "valid": judgment.valid, "error": judgment.error,
@@ -103,8 +103,13 @@ def judge_settings(judge: Judge, spec: str | None = None) -> dict[str, Any]:
     built from (else its name), and mode and swap where the judge has them (baselines have one
     way of judging). The spec is preferred because a GenRM's name only names its backend kind
     (``genrm:local``), not the model."""
+    from ..judges.genrm import GenRMJudge
+    from ..judges.template import TEMPLATE_VERSION
+
+    # a GenRM's judgments depend on its prompt: files from another template are not resumed
+    genrm = isinstance(judge, GenRMJudge)
     return {"judge": spec or judge.name, "mode": getattr(judge, "mode", None),
-            "swap": bool(getattr(judge, "swap", False))}
+            "swap": bool(getattr(judge, "swap", False)), "template": TEMPLATE_VERSION if genrm else None}
 
 
 def judge_pairs(judge: Judge, pairs: Sequence[Any], *, seed: int = 0, spec: str | None = None,

@@ -5,8 +5,9 @@ over {A, B} (docs/design.md, "GenRM judgment"). How each mode gets there, for a 
 
 * ``verdict``: one ``choice_probs`` call on every prompt pre-filled up to ``<verdict>``
   (:data:`~quillrl.judges.template.VERDICT_PREFIX`). No generation.
-* ``reasoning``: one ``generate`` call for every order of every pair; each reply is parsed
-  (:func:`~quillrl.judges.parse.parse_judgment`), and for the valid ones one more
+* ``reasoning``: one ``generate`` call for every order of every pair, each continuing the
+  reasoning prefill (``<analysis>\\nCoherence:``, from the one template function); prefill +
+  reply is parsed as one judgment (:func:`~quillrl.judges.parse.parse_judgment`), and for the valid ones one more
   ``choice_probs`` call reads ``p(A)`` at prompt + reply up to and including its ``<verdict>``.
   We re-score rather than read the generation's top logprobs because a top-k list often lacks
   the losing letter after a confident verdict (so ``p(B)`` would be unknown, and entropy with
@@ -41,9 +42,9 @@ import numpy as np
 from ..backends.base import Backend, ChatPrompt, Generation, SamplingParams
 from ..errors import BackendError, ConfigError
 from .base import Cost, Judge, Judgment, Order, OrderResult, Pair, invalid_judgment
-from .parse import parse_judgment
-from .stats import binary_entropy, renormalise, swap_debias, verdict_of
-from .template import MODES, VERDICT_CHOICES, VERDICT_CLOSE, Mode, judge_prompt
+from .parse import ParsedJudgment, parse_judgment
+from .stats import binary_entropy, swap_debias, verdict_distribution, verdict_of
+from .template import ANALYSIS_OPEN, MODES, VERDICT_CHOICES, VERDICT_CLOSE, Mode, judge_prompt
 
 @dataclass
 class _Run:
@@ -55,6 +56,7 @@ class _Run:
     calls: int = 0
 
 
+NO_VERDICT_MASS = "no probability on A or B at the verdict position"
 _UNCLOSED_VERDICT = re.compile(r"<verdict>[^<]*$")
 _OTHER = {"A": "B", "B": "A"}
 
@@ -131,16 +133,14 @@ class GenRMJudge(Judge):
         run.gens = list(gens)
         probes, probe_jobs, parsed_of = [], [], {}
         for k, ((_, order), gen) in enumerate(zip(jobs, gens)):
-            text = prompts[k].assistant_prefix + _with_stop(gen)
-            parsed = parse_judgment(text)
-            if not parsed.valid:
+            parsed, probe = verdict_probe(prompts[k], _with_stop(gen))
+            if probe is None:
                 run.results[k] = OrderResult(order=order, p_a=None, verdict=None, valid=False,
                                              error=parsed.error, raw=gen.text,
                                              analysis=parsed.analysis)
                 continue
             parsed_of[k] = parsed
-            # the judge's own reply up to and including <verdict>: the position it chose at
-            probes.append(ChatPrompt(prompts[k].messages, text[: parsed.verdict_pos]))
+            probes.append(probe)
             probe_jobs.append(k)
         if not probes:
             return  # nothing parsed: no verdict position to score, so no second call
@@ -170,16 +170,15 @@ class GenRMJudge(Judge):
     @staticmethod
     def _order_from_probs(order: Order, row, *, letter: str | None, raw: str | None,
                           analysis: str | None = None) -> OrderResult:
-        p_a = renormalise(row[0], row[1])
-        mass = float(row[0] + row[1])
-        if p_a is None:
+        dist = verdict_distribution(row[0], row[1])
+        if dist is None:
             return OrderResult(order=order, p_a=None, verdict=None, valid=False, raw=raw,
-                               error="no probability on A or B at the verdict position",
-                               analysis=analysis, mass=mass)
+                               error=NO_VERDICT_MASS, analysis=analysis,
+                               mass=float(row[0] + row[1]))
         # Verdict-only mode has no written letter: the judge's choice is its more likely letter.
-        verdict = letter if letter is not None else verdict_of(p_a)
-        return OrderResult(order=order, p_a=p_a, verdict=verdict, valid=True, raw=raw,
-                           analysis=analysis, mass=mass)
+        verdict = letter if letter is not None else verdict_of(dist.p_a)
+        return OrderResult(order=order, p_a=dist.p_a, verdict=verdict, valid=True, raw=raw,
+                           analysis=analysis, mass=dist.mass)
 
     @staticmethod
     def _combine(results: tuple[OrderResult, ...], cost: Cost) -> Judgment:
@@ -203,6 +202,44 @@ class GenRMJudge(Judge):
 
     def close(self) -> None:
         self.backend.close()
+
+
+def verdict_probe(prompt: ChatPrompt, reply: str) -> tuple[ParsedJudgment, ChatPrompt | None]:
+    """Parse prefill + reply as one judgment; for a valid one, also the probe where ``p(A)`` is
+    read: the judge prompt with the assistant turn up to and including the final ``<verdict>``.
+
+    ``prompt.assistant_prefix`` is the reasoning prefill the reply continues. A reply that
+    itself opens with ``<analysis>`` comes from a backend that could not continue the prefill
+    (a server without ``continue_final_message`` that started a new turn): it is read alone,
+    and so is its probe. Used by :class:`GenRMJudge` and the GenRM GRPO reward, so both read a
+    judgment the same way.
+
+    >>> parsed, probe = verdict_probe(ChatPrompt((), "<analysis>\\nCoherence:"),
+    ...                               " A flows.\\n</analysis>\\n<verdict>A</verdict>")
+    >>> parsed.verdict, probe.assistant_prefix[-10:]
+    ('A', '\\n<verdict>')
+    >>> verdict_probe(ChatPrompt((), "<analysis>\\nCoherence:"), " A flows")[0].error
+    'truncated: <analysis> is never closed'
+    """
+    restated = prompt.assistant_prefix.startswith(ANALYSIS_OPEN) and reply.lstrip().startswith(ANALYSIS_OPEN)
+    # an empty continuation is "empty output", not a truncated prefill
+    text = reply if restated or not reply.strip() else prompt.assistant_prefix + reply
+    parsed = parse_judgment(text)
+    if not parsed.valid:
+        return parsed, None
+    return parsed, ChatPrompt(prompt.messages, text[: parsed.verdict_pos])
+
+
+def error_kind(error: str | None) -> str:
+    """The kind of a failed judgment's error, for counting: the first order's parser message
+    without its details ("order BA: truncated: <analysis> is never closed" -> "truncated").
+
+    >>> error_kind("order AB: verdict must be exactly 'A' or 'B', got 'x'; order BA: empty output")
+    "verdict must be exactly 'A' or 'B'"
+    """
+    first = (error or "unknown").split("; ")[0]
+    first = first.split(": ", 1)[1] if first.startswith("order ") and ": " in first else first
+    return first.split(": ")[0].split(", got")[0]
 
 
 def _prompt_tokens_seen(backend: Backend) -> int | None:

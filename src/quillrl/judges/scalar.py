@@ -14,6 +14,7 @@ symmetric in the order, so there is nothing to swap.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -31,6 +32,42 @@ def format_for_rm(tokenizer: Any, prompt: str, response: str) -> str:
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
         return tokenizer.apply_chat_template(messages, tokenize=False)
     return f"{prompt}\n\n{response}"
+
+
+def rm_input_ids(tokenizer: Any, prompt: str, response: str,
+                 max_length: int | None = None) -> tuple[list[int], bool]:
+    """Token ids a reward model reads for ``response`` to ``prompt``, and whether it was cut.
+
+    Longer than ``max_length`` tokens: the *response* is cut from the back (its opening kept),
+    never the prompt or the template around it. Why the back: the prompt is what the response
+    is judged against, the template's closing tokens are where the score is read (the last
+    token), and a story cut at the front starts mid-scene while its opening is what sets it up.
+    Training (``train bt-rm``) and judging (:class:`ScalarRMJudge`) both call this, so they read
+    the same tokens.
+    """
+    def encode(text: str) -> list[int]:
+        return tokenizer(format_for_rm(tokenizer, prompt, text), add_special_tokens=False)["input_ids"]
+
+    ids = encode(response)
+    if max_length is None or len(ids) <= max_length:
+        return ids, False
+    story = tokenizer(response, add_special_tokens=False)["input_ids"]
+    keep = len(story) - (len(ids) - max_length)
+    while keep > 0:
+        ids = encode(tokenizer.decode(story[:keep]))
+        if len(ids) <= max_length:
+            return ids, True
+        keep -= max(1, len(ids) - max_length)  # re-tokenising at the cut can add a token or two
+    raise ConfigError(f"max_length={max_length} leaves no room for the response after the prompt "
+                      f"and template ({len(encode(''))} tokens); raise it")
+
+
+RM_SETTINGS = "quillrl_rm.json"
+
+
+def write_rm_settings(model_dir: Path, *, max_length: int) -> None:
+    """Record in a trained reward model's directory how its inputs were cut, for the judge."""
+    (Path(model_dir) / RM_SETTINGS).write_text(json.dumps({"max_length": max_length}) + "\n")
 
 
 def sigmoid(x: float) -> float:
@@ -51,8 +88,7 @@ class ScalarRMJudge(Judge):
     """Pairwise judge from a scalar reward model; also scores single responses (:meth:`score`).
 
     ``model``/``tokenizer`` may be passed already loaded (e.g. straight after training) instead
-    of ``path``. ``max_length`` truncates from the left, so the end of the response, where the
-    score is read, is never cut.
+    of ``path``. ``max_length`` cuts long responses as training did (:func:`rm_input_ids`).
     """
 
     def __init__(self, path: str | Path | None = None, *, model: Any = None, tokenizer: Any = None,
@@ -64,6 +100,9 @@ class ScalarRMJudge(Judge):
                 raise ConfigError("ScalarRMJudge needs a model directory (path) or a loaded "
                                   "model and tokenizer")
             model, tokenizer = _load(Path(path), device)
+            settings = Path(path) / RM_SETTINGS
+            if max_length is None and settings.exists():  # cut long stories as training did
+                max_length = json.loads(settings.read_text())["max_length"]
         if getattr(model.config, "num_labels", 1) != 1:
             raise ConfigError(f"a Bradley-Terry reward model has num_labels=1; "
                               f"{path or type(model).__name__} has {model.config.num_labels}")
@@ -73,7 +112,6 @@ class ScalarRMJudge(Judge):
         # refuses batches larger than one.
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        tokenizer.truncation_side = "left"
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.max_length = batch_size, max_length
         self.name = f"scalar:{path}" if path is not None else "scalar"
@@ -88,15 +126,12 @@ class ScalarRMJudge(Judge):
 
         if len(prompts) != len(texts):
             raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts")
-        inputs = [format_for_rm(self.tokenizer, p, t) for p, t in zip(prompts, texts)]
+        inputs = [rm_input_ids(self.tokenizer, p, t, self.max_length)[0] for p, t in zip(prompts, texts)]
         rewards, passes, tokens = np.zeros(len(inputs)), 0, 0
         device = next(self.model.parameters()).device
         for lo in range(0, len(inputs), self.batch_size):
-            batch = self.tokenizer(
-                inputs[lo: lo + self.batch_size], return_tensors="pt", padding=True,
-                truncation=self.max_length is not None, max_length=self.max_length,
-                add_special_tokens=False,  # the chat template already wrote them
-            ).to(device)
+            batch = self.tokenizer.pad({"input_ids": inputs[lo: lo + self.batch_size]},
+                                       return_tensors="pt").to(device)
             with torch.inference_mode():
                 logits = self.model(**batch).logits
             rewards[lo: lo + len(logits)] = logits[:, 0].float().cpu().numpy()

@@ -5,7 +5,11 @@ The judge sees the writing prompt and the two candidates in delimited blocks
 and answers ``<analysis>...</analysis>\\n<verdict>A</verdict>`` (or ``B``). Both modes send the
 same messages, so a GenRM trained to reason is scored on the same prompt in verdict-only mode:
 
-* ``reasoning``: the assistant turn starts empty; the judge writes analysis, then verdict.
+* ``reasoning``: the assistant turn is pre-filled with :data:`REASONING_PREFILL`,
+  ``"<analysis>\\nCoherence:"`` (docs/design.md, "Reasoning prefill"): the judge continues the
+  analysis from its first dimension, then gives the verdict, and the parser reads prefill +
+  continuation as one reply. Without it a small instruction model rarely opens the block at
+  all (the embedded 135M model wrote 0 valid judgments in 76, docs/results.md).
 * ``verdict``: the assistant turn is pre-filled with :data:`VERDICT_PREFIX`,
   ``"<analysis>\\n(skipped)\\n</analysis>\\n<verdict>"``, a well-formed empty analysis ending
   at the verdict position, so prefix + ``"A</verdict>"`` parses as a valid judgment and ``p(A)``
@@ -34,6 +38,7 @@ instruction.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Literal
 
@@ -49,6 +54,7 @@ VERDICT_OPEN, VERDICT_CLOSE = "<verdict>", "</verdict>"
 ANALYSIS_OPEN, ANALYSIS_CLOSE = "<analysis>", "</analysis>"
 SKIPPED_ANALYSIS = "(skipped)"
 VERDICT_PREFIX = f"{ANALYSIS_OPEN}\n{SKIPPED_ANALYSIS}\n{ANALYSIS_CLOSE}\n{VERDICT_OPEN}"
+REASONING_PREFILL = f"{ANALYSIS_OPEN}\n{DIMENSIONS[0]}:"
 VERDICT_CHOICES: tuple[str, str] = ("A", "B")
 
 _ANGLES = str.maketrans({"<": "\u2039", ">": "\u203a"})
@@ -134,24 +140,66 @@ def judge_messages(prompt: str, a: str, b: str) -> tuple[dict, ...]:
 
 
 def assistant_prefix(mode: Mode) -> str:
-    """What the assistant turn starts with: nothing (reasoning) or :data:`VERDICT_PREFIX`."""
+    """What the assistant turn starts with: :data:`REASONING_PREFILL` or :data:`VERDICT_PREFIX`."""
     if mode == "reasoning":
-        return ""
+        return REASONING_PREFILL
     if mode == "verdict":
         return VERDICT_PREFIX
     raise ValueError(f"unknown judge mode {mode!r}; expected one of {list(MODES)}")
 
 
 def judge_prompt(prompt: str, a: str, b: str, mode: Mode = "reasoning") -> ChatPrompt:
-    """The backend prompt that asks the judge to compare ``a`` (slot A) with ``b`` (slot B)."""
+    """The backend prompt that asks the judge to compare ``a`` (slot A) with ``b`` (slot B).
+
+    The one template function: judging, evaluation, distillation, GenRM SFT and GRPO and the
+    policy reward all build their prompts here, so they cannot drift apart.
+    """
     return ChatPrompt(judge_messages(prompt, a, b), assistant_prefix(mode))
+
+
+def as_conversation(prompt: ChatPrompt) -> list[dict]:
+    """A judge prompt as chat messages, its assistant prefix as a final assistant message (the
+    form TRL datasets and OpenAI ``continue_final_message`` requests take).
+
+    >>> [m["role"] for m in as_conversation(judge_prompt("p", "a", "b"))]
+    ['system', 'user', 'assistant']
+    """
+    messages = [dict(m) for m in prompt.messages]
+    if prompt.assistant_prefix:
+        messages.append({"role": "assistant", "content": prompt.assistant_prefix})
+    return messages
+
+
+def from_conversation(messages: list[dict] | tuple[dict, ...]) -> ChatPrompt:
+    """The inverse of :func:`as_conversation`: a final assistant message becomes the prefix.
+
+    >>> from_conversation(as_conversation(judge_prompt("p", "a", "b"))).assistant_prefix
+    '<analysis>\\nCoherence:'
+    """
+    messages = [dict(m) for m in messages]
+    if messages and messages[-1].get("role") == "assistant":
+        return ChatPrompt(tuple(messages[:-1]), messages[-1]["content"])
+    return ChatPrompt(tuple(messages), "")
+
+
+def _template_version() -> str:
+    text = "\x00".join((SYSTEM_MESSAGE, USER_TEMPLATE, REASONING_PREFILL, VERDICT_PREFIX,
+                        neutralise("<>[INST]")))
+    return "genrm-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# Changes whenever the judge's messages, prefills or neutralisation change: distillation
+# caches and files record it and refuse to mix judgments made from different templates.
+TEMPLATE_VERSION = _template_version()
 
 
 def format_judgment(analysis: str, verdict: str) -> str:
     """The reply a perfect judge writes: the target text for GenRM SFT.
 
     The analysis is neutralised too, so a teacher's stray ``<verdict>`` cannot make the target
-    unparseable.
+    unparseable. It must start with the first dimension (``Coherence:``): the reply then begins
+    with :data:`REASONING_PREFILL`, the text the judge is handed at inference, so SFT trains
+    the prefill as part of the assistant turn.
 
     >>> print(format_judgment("Coherence: A is tighter.", "A"))
     <analysis>
@@ -161,5 +209,9 @@ def format_judgment(analysis: str, verdict: str) -> str:
     """
     if verdict not in VERDICT_CHOICES:
         raise ValueError(f"verdict must be 'A' or 'B', got {verdict!r}")
+    first = REASONING_PREFILL[len(ANALYSIS_OPEN) + 1:]
+    if not analysis.strip().startswith(first):
+        raise ValueError(f"an analysis must start with the reasoning prefill's {first!r} "
+                         f"(docs/design.md, \"Reasoning prefill\"), got {analysis.strip()[:40]!r}")
     return (f"{ANALYSIS_OPEN}\n{neutralise(analysis.strip())}\n{ANALYSIS_CLOSE}\n"
             f"{VERDICT_OPEN}{verdict}{VERDICT_CLOSE}")

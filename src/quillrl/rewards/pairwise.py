@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import ConfigError
+from .verdict import swap_debias
 
 __all__ = ["STRATEGIES", "choose_pivot", "comparisons_needed", "preference_matrix", "pairwise_rewards"]
 
@@ -118,17 +119,15 @@ def preference_matrix(n: int, pairs: Sequence[tuple[int, int]],
 
 
 def _debiased(p: np.ndarray) -> np.ndarray:
-    """``q[i, j]``: the mean of ``p[i, j]`` and ``1 − p[j, i]`` over those that are not NaN.
+    """``q[i, j]``: :func:`~quillrl.rewards.verdict.swap_debias` of ``p[i, j]`` and ``p[j, i]``
+    where both are given, else whichever of ``p[i, j]`` and ``1 − p[j, i]`` is.
 
     Both entries carry the same information when p is swap-debiased, so this changes nothing
     there; for a raw matrix of one-order judgments (``p[i, j]`` = i wins when shown first) it
     *is* the swap debiasing of docs/design.md; and it lets a caller fill only one triangle.
     """
-    pair = np.stack([p, 1.0 - p.T])
-    counts = np.sum(~np.isnan(pair), axis=0)
-    sums = np.nansum(pair, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    given, mirrored = ~np.isnan(p), ~np.isnan(p.T)
+    q = np.where(given & mirrored, swap_debias(p, p.T), np.where(given, p, 1.0 - p.T))
     np.fill_diagonal(q, np.nan)
     return q
 

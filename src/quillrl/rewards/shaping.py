@@ -16,30 +16,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import ConfigError
+from .verdict import binary_entropy
 
-__all__ = ["binary_entropy", "shape_by_entropy"]
-
-
-def binary_entropy(p: ArrayLike) -> np.ndarray:
-    """Base-2 entropy of a two-way verdict with ``p = p(A)``: ``H = −(p log₂ p + (1−p) log₂(1−p))``.
-
-    In [0, 1]: 0 at p ∈ {0, 1} (``0 log 0 = 0``, no warning), 1 at p = 1/2. NaN (a missing
-    probability) stays NaN; a value outside [0, 1] is an error. Returns an array of p's shape.
-
-    >>> binary_entropy([0.0, 0.5, 1.0]).tolist()
-    [0.0, 1.0, 0.0]
-    >>> round(float(binary_entropy(0.9)), 4)
-    0.469
-    """
-    arr = np.asarray(p, dtype=np.float64)
-    if np.any(~np.isnan(arr) & ((arr < 0.0) | (arr > 1.0))):
-        raise ValueError(f"binary_entropy takes probabilities in [0, 1], got {arr}")
-    # Evaluate the logs only where they are finite, so p = 0 or 1 gives 0 without a warning.
-    inner = (arr > 0.0) & (arr < 1.0)
-    safe = np.where(inner, arr, 0.5)
-    h = -(safe * np.log2(safe) + (1.0 - safe) * np.log2(1.0 - safe))
-    h = np.where(inner, h, np.where(np.isnan(arr), np.nan, 0.0))
-    return np.clip(h, 0.0, 1.0)  # rounding can leave H a hair above 1 near p = 1/2
+__all__ = ["shape_by_entropy"]
 
 
 def _as_outcomes(correct: Sequence[bool | None]) -> np.ndarray:
@@ -70,8 +49,8 @@ def shape_by_entropy(correct: Sequence[bool | None], entropy: ArrayLike, floor: 
 
     ``floor`` in (0, 1] keeps every right verdict above every wrong one; ``floor = 1`` is the
     unshaped ±1 reward, the ablation baseline. ``entropy`` of a valid judgment must be in [0, 1]
-    (see :func:`binary_entropy`). The formula is ours: RLCS (arXiv 2601.07149) states the
-    behaviour, its exact formula was not available to us.
+    (:func:`~quillrl.rewards.verdict.binary_entropy`). The formula is ours: RLCS
+    (arXiv 2601.07149) states the behaviour, its exact formula was not available to us.
 
     >>> shape_by_entropy([True, False, None], [0.5, 0.5, None]).round(3).tolist()
     [0.6, -0.6, -1.5]

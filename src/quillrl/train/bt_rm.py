@@ -5,7 +5,9 @@ TRL's ``RewardTrainer``, unchanged: a one-output sequence-classification head on
 every response is rendered by :func:`~quillrl.judges.scalar.format_for_rm` and tokenized here,
 the function and the call :class:`~quillrl.judges.ScalarRMJudge` scores with, so training and
 judging read identical token ids. Pairs with either side over ``max_length`` tokens are
-dropped and counted (never truncated: the score is read at the last token).
+dropped and counted, or with ``long_pairs: truncate`` their long stories are cut from the back
+(:func:`~quillrl.judges.scalar.rm_input_ids`: the prompt, the story's opening and the
+template's closing tokens, where the score is read, are kept), counted too.
 
 ``final/`` is a full ``num_labels=1`` model directory, loadable as ``scalar:<output_dir>/final``.
 With LoRA the adapter (and the trained score head, which PEFT keeps in ``modules_to_save``) is
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
+from ..judges.scalar import write_rm_settings
 from .common import TrainRunConfig, trl_args
 
 
@@ -33,7 +37,10 @@ class BTSection(StageConfig):
     learning_rate: float = Field(1e-4, gt=0, description="optimizer step size")
     batch_size: int = Field(4, ge=1, description="pairs per device per optimizer micro-step")
     gradient_accumulation_steps: int = Field(1, ge=1, description="micro-steps per optimizer step")
-    max_length: int = Field(2048, ge=16, description="longest response in tokens; longer pairs are dropped")
+    max_length: int = Field(2048, ge=16, description="longest response in tokens (with prompt and template)")
+    long_pairs: Literal["drop", "truncate"] = Field(
+        "drop", description="a pair with a side over max_length: dropped (counted), or its long "
+        "stories cut from the back, prompt and template kept (counted; judge with the same max_length)")
     center_rewards_coefficient: float | None = Field(
         None, ge=0, description="penalty on (r_chosen + r_rejected)^2, keeps rewards centred (TRL)")
 
@@ -75,27 +82,28 @@ def preference_dataset(config: BTRMConfig, tokenizer):
     from datasets import Dataset
 
     from ..data import read_pairs
-    from ..judges.scalar import format_for_rm
+    from ..judges.scalar import rm_input_ids
 
     pairs = list(read_pairs(config.pairs).records)
     random.Random(config.seed).shuffle(pairs)
     if config.max_pairs:
         pairs = pairs[: config.max_pairs]
 
-    def ids(prompt: str, response: str) -> list[int]:
-        return tokenizer(format_for_rm(tokenizer, prompt, response), add_special_tokens=False)["input_ids"]
-
-    rows, too_long = [], 0
+    limit = config.bt.max_length if config.bt.long_pairs == "truncate" else None
+    rows, too_long, truncated = [], 0, 0
     for pair in pairs:
-        chosen, rejected = ids(pair.prompt, pair.chosen), ids(pair.prompt, pair.rejected)
+        (chosen, cut_c), (rejected, cut_r) = (rm_input_ids(tokenizer, pair.prompt, text, limit)
+                                              for text in (pair.chosen, pair.rejected))
         if max(len(chosen), len(rejected)) > config.bt.max_length:
             too_long += 1
             continue
+        truncated += cut_c or cut_r
         rows.append({"chosen_ids": chosen, "rejected_ids": rejected})
     if not rows:
         raise ConfigError(f"{config.pairs}: no pair fits bt.max_length={config.bt.max_length} tokens "
-                          f"({too_long} longer); raise it")
-    return Dataset.from_list(rows), {"pairs": len(rows), "dropped_too_long": too_long}
+                          f"({too_long} longer); raise it or set bt.long_pairs: truncate")
+    return Dataset.from_list(rows), {"pairs": len(rows), "dropped_too_long": too_long,
+                                     "truncated": truncated}
 
 
 def build_trainer(config: BTRMConfig, output_dir: Path):
@@ -144,6 +152,12 @@ def train_bt_rm(config: BTRMConfig, resume: bool = False) -> dict:
     """Train, save the merged model, write the report, and return the JSON summary."""
     from .runner import run_training
 
+    def save(trainer, final: Path) -> None:
+        save_merged(trainer, final)
+        if config.bt.long_pairs == "truncate" and trainer.accelerator.is_main_process:
+            # the judge must cut long stories as training did: ScalarRMJudge reads this
+            write_rm_settings(final, max_length=config.bt.max_length)
+
     return run_training(config, resume, build_trainer, title="Bradley-Terry reward model",
                         judge_spec="scalar:{final}", summary_keys=("loss", "accuracy", "margin"),
-                        save_final=save_merged)
+                        save_final=save)

@@ -1,7 +1,8 @@
 """GenRM GRPO with RLCS's entropy-based reward shaping (RLCS stage 2).
 
 The policy is the judge: each prompt is a labelled pair in the GenRM template (A/B order drawn
-per pair, seeded), each completion a sampled judgment. Its reward (docs/design.md, "Entropy-based
+per pair, seeded) ending in the reasoning prefill as a final assistant message, each completion
+a sampled continuation of it, read as prefill + completion. Its reward (docs/design.md, "Entropy-based
 reward shaping"), per sample, is :func:`~quillrl.rewards.shape_by_entropy` of
 
 * correctness: the verdict :func:`~quillrl.judges.parse_judgment` reads, against the letter
@@ -37,24 +38,24 @@ import numpy as np
 from trl import GRPOTrainer
 
 from ..backends.base import ChatPrompt
-from ..judges.parse import parse_judgment
-from ..judges.stats import binary_entropy, renormalise
-from ..judges.template import VERDICT_CHOICES
+from ..judges.genrm import NO_VERDICT_MASS, verdict_probe
+from ..judges.template import VERDICT_CHOICES, from_conversation
+from ..rewards.verdict import verdict_distribution
 from ..rewards import shape_by_entropy
 from .reward_funcs import completion_text
 
 VerdictProbs = Callable[[list[ChatPrompt]], np.ndarray]
 
 
-def verdict_probe(prompt: Any, completion: str) -> tuple[ChatPrompt | None, str | None, str | None]:
-    """``(probe, verdict, error)`` for one sampled judgment: the probe is the prompt plus the
-    completion up to and including its ``<verdict>``, where ``p(A)`` is read; None if invalid."""
-    parsed = parse_judgment(completion)
-    if not parsed.valid:
-        return None, None, parsed.error
+def read_judgment(prompt: Any, completion: str) -> tuple[ChatPrompt | None, str | None, str | None]:
+    """``(probe, verdict, error)`` for one sampled judgment, read exactly as
+    :class:`~quillrl.judges.GenRMJudge` reads one (:func:`~quillrl.judges.genrm.verdict_probe`):
+    the prompt's final assistant message is the reasoning prefill the completion continues;
+    the probe (None if invalid) is where ``p(A)`` is read."""
     if isinstance(prompt, str):  # a plain-text dataset: the whole prompt is one user turn
         prompt = [{"role": "user", "content": prompt}]
-    return ChatPrompt(tuple(dict(m) for m in prompt), completion[: parsed.verdict_pos]), parsed.verdict, None
+    parsed, probe = verdict_probe(from_conversation(prompt), completion)
+    return probe, parsed.verdict, parsed.error
 
 
 class EntropyShapedVerdictReward:
@@ -65,7 +66,9 @@ class EntropyShapedVerdictReward:
     Per-sample values go to TRL's ``log_metric`` so they average over every process:
     ``accuracy`` and ``invalid_rate`` (over all samples), ``entropy_correct``/``entropy_wrong``
     (mean H over right/wrong valid samples) and ``confident_correct_share`` (right with
-    ``H < confident_below``).
+    ``H < confident_below``); per group (one pair's samples) ``entropy_spread`` (std of H),
+    ``group_reward_std`` and ``group_reward_std_unshaped`` (the same samples at ``floor = 1``),
+    and ``reward_unshaped`` per sample.
 
     >>> reward = EntropyShapedVerdictReward(lambda probes: np.array([[0.8, 0.2]] * len(probes)))
     >>> ok = "<analysis>\\nfine\\n</analysis>\\n<verdict>A</verdict>"
@@ -87,21 +90,22 @@ class EntropyShapedVerdictReward:
                  log_metric: Callable[[str, float], None] | None = None, pair_id: Sequence[str] | None = None,
                  **_: Any) -> list[float]:
         texts = [completion_text(c) for c in completions]
-        checked = [verdict_probe(p, t) for p, t in zip(prompts, texts)]
+        checked = [read_judgment(p, t) for p, t in zip(prompts, texts)]
         probes, verdicts, errors = ([c[k] for c in checked] for k in range(3))
         valid = [i for i, probe in enumerate(probes) if probe is not None]
         probs = np.asarray(self.verdict_probs([probes[i] for i in valid]), dtype=float).reshape(len(valid), 2)
         entropy: list[float | None] = [None] * len(texts)
         correct: list[bool | None] = [None] * len(texts)
         for i, row in zip(valid, probs):
-            p_a = renormalise(row[0], row[1])
-            if p_a is None:  # no mass on either letter: GenRMJudge calls this invalid too
-                errors[i] = "no probability on A or B at the verdict position"
+            dist = verdict_distribution(row[0], row[1])
+            if dist is None:  # no mass on either letter: GenRMJudge calls this invalid too
+                errors[i] = NO_VERDICT_MASS
                 continue
-            entropy[i], correct[i] = binary_entropy(p_a), verdicts[i] == label[i]
+            entropy[i], correct[i] = dist.entropy, verdicts[i] == label[i]
         rewards = shape_by_entropy(correct, entropy, floor=self.floor, format_penalty=self.format_penalty)
         if log_metric is not None:
             self._log(log_metric, correct, entropy)
+            self._log_groups(log_metric, correct, entropy, rewards, pair_id or [repr(p) for p in prompts])
         for i in range(min(self.keep_samples - len(self.samples), len(texts))):
             self.samples.append({"pair_id": pair_id[i] if pair_id else None, "label": label[i],
                                  "completion": texts[i], "verdict": verdicts[i], "entropy": entropy[i],
@@ -117,6 +121,24 @@ class EntropyShapedVerdictReward:
             log_metric("confident_correct_share", float(ok is True and h < self.confident_below))
             if ok is not None:
                 log_metric("entropy_correct" if ok else "entropy_wrong", h)
+
+    def _log_groups(self, log_metric: Callable[[str, float], None], correct: list, entropy: list,
+                    rewards: np.ndarray, keys: Sequence[str]) -> None:
+        """Per group (the samples of one pair): the spread of H, through which alone shaping can
+        act (docs/design.md), and the reward's std shaped and unshaped (``floor = 1``) on the
+        same samples. Groups are read from the local batch: a group split over processes
+        (TRL allows it) is counted as its parts."""
+        unshaped = shape_by_entropy(correct, entropy, floor=1.0, format_penalty=self.format_penalty)
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        for idx in groups.values():
+            hs = [entropy[i] for i in idx if entropy[i] is not None]
+            log_metric("entropy_spread", float(np.std(hs)) if len(hs) > 1 else 0.0)
+            log_metric("group_reward_std", float(np.std(rewards[idx])))
+            log_metric("group_reward_std_unshaped", float(np.std(unshaped[idx])))
+        for value in unshaped:
+            log_metric("reward_unshaped", float(value))
 
     def take_samples(self) -> list[dict]:
         rows, self.samples = self.samples, []
@@ -135,6 +157,18 @@ class GenRMGRPOTrainer(GRPOTrainer):
                                                         **shaping)
         kwargs["reward_funcs"] = [self.shaped_reward]
         super().__init__(*args, **kwargs)
+
+    def _tokenize_prompts(self, prompts: list):
+        """Token ids of each judge prompt exactly as the judge reads it: TRL 1.16 renders a
+        conversational prompt with ``add_generation_prompt=True``, which would close the final
+        assistant message (the reasoning prefill) and open a new turn. We encode it as every
+        backend does (``prompts.encode`` of the :class:`ChatPrompt`: template, then the prefill
+        to continue), so the policy continues the prefill from the judge's own tokens."""
+        if not (prompts and isinstance(prompts[0], list)):
+            return super()._tokenize_prompts(prompts)
+        from ..backends.prompts import encode
+
+        return [encode(self.processing_class, from_conversation(p)) for p in prompts], None, {}
 
     def verdict_probs(self, probes: list[ChatPrompt]) -> np.ndarray:
         """Raw P(A), P(B) after each probe from the current policy: one no-grad forward pass.

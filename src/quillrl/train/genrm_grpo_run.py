@@ -54,14 +54,15 @@ class GenRMGRPOConfig(TrainRunConfig):
 
 
 def judge_prompts(config: GenRMGRPOConfig, tokenizer):
-    """Pairs as GRPO prompts: ``prompt`` (the judge's system and user turns), ``label`` (the
+    """Pairs as GRPO prompts: ``prompt`` (the judge's system and user turns, then the reasoning
+    prefill as the assistant turn to continue), ``label`` (the
     slot letter of the human-preferred story) and ``pair_id``; plus counts."""
     from datasets import Dataset
 
     from ..backends.prompts import encode
     from ..data import read_pairs
     from ..judges.placement import first_slot
-    from ..judges.template import judge_prompt
+    from ..judges.template import as_conversation, judge_prompt
 
     pairs = list(read_pairs(config.pairs).records)
     rng = random.Random(config.seed)
@@ -77,7 +78,7 @@ def judge_prompts(config: GenRMGRPOConfig, tokenizer):
         if config.max_prompt_tokens and len(encode(tokenizer, prompt)) > config.max_prompt_tokens:
             too_long += 1
             continue
-        rows.append({"prompt": [dict(m) for m in prompt.messages], "label": "A" if chosen_first else "B",
+        rows.append({"prompt": as_conversation(prompt), "label": "A" if chosen_first else "B",
                      "pair_id": pair.id})
     if not rows:
         raise ConfigError(f"{config.pairs}: no pair to train on ({too_long} longer than "
@@ -115,4 +116,6 @@ def train_genrm_grpo(config: GenRMGRPOConfig, resume: bool = False) -> dict:
     return run_training(config, resume, build_trainer, title=f"GenRM GRPO ({shaped})",
                         judge_spec="genrm:local:{final}",
                         summary_keys=("shaped_reward_mean", "shaped_reward_std", "accuracy", "invalid_rate",
-                                      "entropy_correct", "entropy_wrong", "confident_correct_share"))
+                                      "entropy_correct", "entropy_wrong", "confident_correct_share",
+                                      "entropy_spread", "group_reward_std", "group_reward_std_unshaped",
+                                      "reward_unshaped"))

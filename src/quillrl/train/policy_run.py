@@ -39,6 +39,9 @@ class RewardSection(StageConfig):
         "openai:<url>#<model>); required when a task has one")
     free_text_threshold: float = Field(0.5, ge=0, le=1, description="p(yes) at or above which "
                                        "a free_text constraint passes")
+    share_policy_weights: bool = Field(True, description="a genrm:local judge on the policy's own model "
+                                       "judges with the policy's base weights (adapter disabled) "
+                                       "instead of loading a second copy")
 
 
 class MixSection(StageConfig):
@@ -149,19 +152,37 @@ def check_free_text(config: PolicyConfig) -> None:
                               "local:smollm2-135m-instruct) or remove such constraints")
 
 
-def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_judge=None):
+def judge_model_options(reward: RewardSection) -> dict:
+    """The options a reward section passes to its judge's constructor."""
+    return {"max_new_tokens": reward.judge_max_new_tokens} if reward.judge.startswith("genrm:") else {}
+
+
+def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_judge=None,
+                        load_judge: bool = True):
     """The judge and :class:`~quillrl.train.group_rewards.GroupRewards` a config describes; the
     reward server (``serve-reward``) builds its own from the same sections, through this
-    function, so both score alike. ``wrap_judge`` (e.g. the server's batcher) wraps the judge."""
+    function, so both score alike. ``wrap_judge`` (e.g. the server's batcher) wraps the judge;
+    ``load_judge=False`` leaves the judge to be set later (the trainer's shared-weights judge)."""
     from ..judges import make_judge
     from .group_rewards import GroupRewards
 
-    options = {"max_new_tokens": reward.judge_max_new_tokens} if reward.judge.startswith("genrm:") else {}
-    judge = make_judge(reward.judge, mode=reward.mode, swap=reward.swap, **options)
-    if wrap_judge is not None:
-        judge = wrap_judge(judge)
+    judge = None
+    if load_judge:
+        judge = make_judge(reward.judge, mode=reward.mode, swap=reward.swap, **judge_model_options(reward))
+        if wrap_judge is not None:
+            judge = wrap_judge(judge)
     return GroupRewards(judge, strategy=reward.strategy, seed=seed, mix=mix.model_dump(), loose=reward.loose,
                         free_text_verifier=free_text_verifier(reward))
+
+
+def judges_with_policy_weights(config: PolicyConfig) -> bool:
+    """True when the judge is ``genrm:local:<the policy's own model>`` and the policy trains a
+    LoRA adapter: the judge then runs on the policy's base weights with the adapter disabled
+    (:class:`~quillrl.backends.base_weights.BaseWeightsBackend`), not on a second copy."""
+    kind, _, rest = config.reward.judge.partition(":")
+    backend, _, name = rest.partition(":")
+    return (config.reward.share_policy_weights and config.lora.enabled and kind == "genrm"
+            and backend == "local" and (name or DEFAULT_MODEL) == config.model)
 
 
 def build_trainer(config: PolicyConfig, output_dir: Path):
@@ -172,12 +193,21 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
     from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
 
     args = grpo_trl_args(config, output_dir)
-    group_rewards = build_group_rewards(config.reward, config.mix, config.seed)
+    shared = judges_with_policy_weights(config)
+    group_rewards = build_group_rewards(config.reward, config.mix, config.seed, load_judge=not shared)
     model, tokenizer = load(config.model, trainable=True)
     trainer = MixedRewardGRPOTrainer(
         model=model, args=args, train_dataset=tasks_dataset(config), processing_class=tokenizer,
         peft_config=config.lora.peft_config(), group_rewards=group_rewards,
         samples_per_step=config.samples_per_step)
+    if shared:  # the judge is the policy's base model: its weights, with the adapter disabled
+        from ..backends.base_weights import BaseWeightsBackend
+        from ..judges import GenRMJudge
+
+        group_rewards.judge = GenRMJudge(BaseWeightsBackend(trainer.model, tokenizer),
+                                         mode=config.reward.mode, swap=config.reward.swap,
+                                         **judge_model_options(config.reward))
+        group_rewards.judge.name = config.reward.judge
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace the dict dumps
     # kl: TRL's KL to the reference policy, logged when beta > 0 (with beta 0 TRL loads no
     # reference model and measures none; the line then says kl: null rather than leave it out)

@@ -20,7 +20,8 @@ PLOTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "optimisation.png": ("Optimisation", ("loss", "kl", "entropy", "grad_norm")),
     "judge.png": ("Judge", ("judge_invalid_rate", "accuracy", "invalid_rate", "confident_correct_share",
                             "entropy_correct", "entropy_wrong", "reward_std")),
-    "genrm_spread.png": ("GenRM reward spread", ("shaped_reward_std", "frac_reward_zero_std")),
+    "genrm_spread.png": ("GenRM reward spread", ("shaped_reward_std", "frac_reward_zero_std", "entropy_spread",
+                                                 "group_reward_std", "group_reward_std_unshaped")),
     "fit.png": ("Fit to the targets (SFT token accuracy, BT margin)", ("mean_token_accuracy", "margin")),
     "speed.png": ("Seconds per step", ("seconds",)),
 }
