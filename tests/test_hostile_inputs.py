@@ -371,15 +371,20 @@ def test_skip_invalid_counts_deep_nesting_and_names_the_line(tmp_path):
     assert f"{tmp_path}/p.jsonl:2: skipped: not valid JSON: nested too deeply" in result.stderr
 
 
+RESPONSES_OF = ["verify", "{tmp}/tasks.jsonl", "{tmp}/p.jsonl"]
+
+
 @pytest.mark.parametrize("verb", [
     [*JUDGE, "--out", "{tmp}/o.jsonl"],
     [*ALIGN, "--judge", "baseline:length", "--resamples", "100"],
-    ["verify", "{tmp}/tasks.jsonl", "{tmp}/p.jsonl"],
-], ids=["judge", "eval-alignment", "verify-responses"])
+    RESPONSES_OF,
+    ["eval", "constraints", "--tasks", "{tmp}/tasks.jsonl", "--responses", "{tmp}/p.jsonl"],
+    [*WIN[:4], "--a", "{tmp}/p.jsonl", "--b", "{tmp}/p.jsonl", *WIN[-2:], "--resamples", "100"],
+], ids=["judge", "eval-alignment", "verify-responses", "eval-constraints", "eval-winrate"])
 def test_skip_invalid_means_the_same_on_every_verb(verb, tmp_path):
     """A bad line is listed as file:line: skipped: reason, counted, and the run goes on."""
     bad_line = {"id": "p9", "prompt": "x"}  # a pair without chosen/rejected; a response without one
-    pairs = jsonl(PAIR, bad_line, PAIR2) if verb[0] != "verify" else jsonl(
+    pairs = jsonl(PAIR, bad_line, PAIR2) if "--pairs" in verb else jsonl(
         {"id": "t1", "response": "ok"}, bad_line)
     materialise(tmp_path, {"pairs.jsonl": pairs, "p.jsonl": pairs})
     strict = invoke(tmp_path, verb)
@@ -387,6 +392,21 @@ def test_skip_invalid_means_the_same_on_every_verb(verb, tmp_path):
     result = invoke(tmp_path, [*verb, "--skip-invalid"])
     assert result.exit_code == 0, result.output
     assert ".jsonl:2: skipped: missing required field" in result.stderr
+
+
+def test_skip_invalid_task_lines_are_listed_and_the_rest_generated(tiny_model_dir, tmp_path):
+    """generate (and every verb reading tasks through it) lists a bad task line by number and
+    reason, counts it, and generates for the others."""
+    materialise(tmp_path, {"t.jsonl": jsonl(TASK, {"id": "z"}, FREE_TASK)})
+    args = ["generate", "--model", str(tiny_model_dir), "--tasks", "{tmp}/t.jsonl", "--out",
+            "{tmp}/o.jsonl", "--max-new-tokens", "2"]
+    strict = invoke(tmp_path, args)
+    assert strict.exit_code == 2 and "t.jsonl:2" in strict.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+    result = invoke(tmp_path, [*args, "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    assert f"{tmp_path}/t.jsonl:2: skipped: missing required field (field 'prompt')" in result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["n_tasks"] == 2
 
 
 def test_report_works_around_a_torn_last_line_with_a_warning(tmp_path):
