@@ -123,7 +123,8 @@ GENERATION_CASES = [
     *[Case(f"generate{opt}-{v}", {}, [*GEN, opt, v], [opt, bound]) for opt, v, bound in (
         ("--limit", "0", "at least 1"), ("--limit", "-1", "at least 1"), ("--n", "0", "at least 1"),
         ("--batch-size", "0", "at least 1"), ("--max-new-tokens", "-5", "at least 1"),
-        ("--temperature", "-1", "at least 0"), ("--top-p", "2", "between 0 and 1"))],
+        ("--temperature", "-1", "at least 0"), ("--top-p", "2", "in (0, 1]"),
+        ("--top-p", "0", "in (0, 1]"))],
     *[Case(f"ifeval{opt}-{v}", {}, [*IFE, opt, v], [opt, "at least 1"])
       for opt, v in (("--limit", "0"), ("--max-new-tokens", "0"), ("--batch-size", "0"))],
     Case("constraints-resamples-0", {}, [*CONS, "--resamples", "0"], ["--resamples", "between"]),
@@ -131,7 +132,8 @@ GENERATION_CASES = [
     Case("winrate-resamples-huge", {}, [*WIN, "--resamples", "100000000"], ["--resamples", "between"]),
     *[Case(f"policy{opt}-{v}", {}, [*POL, opt, v], [opt, bound]) for opt, v, bound in (
         ("--n", "0", "at least 1"), ("--limit", "-1", "at least 1"), ("--temperature", "-1", "at least 0"),
-        ("--top-p", "2", "between 0 and 1"), ("--judge-batch-size", "0", "at least 1"))],
+        ("--top-p", "2", "in (0, 1]"), ("--top-p", "0", "in (0, 1]"),
+        ("--judge-batch-size", "0", "at least 1"))],
     # -- tasks and responses files ---------------------------------------------------------------
     *task_file_cases("generate", GEN),
     *task_file_cases("ifeval", IFE),

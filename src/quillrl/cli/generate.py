@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import typer
 
+from ..errors import ConfigError
 from . import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summary,
                       report_skipped, user_errors)
@@ -63,7 +64,8 @@ def check_sampling(*, n: int | None = None, temperature: float | None = None,
     (each one the verb has; None: it has not)."""
     at_least("--n", n, 1)
     at_least("--temperature", temperature, 0)
-    at_least("--top-p", top_p, 0, 1)  # 0 itself is refused with the sampling settings
+    if top_p is not None and not 0 < top_p <= 1:  # an open bound, which at_least has not
+        raise ConfigError(f"--top-p must be in (0, 1] (0 keeps no token), got {top_p}")
     at_least("--max-new-tokens", max_new_tokens, 1)
     at_least("--batch-size", batch_size, 1)
     at_least("--limit", limit, 1)
