@@ -151,8 +151,9 @@ def test_an_openai_server_spec_generates_what_the_local_model_does(tiny_model_di
     generate_responses(str(tiny_model_dir), TASKS, local_out, **settings)
     with OpenAIServer(LocalBackend(str(tiny_model_dir), batch_size=1), "127.0.0.1", 0,
                       model_name="tiny").start() as server:
-        summary = generate_responses(f"openai:{server.url}#tiny", TASKS, served_out, **settings)
+        spec = f"openai:{server.url}#tiny"  # the bound port: a closed server's url no longer has it
+        summary = generate_responses(spec, TASKS, served_out, **settings)
     assert summary["generated"] == 3
     served = lines(served_out)
     assert [r["response"] for r in served] == [r["response"] for r in lines(local_out)]
-    assert served[0]["model"] == f"openai:{server.url}#tiny"
+    assert served[0]["model"] == spec

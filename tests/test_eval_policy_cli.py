@@ -167,7 +167,7 @@ def test_eval_policy_ifeval_adds_both_policies_scores(tmp_path, tiny_model_dir, 
     s = summary(runner.invoke(app, [
         "eval", "policy", "--base", str(tiny_model_dir), "--trained", str(tiny_model_dir),
         "--tasks", str(tasks), "--judge", "baseline:length", "--out-dir", str(out),
-        "--max-new-tokens", "4", "--limit", "1", "--ifeval", "--resamples", "50"]))
+        "--max-new-tokens", "4", "--limit", "1", "--ifeval", "--resamples", "100"]))
     for side in ("base", "trained"):
         assert s["ifeval"][side]["n"] == 1 and "prompt_level_strict_acc" in s["ifeval"][side]
         assert (out / f"ifeval-{side}.jsonl").exists()

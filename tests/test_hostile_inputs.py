@@ -66,6 +66,112 @@ WQRM = "data/preferences/creativity_eval/wqrm_annotations.json"
 EQB = "data/prompts/eqbench/creative_writing_prompts_v3.json"
 IMPORT = ["data", "import", "--data-root", "{tmp}/data", "--out", "{tmp}/imported.jsonl"]
 
+# The verbs of generation and policy evaluation (issues 9, 12, 13). A server spec that nothing
+# answers is a valid --model needing no weights: every case must fail before it is called.
+OAI = "openai:http://127.0.0.1:9/v1#m"
+GEN = ["generate", "--model", OAI, "--tasks", "{tmp}/tasks.jsonl", "--out", "{tmp}/o.jsonl"]
+IFE = ["eval", "ifeval", "--model", OAI, "--tasks", "{tmp}/tasks.jsonl", "--out", "{tmp}/o.jsonl"]
+CONS = ["eval", "constraints", "--tasks", "{tmp}/tasks.jsonl", "--responses", "{tmp}/responses.jsonl"]
+WIN = ["eval", "winrate", "--tasks", "{tmp}/tasks.jsonl", "--a", "{tmp}/responses.jsonl", "--b",
+       "{tmp}/responses.jsonl", "--judge", "baseline:length"]
+POL = ["eval", "policy", "--base", OAI, "--trained", OAI, "--tasks", "{tmp}/tasks.jsonl", "--judge",
+       "baseline:length", "--out-dir", "{tmp}/pol"]
+RESP = {"id": "t1", "response": "A poem."}
+SR = ["serve-reward", "--config", "{tmp}/c.yaml", "--port", "0"]
+TASK_FILES = {  # a tasks file as hostile users write them: kind -> (content, ":LINE" or "", reason)
+    "latin1-line": (jsonl(TASK).encode() + '{"id": "é"}\n'.encode("latin-1"), ":2", "UTF-8"),
+    "utf16": (jsonl(TASK).encode("utf-16"), "", "UTF-16"),
+    "json-array": (json.dumps([TASK, FREE_TASK], indent=1), ":1", "JSON array"),
+    "deep-nesting": (jsonl(TASK) + DEEP + "\n", ":2", "nested too deeply"),
+    "bad-line": (jsonl(TASK, {"id": "z"}), ":2", "prompt"),
+}
+
+
+def task_file_cases(verb: str, args: list[str]) -> list[Case]:
+    """One case per hostile tasks file, given to ``verb`` as its ``--tasks``."""
+    return [Case(f"{verb}-tasks-{kind}", {"t.jsonl": content}, [*args, "--tasks", "{tmp}/t.jsonl"],
+                 [f"t.jsonl{line}", reason]) for kind, (content, line, reason) in TASK_FILES.items()]
+
+
+GENERATION_CASES = [
+    # -- output paths ----------------------------------------------------------------------------
+    Case("generate-out-is-dir", {}, [*GEN, "--out", "{tmp}/outdir"], ["--out", "outdir", "directory"]),
+    Case("generate-out-is-tasks", {}, [*GEN, "--out", "{tmp}/tasks.jsonl"], ["tasks.jsonl", "input"]),
+    Case("generate-out-under-a-file", {}, [*GEN, "--out", "{tmp}/afile.txt/x.jsonl"],
+         ["afile.txt", "is a file"]),
+    Case("ifeval-out-is-dir", {}, [*IFE, "--out", "{tmp}/outdir"], ["--out", "outdir", "directory"]),
+    Case("ifeval-out-is-tasks", {}, [*IFE, "--out", "{tmp}/tasks.jsonl"], ["tasks.jsonl", "input"]),
+    Case("ifbench-out-is-tasks", {}, ["eval", "ifbench", *IFE[2:], "--out", "{tmp}/tasks.jsonl"],
+         ["tasks.jsonl", "input"]),
+    Case("ifeval-verdicts-is-out", {}, [*IFE, "--verdicts", "{tmp}/o.jsonl"], ["--verdicts", "o.jsonl", "input"]),
+    Case("ifeval-verdicts-is-dir", {}, [*IFE, "--verdicts", "{tmp}/outdir"], ["--verdicts", "directory"]),
+    Case("constraints-out-is-responses", {}, [*CONS, "--out", "{tmp}/responses.jsonl"],
+         ["responses.jsonl", "input"]),
+    Case("constraints-out-is-tasks", {}, [*CONS, "--out", "{tmp}/tasks.jsonl"], ["tasks.jsonl", "input"]),
+    Case("constraints-out-is-dir", {}, [*CONS, "--out", "{tmp}/outdir"], ["--out", "directory"]),
+    Case("constraints-report-dir-is-file", {}, [*CONS, "--report-dir", "{tmp}/afile.txt"],
+         ["--report-dir", "afile.txt", "is a file"]),
+    Case("winrate-judgments-is-a", {}, [*WIN, "--judgments", "{tmp}/responses.jsonl"],
+         ["--judgments", "responses.jsonl", "input"]),
+    Case("winrate-judgments-is-tasks", {}, [*WIN, "--judgments", "{tmp}/tasks.jsonl"],
+         ["--judgments", "tasks.jsonl", "input"]),
+    Case("winrate-judgments-is-dir", {}, [*WIN, "--judgments", "{tmp}/outdir"], ["--judgments", "directory"]),
+    Case("policy-out-dir-is-file", {}, [*POL, "--out-dir", "{tmp}/afile.txt"],
+         ["--out-dir", "afile.txt", "is a file"]),
+    Case("policy-out-dir-is-tasks", {}, [*POL, "--out-dir", "{tmp}/tasks.jsonl"], ["--out-dir", "tasks.jsonl"]),
+    # -- counts and sampling settings ------------------------------------------------------------
+    *[Case(f"generate{opt}-{v}", {}, [*GEN, opt, v], [opt, bound]) for opt, v, bound in (
+        ("--limit", "0", "at least 1"), ("--limit", "-1", "at least 1"), ("--n", "0", "at least 1"),
+        ("--batch-size", "0", "at least 1"), ("--max-new-tokens", "-5", "at least 1"),
+        ("--temperature", "-1", "at least 0"), ("--top-p", "2", "in (0, 1]"),
+        ("--top-p", "0", "in (0, 1]"))],
+    *[Case(f"ifeval{opt}-{v}", {}, [*IFE, opt, v], [opt, "at least 1"])
+      for opt, v in (("--limit", "0"), ("--max-new-tokens", "0"), ("--batch-size", "0"))],
+    Case("constraints-resamples-0", {}, [*CONS, "--resamples", "0"], ["--resamples", "between"]),
+    Case("winrate-batch-size-0", {}, [*WIN, "--batch-size", "0"], ["--batch-size", "at least 1"]),
+    Case("winrate-resamples-huge", {}, [*WIN, "--resamples", "100000000"], ["--resamples", "between"]),
+    *[Case(f"policy{opt}-{v}", {}, [*POL, opt, v], [opt, bound]) for opt, v, bound in (
+        ("--n", "0", "at least 1"), ("--limit", "-1", "at least 1"), ("--temperature", "-1", "at least 0"),
+        ("--top-p", "2", "in (0, 1]"), ("--top-p", "0", "in (0, 1]"),
+        ("--judge-batch-size", "0", "at least 1"))],
+    # -- tasks and responses files ---------------------------------------------------------------
+    *task_file_cases("generate", GEN),
+    *task_file_cases("ifeval", IFE),
+    *task_file_cases("constraints", CONS),
+    *task_file_cases("winrate", WIN),
+    *task_file_cases("policy", POL),
+    Case("constraints-responses-utf16", {"r.jsonl": jsonl(RESP).encode("utf-16")},
+         [*CONS, "--responses", "{tmp}/r.jsonl"], ["r.jsonl", "UTF-16"]),
+    Case("constraints-responses-bad-line", {"r.jsonl": jsonl(RESP, {"id": "t1", "response": 3})},
+         [*CONS, "--responses", "{tmp}/r.jsonl"], ["r.jsonl:2", "response"]),
+    Case("winrate-b-deep-nesting", {"r.jsonl": jsonl(RESP) + DEEP + "\n"}, [*WIN, "--b", "{tmp}/r.jsonl"],
+         ["r.jsonl:2", "nested too deeply"]),
+    Case("winrate-a-json-array", {"r.jsonl": json.dumps([RESP])}, [*WIN, "--a", "{tmp}/r.jsonl"],
+         ["r.jsonl:1", "JSON array"]),
+    # -- model and judge specs: the accepted forms, before any model loads -------------------
+    Case("generate-model-missing", {}, [*GEN, "--model", "{tmp}/nomodel"], ["nomodel", "Accepted forms"]),
+    Case("ifeval-model-missing", {}, [*IFE, "--model", "{tmp}/nomodel"], ["nomodel", "Accepted forms"]),
+    Case("policy-trained-missing", {}, [*POL, "--trained", "{tmp}/nomodel"], ["nomodel", "Accepted forms"]),
+    Case("policy-judge-bogus", {}, [*POL, "--judge", "bogus:x"], ["bogus:x", "Accepted forms"]),
+    Case("winrate-judge-bogus", {}, [*WIN, "--judge", "baseline:longest"], ["baseline:longest", "Accepted forms"]),
+    Case("winrate-judge-genrm-missing", {}, [*WIN, "--judge", "genrm:local:{tmp}/nomodel"],
+         ["nomodel", "Accepted forms"]),
+    Case("winrate-judge-scalar-missing", {}, [*WIN, "--judge", "scalar:{tmp}/norm"], ["norm", "Accepted forms"]),
+    Case("winrate-judge-backend-bogus", {}, [*WIN, "--judge", "genrm:gpt4"], ["gpt4", "accepted forms"]),
+    # -- serve-reward --config -------------------------------------------------------------------
+    Case("serve-reward-config-latin1", {"c.yaml": "# café\ngroup:\n  size: 4\n".encode("latin-1")}, SR,
+         ["c.yaml", "not valid UTF-8"]),
+    Case("serve-reward-config-utf16", {"c.yaml": "group:\n  size: 4\n".encode("utf-16")}, SR,
+         ["c.yaml", "UTF-16"]),
+    Case("serve-reward-config-empty", {"c.yaml": "# nothing\n"}, SR, ["c.yaml", "empty"]),
+    Case("serve-reward-config-wrong-type", {"c.yaml": "group:\n  size: many\n"}, SR, ["c.yaml", "size"]),
+    Case("serve-reward-config-bool-for-int", {"c.yaml": "group:\n  size: true\n"}, SR, ["c.yaml", "size"]),
+    Case("serve-reward-config-unknown-key", {"c.yaml": "grup:\n  size: 4\n"}, SR, ["c.yaml", "grup"]),
+    Case("serve-reward-config-not-mapping", {"c.yaml": "- 1\n- 2\n"}, SR, ["c.yaml", "mapping"]),
+    Case("serve-reward-config-deep", {"c.yaml": "a: " + "[" * 50_000 + "]" * 50_000 + "\n"}, SR,
+         ["c.yaml", "not valid YAML"]),
+]
+
 CASES = [
     # -- output paths: a directory, a path under a file, one of the command's inputs --------
     Case("verify-out-is-dir", {}, ["verify", "{tmp}/tasks.jsonl", "{tmp}/responses.jsonl",
@@ -211,6 +317,9 @@ CASES = [
          ["train", "bt-rm", "--config", "{tmp}/c.yaml"], ["tasks.jsonl:1", "chosen"]),
     # -- serve's input ---------------------------------------------------------------------------
     Case("serve-model-missing", {}, ["serve", "--model", "{tmp}/nomodel", "--port", "0"], ["nomodel"]),
+    *[Case(f"serve-{opt[2:]}-0", {}, ["serve", "--model", "{tmp}/nomodel", "--port", "0", opt, "0"],
+           [opt, "at least 1"]) for opt in ("--batch-size", "--max-tokens", "--max-prompts", "--max-batch")],
+    *GENERATION_CASES,
 ]
 
 
@@ -264,15 +373,20 @@ def test_skip_invalid_counts_deep_nesting_and_names_the_line(tmp_path):
     assert f"{tmp_path}/p.jsonl:2: skipped: not valid JSON: nested too deeply" in result.stderr
 
 
+RESPONSES_OF = ["verify", "{tmp}/tasks.jsonl", "{tmp}/p.jsonl"]
+
+
 @pytest.mark.parametrize("verb", [
     [*JUDGE, "--out", "{tmp}/o.jsonl"],
     [*ALIGN, "--judge", "baseline:length", "--resamples", "100"],
-    ["verify", "{tmp}/tasks.jsonl", "{tmp}/p.jsonl"],
-], ids=["judge", "eval-alignment", "verify-responses"])
+    RESPONSES_OF,
+    ["eval", "constraints", "--tasks", "{tmp}/tasks.jsonl", "--responses", "{tmp}/p.jsonl"],
+    [*WIN[:4], "--a", "{tmp}/p.jsonl", "--b", "{tmp}/p.jsonl", *WIN[-2:], "--resamples", "100"],
+], ids=["judge", "eval-alignment", "verify-responses", "eval-constraints", "eval-winrate"])
 def test_skip_invalid_means_the_same_on_every_verb(verb, tmp_path):
     """A bad line is listed as file:line: skipped: reason, counted, and the run goes on."""
     bad_line = {"id": "p9", "prompt": "x"}  # a pair without chosen/rejected; a response without one
-    pairs = jsonl(PAIR, bad_line, PAIR2) if verb[0] != "verify" else jsonl(
+    pairs = jsonl(PAIR, bad_line, PAIR2) if "--pairs" in verb else jsonl(
         {"id": "t1", "response": "ok"}, bad_line)
     materialise(tmp_path, {"pairs.jsonl": pairs, "p.jsonl": pairs})
     strict = invoke(tmp_path, verb)
@@ -280,6 +394,21 @@ def test_skip_invalid_means_the_same_on_every_verb(verb, tmp_path):
     result = invoke(tmp_path, [*verb, "--skip-invalid"])
     assert result.exit_code == 0, result.output
     assert ".jsonl:2: skipped: missing required field" in result.stderr
+
+
+def test_skip_invalid_task_lines_are_listed_and_the_rest_generated(tiny_model_dir, tmp_path):
+    """generate (and every verb reading tasks through it) lists a bad task line by number and
+    reason, counts it, and generates for the others."""
+    materialise(tmp_path, {"t.jsonl": jsonl(TASK, {"id": "z"}, FREE_TASK)})
+    args = ["generate", "--model", str(tiny_model_dir), "--tasks", "{tmp}/t.jsonl", "--out",
+            "{tmp}/o.jsonl", "--max-new-tokens", "2"]
+    strict = invoke(tmp_path, args)
+    assert strict.exit_code == 2 and "t.jsonl:2" in strict.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+    result = invoke(tmp_path, [*args, "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    assert f"{tmp_path}/t.jsonl:2: skipped: missing required field (field 'prompt')" in result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["n_tasks"] == 2
 
 
 def test_report_works_around_a_torn_last_line_with_a_warning(tmp_path):

@@ -175,7 +175,8 @@ def load_config(path: str | Path | None, cls: type[C], overrides: list[str] | No
     """Read a YAML config (or start from defaults when ``path`` is None) and validate it.
 
     ``require=True`` (``quillrl train``) refuses a missing path and an empty file: a training
-    run started from defaults alone would be a demo the user did not ask for.
+    run started from defaults alone would be a demo the user did not ask for (``serve-reward``
+    requires it only of a ``--config`` given: an empty file there is a mistake, not the defaults).
     """
     data: dict = {}
     source = "defaults"
@@ -187,7 +188,7 @@ def load_config(path: str | Path | None, cls: type[C], overrides: list[str] | No
         loaded = read_yaml(path)
         if loaded is None and require:
             raise ConfigError(f"{path}: the config is empty; write at least the keys to change "
-                              "(configs/demo.yaml is a complete example)")
+                              "(configs/ holds complete examples, e.g. configs/demo.yaml)")
         loaded = loaded or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys to values")

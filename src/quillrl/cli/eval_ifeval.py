@@ -16,9 +16,10 @@ from typing import Optional
 import typer
 
 from ..data.task_sources import IFBENCH_FILE, IFEVAL_FILE
-from ._common import print_summary, user_errors
+from ._common import SKIP_INVALID_HELP, check_output_path, print_summary, user_errors
 from .eval import eval_app
-from .generate import BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, read_task_file, resumable
+from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, check_sampling, read_task_file,
+                       resumable)
 from .verify import join_responses, summarize, verify_task
 
 GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "out")
@@ -33,9 +34,12 @@ def run_benchmark(name: str, relative: str, model: str, tasks: Optional[Path], l
     from ..data.readers import read_responses
     from ..eval.generate import generate_responses
 
+    check_sampling(max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
     tasks = tasks or resolve_data_root() / relative
-    task_list = read_task_file(tasks, skip_invalid)[:limit] if limit else read_task_file(tasks, skip_invalid)
     out = out or Path("runs") / f"eval-{name}" / f"{_slug(model)}-{max_new_tokens}.jsonl"
+    check_output_path(out, inputs=[tasks])
+    check_output_path(verdicts, option="--verdicts", inputs=[tasks, out])
+    task_list = read_task_file(tasks, skip_invalid)[:limit] if limit else read_task_file(tasks, skip_invalid)
     generation = generate_responses(model, task_list, out, max_new_tokens=max_new_tokens,
                                     batch_size=batch_size, backend=backend)
     joined, _ = join_responses(task_list, [r for r in read_responses(out).records if r.sample == 0])
@@ -69,8 +73,7 @@ def _register(name: str, relative: str, what: str) -> None:
         verdicts: Optional[Path] = typer.Option(None, "--verdicts", help="Write one line per task "
                                                 "with every constraint's verdict and reason."),
         backend: str = BACKEND_OPTION,
-        skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out tasks with "
-                                          "unknown constraint ids or bad kwargs (counted)."),
+        skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
     ) -> None:
         print_summary(run_benchmark(name, relative, model, tasks, limit, max_new_tokens, batch_size,
                                     out, verdicts, backend, skip_invalid))

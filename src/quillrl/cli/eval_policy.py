@@ -20,9 +20,11 @@ from typing import Any, Optional
 
 import typer
 
-from ._common import print_summary, user_errors
-from .eval import eval_app
-from .generate import BACKEND_HELP, BATCH_HELP, MODEL_HELP, read_task_file, resumable
+from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summary, report_skipped,
+                      user_errors)
+from .eval import MAX_RESAMPLES, MIN_RESAMPLES, eval_app
+from .generate import (BACKEND_HELP, BATCH_HELP, MODEL_HELP, check_sampling, read_task_file,
+                       resumable)
 from .judge import BACKEND_BATCH_HELP, DEVICE_HELP, DTYPE_HELP, MODES_HELP, judge_options
 
 JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path>, "
@@ -52,10 +54,19 @@ def _tasks(path: Path, skip_invalid: bool = False) -> list:
     return read_task_file(resolve_tasks_path(str(path)), skip_invalid)
 
 
-def _responses(path: Path) -> list:
+def _responses(path: Path, skip_invalid: bool = False) -> list:
     from ..data.readers import read_responses
 
-    return read_responses(path).records
+    result = read_responses(path, skip_invalid=skip_invalid)
+    report_skipped(path, result)
+    return result.records
+
+
+def _check_counts(resamples: int, **counts: int | None) -> None:
+    """The bootstrap's resamples and each ``--batch-size``-like count (keyword: option name)."""
+    at_least("--resamples", resamples, MIN_RESAMPLES, MAX_RESAMPLES)
+    for option, value in counts.items():
+        at_least("--" + option.replace("_", "-"), value, 1)
 
 
 def _joined(tasks: list, responses: list, path: Path) -> tuple[list, dict[str, Any]]:
@@ -120,15 +131,18 @@ def constraints_command(
     loose: bool = typer.Option(False, "--loose", help="IFEval's loose reading instead of strict."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out task lines with "
-                                      "unknown constraint ids or bad fields (counted)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Constraint pass rate overall, per family and per constraint id, with 95% intervals
     (bootstrap by task). Tasks without constraints are counted apart."""
     from ..data import write_jsonl
     from ..eval.constraint_rates import pass_rates, verdict_rows
 
-    pairs, counts = _joined(_tasks(tasks, skip_invalid), _responses(responses), responses)
+    _check_counts(resamples)
+    check_output_path(out, inputs=[tasks, responses])
+    check_output_path(report_dir, option="--report-dir", inputs=[tasks, responses], directory=True)
+    pairs, counts = _joined(_tasks(tasks, skip_invalid), _responses(responses, skip_invalid),
+                            responses)
     rows = verdict_rows(pairs, loose=loose)
     if out is not None:
         write_jsonl(out, rows)
@@ -161,13 +175,19 @@ def winrate_command(
     device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: Optional[str] = typer.Option(None, "--dtype", help=DTYPE_HELP),
     backend_batch_size: Optional[int] = typer.Option(None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Head-to-head win rate of A over B with a 95% interval (bootstrap by task), ties, losses,
     invalid judgments (left out, counted), the LC win rate and the reward-hacking signals."""
     from ..eval.headtohead import head_to_head, pair_responses
+    from ..judges import check_judge_spec
 
-    task_list = _tasks(tasks)
-    resp_a, resp_b = _responses(a), _responses(b)
+    _check_counts(resamples, batch_size=batch_size)
+    check_output_path(judgments, option="--judgments", inputs=[tasks, a, b])
+    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
+    check_judge_spec(judge)
+    task_list = _tasks(tasks, skip_invalid)
+    resp_a, resp_b = _responses(a, skip_invalid), _responses(b, skip_invalid)
     _joined(task_list, resp_a, a)
     _joined(task_list, resp_b, b)
     units, counts = pair_responses(task_list, resp_a, resp_b)
@@ -176,7 +196,6 @@ def winrate_command(
         from ..errors import ConfigError
 
         raise ConfigError(f"--a {a} and --b {b} share no (task id, sample): nothing to judge")
-    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
     records, interrupted = judge_units(units, judge, judgments=judgments, seed=seed,
                                        batch_size=batch_size, options=options)
     summary = head_to_head(judged_units(units, records), records, n_resamples=resamples, seed=seed)
@@ -221,15 +240,23 @@ def policy_command(
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
     ifeval: bool = typer.Option(False, "--ifeval", help="Also run `eval ifeval` on both policies "
                                 "(541 prompts of up to 1280 tokens each: long on a CPU)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
     from ..eval.generate import check_spec, generate_responses
+    from ..judges import check_judge_spec
 
+    check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                   batch_size=batch_size, limit=limit)
+    _check_counts(resamples, judge_batch_size=judge_batch_size)
+    check_output_path(out_dir, option="--out-dir", inputs=[tasks], directory=True)
+    options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
+    check_judge_spec(judge)
     for spec in (base, trained):  # both, before the first one spends minutes generating
         check_spec(spec, backend)
+    task_list = _tasks(tasks, skip_invalid)[:limit] if limit else _tasks(tasks, skip_invalid)
     out_dir.mkdir(parents=True, exist_ok=True)
-    task_list = _tasks(tasks)[:limit] if limit else _tasks(tasks)
     files = {}
     for side, spec in (("base", base), ("trained", trained)):
         files[side] = out_dir / f"responses-{side}.jsonl"
@@ -237,7 +264,6 @@ def policy_command(
         generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                            backend=backend)
-    options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
     summary, details = compare_policies(task_list, files, judge, out_dir=out_dir, seed=seed,
                                         batch_size=judge_batch_size, options=options,
                                         n_resamples=resamples, names={"base": base, "trained": trained})

@@ -13,8 +13,10 @@ from typing import Callable, Optional
 
 import typer
 
+from ..errors import ConfigError
 from . import app
-from ._common import print_summary, user_errors
+from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summary,
+                      report_skipped, user_errors)
 
 MODEL_HELP = ("Policy: an embedded model name, a model directory, a PEFT adapter directory "
               "(`train policy` final/ or checkpoint-N), or openai:http://HOST:PORT/v1#MODEL.")
@@ -47,14 +49,26 @@ def resumable(fn: Callable) -> Callable:
 
 
 def read_task_file(path: Path, skip_invalid: bool) -> list:
-    """The tasks of ``path``; skipped lines (with ``skip_invalid``) are reported on stderr."""
+    """The tasks of ``path``; skipped lines (with ``skip_invalid``) are listed on stderr."""
     from ..data import read_tasks
 
     result = read_tasks(path, skip_invalid=skip_invalid)
-    if result.skipped:
-        typer.echo(f"skipped {len(result.skipped)} invalid task line(s) of {path}: "
-                   f"{result.skipped_by_reason()}", err=True)
+    report_skipped(path, result)
     return result.records
+
+
+def check_sampling(*, n: int | None = None, temperature: float | None = None,
+                   top_p: float | None = None, max_new_tokens: int | None = None,
+                   batch_size: int | None = None, limit: int | None = None) -> None:
+    """Refuse, before any file is read or model loaded, a sampling option out of its range
+    (each one the verb has; None: it has not)."""
+    at_least("--n", n, 1)
+    at_least("--temperature", temperature, 0)
+    if top_p is not None and not 0 < top_p <= 1:  # an open bound, which at_least has not
+        raise ConfigError(f"--top-p must be in (0, 1] (0 keeps no token), got {top_p}")
+    at_least("--max-new-tokens", max_new_tokens, 1)
+    at_least("--batch-size", batch_size, 1)
+    at_least("--limit", limit, 1)
 
 
 @app.command("generate")
@@ -72,12 +86,14 @@ def generate_command(
     batch_size: int = BATCH_SIZE_OPTION,
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks in file order."),
     backend: str = BACKEND_OPTION,
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave out task lines with "
-                                      "unknown constraint ids or bad fields (counted)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Generate responses to tasks; prints {n_tasks, n_responses, tokens, tokens_per_s, out}."""
     from ..eval.generate import generate_responses
 
+    check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                   batch_size=batch_size, limit=limit)
+    check_output_path(out, inputs=[tasks])
     summary = generate_responses(model, read_task_file(tasks, skip_invalid), out, n=n,
                                  temperature=temperature, top_p=top_p,
                                  max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,

@@ -8,7 +8,7 @@ import typer
 
 from . import app
 from ..models import DEFAULT_MODEL
-from ._common import print_summary, user_errors
+from ._common import at_least, print_summary, user_errors
 
 
 @app.command("serve")
@@ -43,6 +43,10 @@ def serve(
     from ..config import validate_config
     from ..serving.http import HTTPSection, resolve_token, warn_if_exposed
 
+    for option, value in (("--batch-size", batch_size), ("--max-tokens", max_tokens),
+                          ("--max-tokens-cap", max_tokens_cap), ("--max-prompts", max_prompts),
+                          ("--max-batch", max_batch)):
+        at_least(option, value, 1)
     limits = validate_config({"host": host, "port": port, "token_env": token_env, "max_body_bytes": max_body_bytes,
                               "request_timeout_s": request_timeout, "max_inflight": max_inflight},
                              HTTPSection, "serve options")

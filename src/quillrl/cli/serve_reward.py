@@ -35,7 +35,7 @@ def serve_reward(
     for key, value in (("http.host", host), ("http.port", port), ("http.token_env", token_env)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    cfg = load_config(config, RewardServerConfig, overrides)
+    cfg = load_config(config, RewardServerConfig, overrides, require=config is not None)
     token = resolve_token(cfg.http.token_env)
     warning = warn_if_exposed(cfg.http.host, token)
     if warning:

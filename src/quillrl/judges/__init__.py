@@ -27,7 +27,7 @@ from .template import judge_prompt, neutralise
 __all__ = [
     "Cost", "FreeTextResult", "FreeTextVerifier", "GenRMJudge", "Judge", "Judgment",
     "LengthJudge", "OrderResult", "ParsedJudgment", "RandomJudge", "ScalarRMJudge",
-    "binary_entropy", "judge_prompt", "make_judge", "neutralise", "parse_judgment",
+    "binary_entropy", "check_judge_spec", "judge_prompt", "make_judge", "neutralise", "parse_judgment",
     "position_consistency", "swap_debias",
 ]
 
@@ -53,6 +53,37 @@ def _check_options(cls: type, spec: str, positional: tuple[str, ...], **options)
         accepted = ", ".join(p for p in params if p not in positional)
         raise ConfigError(f"judge spec {spec!r}: unknown option(s) {', '.join(unknown)}; "
                           f"{cls.__name__} accepts {accepted}")
+
+
+def check_judge_spec(spec: str) -> None:
+    """Raise a ConfigError listing the accepted forms unless ``spec`` names a judge that
+    :func:`make_judge` can build, without building it: no model is loaded or converted, no
+    server is called. Verbs call it before they open any file."""
+    kind, _, rest = spec.partition(":")
+    if kind == "genrm" and rest:
+        backend, _, model = rest.partition(":")
+        if backend in ("local", "vllm"):
+            _check_model_dir(spec, model)
+        else:  # an OpenAI-compatible client is only configured here; anything else is refused
+            from ..backends import make_backend
+
+            make_backend(rest).close()
+    elif kind == "scalar" and rest:
+        _check_model_dir(spec, rest)
+    else:
+        make_judge(spec)  # the baselines are cheap; a malformed spec raises with the forms
+
+
+def _check_model_dir(spec: str, model: str) -> None:
+    from ..errors import ModelNotFoundError
+    from ..models import EMBEDDED, resolve
+
+    if model and model not in EMBEDDED:
+        try:
+            resolve(model)
+        except ModelNotFoundError:
+            raise _bad_spec(spec, f"no model {model!r} (an embedded name, or a directory with "
+                            "config.json or adapter_config.json)") from None
 
 
 def make_judge(spec: str, *, mode: str = "reasoning", swap: bool = False,
