@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Optional
 
@@ -47,52 +48,32 @@ def _overrides(max_steps: Optional[int], output_dir: Optional[Path], sets: Optio
     return out
 
 
-@train_app.command("policy")
-@user_errors
-def train_policy_cmd(config: Optional[Path] = CONFIG, max_steps: Optional[int] = MAX_STEPS,
-                     output_dir: Optional[Path] = OUTPUT_DIR, resume: bool = RESUME,
-                     set_: Optional[list[str]] = SET, skip_invalid: bool = SKIP_INVALID) -> None:
-    """GRPO on writing tasks with a judge's writing reward mixed with constraint passes (RLMR)."""
-    from ..train.policy_run import PolicyConfig, train_policy
+def _train_command(name: str, module: str, config_cls: str, train_fn: str, doc: str) -> None:
+    """Register ``quillrl train <name>``: load ``module``'s ``config_cls`` from the options and
+    run ``train_fn`` on it. The four train verbs differ only in these; the trainer module is
+    imported when the verb runs, so ``quillrl --help`` stays fast."""
 
-    cfg = _load(config, PolicyConfig, max_steps, output_dir, set_, skip_invalid)
-    print_summary(train_policy(cfg, resume=resume))
+    def command(config: Optional[Path] = CONFIG, max_steps: Optional[int] = MAX_STEPS,
+                output_dir: Optional[Path] = OUTPUT_DIR, resume: bool = RESUME,
+                set_: Optional[list[str]] = SET, skip_invalid: bool = SKIP_INVALID) -> None:
+        trainer = importlib.import_module(module, __package__)
+        cfg = _load(config, getattr(trainer, config_cls), max_steps, output_dir, set_, skip_invalid)
+        print_summary(getattr(trainer, train_fn)(cfg, resume=resume))
 
-
-@train_app.command("genrm-sft")
-@user_errors
-def train_genrm_sft_cmd(config: Optional[Path] = CONFIG, max_steps: Optional[int] = MAX_STEPS,
-                        output_dir: Optional[Path] = OUTPUT_DIR, resume: bool = RESUME,
-                        set_: Optional[list[str]] = SET, skip_invalid: bool = SKIP_INVALID) -> None:
-    """SFT of a GenRM on `quillrl distill` output, loss on the judge's reply only (RLCS stage 1)."""
-    from ..train.genrm_sft import GenRMSFTConfig, train_genrm_sft
-
-    cfg = _load(config, GenRMSFTConfig, max_steps, output_dir, set_, skip_invalid)
-    print_summary(train_genrm_sft(cfg, resume=resume))
+    command.__name__ = f"train_{name.replace('-', '_')}_cmd"
+    command.__doc__ = doc
+    train_app.command(name)(user_errors(command))
 
 
-@train_app.command("genrm-grpo")
-@user_errors
-def train_genrm_grpo_cmd(config: Optional[Path] = CONFIG, max_steps: Optional[int] = MAX_STEPS,
-                         output_dir: Optional[Path] = OUTPUT_DIR, resume: bool = RESUME,
-                         set_: Optional[list[str]] = SET, skip_invalid: bool = SKIP_INVALID) -> None:
-    """GRPO of a GenRM on labelled pairs with entropy-shaped rewards (RLCS stage 2; floor 1 = unshaped)."""
-    from ..train.genrm_grpo_run import GenRMGRPOConfig, train_genrm_grpo
-
-    cfg = _load(config, GenRMGRPOConfig, max_steps, output_dir, set_, skip_invalid)
-    print_summary(train_genrm_grpo(cfg, resume=resume))
-
-
-@train_app.command("bt-rm")
-@user_errors
-def train_bt_rm_cmd(config: Optional[Path] = CONFIG, max_steps: Optional[int] = MAX_STEPS,
-                    output_dir: Optional[Path] = OUTPUT_DIR, resume: bool = RESUME,
-                    set_: Optional[list[str]] = SET, skip_invalid: bool = SKIP_INVALID) -> None:
-    """A Bradley-Terry reward model on preference pairs; final/ loads as scalar:<dir>."""
-    from ..train.bt_rm import BTRMConfig, train_bt_rm
-
-    cfg = _load(config, BTRMConfig, max_steps, output_dir, set_, skip_invalid)
-    print_summary(train_bt_rm(cfg, resume=resume))
+_train_command("policy", "..train.policy_run", "PolicyConfig", "train_policy",
+               "GRPO on writing tasks with a judge's writing reward mixed with constraint passes (RLMR).")
+_train_command("genrm-sft", "..train.genrm_sft", "GenRMSFTConfig", "train_genrm_sft",
+               "SFT of a GenRM on `quillrl distill` output, loss on the judge's reply only (RLCS stage 1).")
+_train_command("genrm-grpo", "..train.genrm_grpo_run", "GenRMGRPOConfig", "train_genrm_grpo",
+               "GRPO of a GenRM on labelled pairs with entropy-shaped rewards (RLCS stage 2; floor 1 = "
+               "unshaped).")
+_train_command("bt-rm", "..train.bt_rm", "BTRMConfig", "train_bt_rm",
+               "A Bradley-Terry reward model on preference pairs; final/ loads as scalar:<dir>.")
 
 
 @app.command("report")
