@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
 from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
 from .decoding import LogprobRecorder, StopStrings, finish_row
-from .prompts import choice_token_ids, encode
+from .prompts import encode, encode_choices
 
 # below this many shared tokens a separate prefix pass costs more than it saves
 MIN_SHARED_PREFIX = 16
@@ -173,10 +173,7 @@ class LocalBackend(Backend):
         import torch
 
         prompts, choices = list(prompts), list(choices)
-        if not choices:
-            raise ConfigError("choice_probs needs at least one choice")
-        encoded = [encode(self.tokenizer, p) for p in prompts]
-        ids = [choice_token_ids(self.tokenizer, p, e, choices) for p, e in zip(prompts, encoded)]
+        encoded, ids = encode_choices(self.tokenizer, prompts, choices)
         out = np.zeros((len(prompts), len(choices)), dtype=np.float64)
         start = time.perf_counter()
         batches = _prefix_batches if self.prefix_cache else _length_batches

@@ -74,6 +74,17 @@ def choice_token_ids(tokenizer: Any, prompt: Prompt, prompt_ids: Sequence[int],
     return out
 
 
+def encode_choices(tokenizer: Any, prompts: Sequence[Prompt],
+                   choices: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """``choice_probs``'s inputs, as every backend reads them: each prompt's token ids
+    (:func:`encode`) and, per prompt, each choice's first-token id (:func:`choice_token_ids`)."""
+    if not choices:
+        raise ConfigError("choice_probs needs at least one choice")
+    encoded = [encode(tokenizer, p) for p in prompts]
+    ids = [choice_token_ids(tokenizer, p, e, choices) for p, e in zip(prompts, encoded)]
+    return encoded, ids
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` at the earliest stop string (excluded); say whether one was found.
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import BackendError, ConfigError
 from ..models import DEFAULT_MODEL
 from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
-from .prompts import choice_token_ids, encode
+from .prompts import encode, encode_choices
 
 
 class VLLMBackend(Backend):
@@ -100,10 +100,7 @@ class VLLMBackend(Backend):
 
     def choice_probs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
         prompts, choices = list(prompts), list(choices)
-        if not choices:
-            raise ConfigError("choice_probs needs at least one choice")
-        encoded = [encode(self.tokenizer, p) for p in prompts]
-        ids = [choice_token_ids(self.tokenizer, p, e, choices) for p, e in zip(prompts, encoded)]
+        encoded, ids = encode_choices(self.tokenizer, prompts, choices)
         inputs = [{"prompt_token_ids": e} for e in encoded]
         sampling = self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1,
                                              logprobs=self.max_logprobs)
