@@ -28,6 +28,11 @@ class CreativeCheck(Check):
     family = "creative"
 
 
+def _range_args(unit: str) -> tuple[Arg, Arg]:
+    return (Arg(f"min_{unit}s", "int", required=False, minimum=0),
+            Arg(f"max_{unit}s", "int", required=False, minimum=0))
+
+
 class _Range(CreativeCheck):
     """Shared by word and line counts: ``min_<unit>s`` and/or ``max_<unit>s``, inclusive."""
 
@@ -63,8 +68,7 @@ class WordRange(_Range):
 
     id = "creative:word_range"
     unit = "word"
-    args = (Arg("min_words", "int", required=False, minimum=0),
-            Arg("max_words", "int", required=False, minimum=0))
+    args = _range_args(unit)
 
     def count(self, text: str) -> int:
         return len(T.words(text))
@@ -75,8 +79,7 @@ class LineCount(_Range):
 
     id = "creative:line_count"
     unit = "line"
-    args = (Arg("min_lines", "int", required=False, minimum=0),
-            Arg("max_lines", "int", required=False, minimum=0))
+    args = _range_args(unit)
 
     def count(self, text: str) -> int:
         return len(T.lines(text))
@@ -171,15 +174,21 @@ class PointOfView(CreativeCheck):
         return CheckResult(found == want, why if found == want else f"{why}; {want} required")
 
 
-class IncludeWords(CreativeCheck):
-    """Every one of ``words`` (words or phrases) occurs as whole words, ignoring case."""
+class _Phrases(CreativeCheck):
+    """Shared by include and forbid: ``words`` (words or phrases), each compiled once as a
+    whole-word, case-blind pattern (:func:`text.phrase_pattern`)."""
 
-    id = "creative:include_words"
     args = (Arg("words", "str list"),)
 
     def __init__(self, kwargs=None) -> None:
         super().__init__(kwargs)
         self._patterns = [(w, T.phrase_pattern(w)) for w in self.kwargs["words"]]
+
+
+class IncludeWords(_Phrases):
+    """Every one of ``words`` (words or phrases) occurs as whole words, ignoring case."""
+
+    id = "creative:include_words"
 
     def check(self, text: str) -> CheckResult:
         text = T.normalize_apostrophes(text)
@@ -190,15 +199,10 @@ class IncludeWords(CreativeCheck):
         return CheckResult(False, f"missing {len(missing)} of {len(self._patterns)}: {listed}")
 
 
-class ForbidWords(CreativeCheck):
+class ForbidWords(_Phrases):
     """None of ``words`` (words or phrases) occurs as whole words, ignoring case."""
 
     id = "creative:forbid_words"
-    args = (Arg("words", "str list"),)
-
-    def __init__(self, kwargs=None) -> None:
-        super().__init__(kwargs)
-        self._patterns = [(w, T.phrase_pattern(w)) for w in self.kwargs["words"]]
 
     def check(self, text: str) -> CheckResult:
         text = T.normalize_apostrophes(text)
