@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,20 @@ class ImportReport:
 
 
 Record = WritingTask | PreferencePair
+
+
+def parsed_items(report: ImportReport, numbered: Iterable[tuple[int, Any]],
+                 parse: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:
+    """``(number, parse(item))`` for each source item ``parse`` accepts, every item counted as
+    read; one that is not valid JSON (an Exception from ``json_lines``), or that ``parse``
+    answers with a reason (a str), is skipped under that reason."""
+    for number, item in numbered:
+        report.read += 1
+        parsed = "not valid JSON" if isinstance(item, Exception) else parse(item)
+        if isinstance(parsed, str):
+            report.skip(parsed)
+            continue
+        yield number, parsed
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .importers import Importer, ImportReport, register, source_file
+from .importers import Importer, ImportReport, parsed_items, register, source_file
 from .jsonl import json_lines, load_json_file
 from .records import PreferencePair
 
@@ -39,14 +39,19 @@ def storyer_text(text: str) -> str:
     return _STORYER_BREAK.sub("\n\n", text).strip()
 
 
-def _str_fields(item: Any, names: tuple[str, ...]) -> str | None:
-    """Why ``item`` lacks a non-empty string under one of ``names`` (the first such), else None."""
-    if not isinstance(item, dict):
-        return "line is not a JSON object"
-    for name in names:
-        if not isinstance(item.get(name), str) or not item[name].strip():
-            return f"missing or empty '{name}'"
-    return None
+def _with_str_fields(*names: str) -> Callable[[Any], dict | str]:
+    """A ``parse`` for :func:`~.importers.parsed_items`: the item itself if it is an object with a
+    non-empty string under each of ``names``, else why not (the first such name)."""
+
+    def parse(item: Any) -> dict | str:
+        if not isinstance(item, dict):
+            return "line is not a JSON object"
+        for name in names:
+            if not isinstance(item.get(name), str) or not item[name].strip():
+                return f"missing or empty '{name}'"
+        return item
+
+    return parse
 
 
 class _Dedupe:
@@ -67,13 +72,8 @@ class _Dedupe:
 def read_storyer(root: Path, report: ImportReport) -> Iterator[PreferencePair]:
     """StoryER rank pairs: ``high_story`` preferred over ``low_story`` (every ``target`` is 1)."""
     dedupe = _Dedupe(report)
-    for line, item in json_lines(source_file(root, STORYER_FILE, report)):
-        report.read += 1
-        problem = ("not valid JSON" if isinstance(item, Exception)
-                   else _str_fields(item, ("prompt", "high_story", "low_story")))
-        if problem:
-            report.skip(problem)
-            continue
+    numbered = json_lines(source_file(root, STORYER_FILE, report))
+    for line, item in parsed_items(report, numbered, _with_str_fields("prompt", "high_story", "low_story")):
         if item.get("target", 1) != 1:
             # The README documents high_story as preferred; a line saying otherwise is not
             # something we can interpret, so it is counted rather than guessed at.
@@ -106,13 +106,8 @@ def read_wq_style_mimic(root: Path, report: ImportReport) -> Iterator[Preference
     ``source``, so the prompt is "Write a paragraph in the style of <author>."
     """
     dedupe = _Dedupe(report)
-    for number, item in _load_json_or_jsonl(source_file(root, WQ_FILE, report)):
-        report.read += 1
-        problem = ("not valid JSON" if isinstance(item, Exception)
-                   else _str_fields(item, ("paragraph1", "paragraph2")))
-        if problem:
-            report.skip(problem)
-            continue
+    numbered = _load_json_or_jsonl(source_file(root, WQ_FILE, report))
+    for number, item in parsed_items(report, numbered, _with_str_fields("paragraph1", "paragraph2")):
         label = str(item.get("reference_preference", "")).strip()
         if label not in ("1", "2"):
             report.skip("reference_preference is not '1' or '2'")
@@ -175,13 +170,8 @@ def parse_lamp_p(item: Any) -> tuple[str, str, str] | str:
 def read_lamp_p(root: Path, report: ImportReport) -> Iterator[PreferencePair]:
     """LAMP-P: pairwise judgments in chat format (system, user with both paragraphs, answer)."""
     dedupe = _Dedupe(report)
-    for line, item in json_lines(source_file(root, LAMP_P_FILE, report)):
-        report.read += 1
-        parsed = "not valid JSON" if isinstance(item, Exception) else parse_lamp_p(item)
-        if isinstance(parsed, str):
-            report.skip(parsed)
-            continue
-        p1, p2, label = parsed
+    numbered = json_lines(source_file(root, LAMP_P_FILE, report))
+    for line, (p1, p2, label) in parsed_items(report, numbered, parse_lamp_p):
         chosen, rejected = (p1, p2) if label == "1" else (p2, p1)
         pair = PreferencePair(id=f"lamp-p-{line:03d}", prompt=GENERIC_PROMPT, chosen=chosen,
                               rejected=rejected, source="lamp-p")

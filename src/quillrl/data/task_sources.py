@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .importers import Importer, ImportReport, register, source_file
+from .importers import Importer, ImportReport, parsed_items, register, source_file
 from .jsonl import json_lines, load_json_file
 from .lengths import about, parse_word_requirement
 from .readers import read_tasks
@@ -124,12 +124,7 @@ def wqrm_task(item: Any) -> WritingTask | str:
 def read_wqrm(root: Path, report: ImportReport) -> Iterator[WritingTask]:
     items = load_json_file(source_file(root, WQRM_FILE, report), list)
     no_reference = 0
-    for item in items:
-        report.read += 1
-        task = wqrm_task(item)
-        if isinstance(task, str):
-            report.skip(task)
-            continue
+    for _, task in parsed_items(report, enumerate(items, start=1), wqrm_task):
         no_reference += task.reference is None
         yield task
     report.notes["tasks_without_reference"] = no_reference  # the annotators' ranking tied
@@ -166,12 +161,8 @@ def writingbench_task(item: Any) -> WritingTask | str:
 
 
 def read_writingbench_length(root: Path, report: ImportReport) -> Iterator[WritingTask]:
-    for _, item in json_lines(source_file(root, WRITINGBENCH_LENGTH_FILE, report)):
-        report.read += 1
-        task = "not valid JSON" if isinstance(item, Exception) else writingbench_task(item)
-        if isinstance(task, str):
-            report.skip(task)
-            continue
+    numbered = json_lines(source_file(root, WRITINGBENCH_LENGTH_FILE, report))
+    for _, task in parsed_items(report, numbered, writingbench_task):
         yield task
 
 
