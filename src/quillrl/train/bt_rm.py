@@ -28,7 +28,7 @@ from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
 from ..judges.scalar import write_rm_settings
-from .common import TrainRunConfig, trl_args
+from .common import TrainRunConfig, output_dir_field, trl_args, trl_field
 
 
 class BTSection(StageConfig):
@@ -52,9 +52,9 @@ class BTRMConfig(TrainRunConfig):
     pairs: str = Field(..., description="preference pairs JSONL (id, prompt, chosen, rejected)")
     max_pairs: int | None = Field(None, ge=1, description="use only the first N pairs (after shuffling)")
     seed: int = Field(0, description="seed for data order and the new head's initialisation")
-    output_dir: str = Field("runs/bt_rm", description="where checkpoints, metrics and the report go")
+    output_dir: str = output_dir_field("runs/bt_rm")
     bt: BTSection = BTSection()
-    trl: dict = Field(default_factory=dict, description="extra RewardConfig fields, passed to TRL unchanged")
+    trl: dict = trl_field("RewardConfig")
 
 
 def load_reward_model(name_or_path: str, seed: int):

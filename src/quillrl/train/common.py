@@ -41,6 +41,16 @@ class TrainRunConfig(StageConfig):
     lora: LoraSection = LoraSection()
 
 
+def output_dir_field(default: str) -> Any:
+    """The ``output_dir`` field of a ``quillrl train`` config, defaulting to ``default``."""
+    return Field(default, description="where checkpoints, metrics and the report go")
+
+
+def trl_field(trl_config: str) -> Any:
+    """The ``trl:`` pass-through field of a config whose trainer takes TRL's ``trl_config``."""
+    return Field(default_factory=dict, description=f"extra {trl_config} fields, passed to TRL unchanged")
+
+
 def cuda_available() -> bool:
     import torch
 

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import TrainRunConfig
+from .common import TrainRunConfig, output_dir_field, trl_field
 from .policy_run import GRPOSection, grpo_trl_args
 
 
@@ -46,11 +46,11 @@ class GenRMGRPOConfig(TrainRunConfig):
     max_prompt_tokens: int | None = Field(None, ge=16, description="drop pairs whose judge prompt is longer "
                                           "(counted; TRL does not truncate prompts)")
     seed: int = Field(0, description="seed for data order, A/B order, sampling")
-    output_dir: str = Field("runs/genrm_grpo", description="where checkpoints, metrics and the report go")
+    output_dir: str = output_dir_field("runs/genrm_grpo")
     samples_per_step: int = Field(4, ge=0, description="judgments per step written to completions.jsonl")
     shaping: ShapingSection = ShapingSection()
     grpo: JudgeGRPOSection = JudgeGRPOSection()
-    trl: dict = Field(default_factory=dict, description="extra GRPOConfig fields, passed to TRL unchanged")
+    trl: dict = trl_field("GRPOConfig")
 
 
 def judge_prompts(config: GenRMGRPOConfig, tokenizer):

@@ -28,7 +28,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import TrainRunConfig, trl_args
+from .common import TrainRunConfig, output_dir_field, trl_args, trl_field
 
 LossOn = Literal["auto", "assistant_only", "completion_only"]
 
@@ -51,9 +51,9 @@ class GenRMSFTConfig(TrainRunConfig):
     data: str = Field(..., description="SFT examples JSONL written by `quillrl distill`")
     max_examples: int | None = Field(None, ge=1, description="use only the first N examples (after shuffling)")
     seed: int = Field(0, description="seed for data order and initialisation")
-    output_dir: str = Field("runs/genrm_sft", description="where checkpoints, metrics and the report go")
+    output_dir: str = output_dir_field("runs/genrm_sft")
     sft: SFTSection = SFTSection()
-    trl: dict = Field(default_factory=dict, description="extra SFTConfig fields, passed to TRL unchanged")
+    trl: dict = trl_field("SFTConfig")
 
 
 def loss_mode(tokenizer, loss_on: LossOn = "auto") -> Literal["assistant_only", "completion_only"]:

@@ -18,7 +18,7 @@ from pydantic import Field
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
-from .common import TrainRunConfig, trl_args
+from .common import TrainRunConfig, output_dir_field, trl_args, trl_field
 
 BUNDLED_TASKS = "bundled:creative_tasks"
 
@@ -89,12 +89,12 @@ class PolicyConfig(TrainRunConfig):
     tasks: str = Field(BUNDLED_TASKS, description="writing tasks JSONL (id, prompt, constraints)")
     max_tasks: int | None = Field(None, ge=1, description="use only the first N tasks (after shuffling)")
     seed: int = Field(0, description="seed for data order, sampling, pivots")
-    output_dir: str = Field("runs/policy", description="where checkpoints, metrics and the report go")
+    output_dir: str = output_dir_field("runs/policy")
     samples_per_step: int = Field(4, ge=0, description="completions per step written to completions.jsonl")
     reward: RewardSection = RewardSection()
     mix: MixSection = MixSection()
     grpo: GRPOSection = GRPOSection()
-    trl: dict = Field(default_factory=dict, description="extra GRPOConfig fields, passed to TRL unchanged")
+    trl: dict = trl_field("GRPOConfig")
 
 
 def resolve_tasks_path(tasks: str) -> Path:
