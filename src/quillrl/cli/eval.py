@@ -17,14 +17,16 @@ from . import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
                       report_skipped, user_errors)
 from .judge import (
-    ATTEMPTS_HELP,
-    BACKEND_BATCH_HELP,
-    DEVICE_HELP,
-    DTYPE_HELP,
-    LIMIT_HELP,
-    MODES_HELP,
-    SAMPLE_HELP,
-    TIMEOUT_HELP,
+    ATTEMPTS_OPTION,
+    BACKEND_BATCH_OPTION,
+    DEVICE_OPTION,
+    DTYPE_OPTION,
+    GENRM_MAX_NEW_TOKENS_OPTION,
+    LIMIT_OPTION,
+    MODE_OPTION,
+    PAIR_BATCH_OPTION,
+    SAMPLE_OPTION,
+    TIMEOUT_OPTION,
     build_judge,
     judge_options,
     progress_bar,
@@ -144,31 +146,29 @@ def alignment(
     judgments: Optional[list[Path]] = typer.Option(
         None, "--judgments", help="Score judgments already written by `quillrl judge` (or "
         "--out) instead of judging again; repeatable. Listed before the --judge rows."),
-    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    mode: str = MODE_OPTION,
     swap: bool = typer.Option(False, "--swap", help="GenRM judges see both orders (debiased; "
                               "gives position consistency)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    sample: Optional[int] = typer.Option(None, "--sample", help=SAMPLE_HELP),
+    limit: Optional[int] = LIMIT_OPTION,
+    sample: Optional[int] = SAMPLE_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", help="Write every judgment (all judges) "
                                        "as JSONL, one line per judge and pair."),
     report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Write alignment.md "
                                               "and reliability.png here."),
     seed: int = typer.Option(0, "--seed", help="Seed of the A/B presentation order, of "
                              "--sample and of the bootstrap."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per compare_many call."),
+    batch_size: int = PAIR_BATCH_OPTION,
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples for the CI."),
     bootstrap_by: str = typer.Option("pair", "--bootstrap-by", help="pair, or prompt: resample "
                                      "whole prompts (pairs sharing a prompt are correlated)."),
-    max_new_tokens: Optional[int] = typer.Option(
-        None, "--max-new-tokens", help="GenRM reasoning length limit (default: the judge's, 512)."),
-    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    backend_batch_size: Optional[int] = typer.Option(
-        None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
+    max_new_tokens: Optional[int] = GENRM_MAX_NEW_TOKENS_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
+    dtype: Optional[str] = DTYPE_OPTION,
+    backend_batch_size: Optional[int] = BACKEND_BATCH_OPTION,
     no_first_order: bool = typer.Option(
         False, "--no-first-order", help="Do not add a swap run's single-order (AB) row."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
-    attempts: Optional[int] = typer.Option(None, "--attempts", help=ATTEMPTS_HELP),
+    timeout: Optional[float] = TIMEOUT_OPTION,
+    attempts: Optional[int] = ATTEMPTS_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Agreement of judges with human preference labels.

@@ -25,7 +25,8 @@ from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summ
 from .eval import MAX_RESAMPLES, MIN_RESAMPLES, eval_app
 from .generate import (BACKEND_HELP, BATCH_HELP, MODEL_HELP, check_sampling, read_task_file,
                        resumable)
-from .judge import BACKEND_BATCH_HELP, DEVICE_HELP, DTYPE_HELP, MODES_HELP, judge_options
+from .judge import (BACKEND_BATCH_OPTION, DEVICE_OPTION, DTYPE_OPTION, MODE_OPTION, PAIR_BATCH_OPTION,
+                    judge_options)
 
 JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path>, "
               "baseline:length, baseline:random[:seed].")
@@ -164,17 +165,17 @@ def winrate_command(
     b: Path = typer.Option(..., "--b", help="Responses of B (e.g. the base policy)."),
     judge: str = typer.Option(..., "--judge", help=JUDGE_HELP),
     swap: bool = typer.Option(True, "--swap/--no-swap", help=SWAP_HELP),
-    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    mode: str = MODE_OPTION,
     judgments: Optional[Path] = typer.Option(None, "--judgments", help="Judgments JSONL, resumed "
                                              "by a rerun (as `quillrl judge --out`)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the A/B placement and the bootstrap."),
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per compare_many call."),
+    batch_size: int = PAIR_BATCH_OPTION,
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="GenRM reasoning "
                                                  "length limit (default: the judge's)."),
-    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    backend_batch_size: Optional[int] = typer.Option(None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
+    device: Optional[str] = DEVICE_OPTION,
+    dtype: Optional[str] = DTYPE_OPTION,
+    backend_batch_size: Optional[int] = BACKEND_BATCH_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Head-to-head win rate of A over B with a 95% interval (bootstrap by task), ties, losses,
@@ -233,7 +234,7 @@ def policy_command(
     batch_size: int = typer.Option(8, "--batch-size", help=BATCH_HELP),
     backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
     swap: bool = typer.Option(True, "--swap/--no-swap", help=SWAP_HELP),
-    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    mode: str = MODE_OPTION,
     judge_max_new_tokens: Optional[int] = typer.Option(None, "--judge-max-new-tokens",
                                                        help="GenRM reasoning length limit."),
     judge_batch_size: int = typer.Option(16, "--judge-batch-size", help="Pairs per compare_many call."),

@@ -141,6 +141,19 @@ LIMIT_HELP = "Only the first N pairs."
 SAMPLE_HELP = ("Only N pairs drawn at random with --seed (kept in file order): a fairer subset "
                "than the first N of a file grouped by prompt.")
 
+# The judge options `judge`, `eval alignment` and `eval winrate` share, declared once.
+MODE_OPTION = typer.Option("reasoning", "--mode", help=MODES_HELP)
+DEVICE_OPTION = typer.Option(None, "--device", help=DEVICE_HELP)
+DTYPE_OPTION = typer.Option(None, "--dtype", help=DTYPE_HELP)
+BACKEND_BATCH_OPTION = typer.Option(None, "--backend-batch-size", help=BACKEND_BATCH_HELP)
+PAIR_BATCH_OPTION = typer.Option(16, "--batch-size", help="Pairs per compare_many call.")
+GENRM_MAX_NEW_TOKENS_OPTION = typer.Option(
+    None, "--max-new-tokens", help="GenRM reasoning length limit (default: the judge's, 512).")
+TIMEOUT_OPTION = typer.Option(None, "--timeout", help=TIMEOUT_HELP)
+ATTEMPTS_OPTION = typer.Option(None, "--attempts", help=ATTEMPTS_HELP)
+LIMIT_OPTION = typer.Option(None, "--limit", help=LIMIT_HELP)
+SAMPLE_OPTION = typer.Option(None, "--sample", help=SAMPLE_HELP)
+
 
 def progress_bar(total: int, description: str):
     """A rich progress bar on stderr, so stdout keeps only the JSON summary."""
@@ -237,22 +250,20 @@ def judge_command(
                               "baseline:length, baseline:random[:seed]."),
     out: Path = typer.Option(..., "--out", help="JSONL to append to; ids already there are "
                              "skipped (resume)."),
-    mode: str = typer.Option("reasoning", "--mode", help=MODES_HELP),
+    mode: str = MODE_OPTION,
     swap: bool = typer.Option(False, "--swap", help="Judge both orders and debias (GenRM)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help=LIMIT_HELP),
-    sample: Optional[int] = typer.Option(None, "--sample", help=SAMPLE_HELP),
+    limit: Optional[int] = LIMIT_OPTION,
+    sample: Optional[int] = SAMPLE_OPTION,
     seed: int = typer.Option(0, "--seed", help="Seed of each pair's A/B presentation order "
                              "(and of --sample)."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per compare_many call."),
-    max_new_tokens: Optional[int] = typer.Option(
-        None, "--max-new-tokens", help="GenRM reasoning length limit (default: the judge's, 512)."),
-    device: Optional[str] = typer.Option(None, "--device", help=DEVICE_HELP),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    backend_batch_size: Optional[int] = typer.Option(
-        None, "--backend-batch-size", help=BACKEND_BATCH_HELP),
+    batch_size: int = PAIR_BATCH_OPTION,
+    max_new_tokens: Optional[int] = GENRM_MAX_NEW_TOKENS_OPTION,
+    device: Optional[str] = DEVICE_OPTION,
+    dtype: Optional[str] = DTYPE_OPTION,
+    backend_batch_size: Optional[int] = BACKEND_BATCH_OPTION,
     restart: bool = typer.Option(False, "--restart", help="Replace --out instead of resuming."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
-    attempts: Optional[int] = typer.Option(None, "--attempts", help=ATTEMPTS_HELP),
+    timeout: Optional[float] = TIMEOUT_OPTION,
+    attempts: Optional[int] = ATTEMPTS_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Judge preference pairs, one JSONL line each; rerun to resume.
