@@ -22,6 +22,7 @@ import string
 
 from ..punkt_data import ensure_punkt
 from ..text import shorten  # noqa: F401  (reasons quote words through it)
+from . import treebank
 
 PUNCTUATION = string.punctuation
 _DELETE_PUNCTUATION = str.maketrans("", "", PUNCTUATION)
@@ -131,18 +132,12 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
 _WHITESPACE = string.whitespace  # what Punkt's _get_last_whitespace_index looks for
 
 
-def _unguarded(pattern):
-    """The compiled pattern inside NLTK's ReDoS guard (``nltk.redos.TimedPattern``), or the
-    pattern itself. The guard's per-call timeout is half the cost of a short match; the
-    patterns unwrapped here are NLTK's fixed tokenizer patterns, never a caller's."""
-    return getattr(pattern, "_rx", pattern)
-
-
 @functools.cache
 def _punkt_patterns():
     """Punkt's candidate-boundary and realignment patterns, unguarded."""
     lang = _punkt()._lang_vars
-    return _unguarded(lang.period_context_re()), _unguarded(lang.re_boundary_realignment)
+    return (treebank.unguarded(lang.period_context_re()),
+            treebank.unguarded(lang.re_boundary_realignment))
 
 
 @functools.cache
@@ -158,21 +153,6 @@ def _punkt():
     tokenizer = PunktTokenizer("english")
     tokenizer.text_contains_sentbreak = functools.lru_cache(maxsize=16384)(
         tokenizer.text_contains_sentbreak)
-    return tokenizer
-
-
-@functools.cache
-def _treebank():
-    """``nltk.word_tokenize``'s ``NLTKWordTokenizer`` with its own patterns unguarded (set on
-    the instance; its ``tokenize`` method runs unchanged)."""
-    from nltk.tokenize.destructive import NLTKWordTokenizer
-
-    tokenizer = NLTKWordTokenizer()
-    for name in ("STARTING_QUOTES", "PUNCTUATION", "ENDING_QUOTES"):
-        setattr(tokenizer, name, [(_unguarded(p), sub) for p, sub in getattr(tokenizer, name)])
-    for name in ("PARENS_BRACKETS", "DOUBLE_DASHES"):
-        pattern, sub = getattr(tokenizer, name)
-        setattr(tokenizer, name, (_unguarded(pattern), sub))
     return tokenizer
 
 
@@ -209,7 +189,7 @@ def last_words(text: str, n: int) -> list[str]:
 def sentence_words(sentence: str) -> tuple[str, ...]:
     """NLTK's Treebank tokens of one sentence. Cached per sentence: the loose variants of a
     response (without its first line, without '*') share most of their sentences."""
-    return tuple(_treebank().tokenize(sentence))
+    return tuple(treebank.tokenize(sentence))
 
 
 def clear_caches() -> None:
