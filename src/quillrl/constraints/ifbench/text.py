@@ -146,11 +146,18 @@ def _punkt():
     ``text_contains_sentbreak`` cached. That method decides one candidate boundary from the
     few words around it, a pure function of that context once the model is loaded, and it is
     three quarters of Punkt's time; the loose variants of a response share nearly all of their
-    contexts."""
+    contexts. Its word splitter and token patterns are called without NLTK's ReDoS guard, as
+    in ``treebank``."""
     ensure_punkt()
     from nltk.tokenize.punkt import PunktTokenizer
 
     tokenizer = PunktTokenizer("english")
+    # Its word splitter and its token class's patterns, on this instance only, unguarded.
+    lang = tokenizer._lang_vars
+    lang._re_word_tokenizer = treebank.unguarded(lang._word_tokenizer_re())
+    tokenizer._Token = type("UnguardedPunktToken", (tokenizer._Token,), {
+        name: treebank.unguarded(getattr(tokenizer._Token, name))
+        for name in ("_RE_ELLIPSIS", "_RE_NUMERIC", "_RE_INITIAL", "_RE_ALPHA")})
     tokenizer.text_contains_sentbreak = functools.lru_cache(maxsize=16384)(
         tokenizer.text_contains_sentbreak)
     return tokenizer
