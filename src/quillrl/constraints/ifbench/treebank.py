@@ -15,6 +15,7 @@ docs/design.md, "IFBench check speed"; tests/test_ifbench_tokenize.py compares t
 from __future__ import annotations
 
 import functools
+import re
 
 # NLTK's pattern -> substrings at least one of which any match contains (None: always run).
 NEEDS: dict[str, tuple[str, ...] | None] = {
@@ -61,7 +62,17 @@ def unguarded(pattern):
 
 
 def _steps(pairs) -> list[tuple]:
-    return [(unguarded(p), sub, NEEDS.get(unguarded(p).pattern)) for p, sub in pairs]
+    """(pattern, substitution, needed, search): ``needed`` is None (always run), one substring
+    (tested with ``in``) or several (tested with ``search``, a pattern of them all)."""
+    steps = []
+    for p, sub in pairs:
+        pattern = unguarded(p)
+        needs = NEEDS.get(pattern.pattern)
+        if needs is None or len(needs) == 1:
+            steps.append((pattern, sub, needs and needs[0], None))
+        else:
+            steps.append((pattern, sub, needs, re.compile("|".join(map(re.escape, needs))).search))
+    return steps
 
 
 @functools.cache
@@ -78,8 +89,8 @@ def _plan():
 
 
 def _run(steps, text: str) -> str:
-    for pattern, sub, needs in steps:
-        if needs is None or any(n in text for n in needs):
+    for pattern, sub, needed, search in steps:
+        if needed is None or (needed in text if search is None else search(text)):
             text = pattern.sub(sub, text)
     return text
 
