@@ -49,6 +49,8 @@ def test_word_split_equals_nltk_word_tokenize(real_texts):
     "", "   ", "\n", "a", " x. Y", "Hi.  (Yes.) No!) Fine...", "Mr. Smith went. \"Quoted.\" Then",
     "One.\tTwo?\x0bThree!\x0cFour.\rFive", "x.\n\ny. z", "...", ". . .", "Ends with space. ",
     "«Bonjour.» “Done.” ‘Yes.’ (a) [b] {c} <d> -- e — f", "don't can't 'tis gonna wanna",
+    "Wait!! !Now. ok", "x.\t.y. z", "1. 2. 3.", " . . .", "a. .b. C", "Hi!\n!Yes? ?no. Ok",
+    "a.\u00a0B. c\u2003D. e", "DON'T CANNOT 'TIS Gimme LEMME More'n", "He said \"no.\" She left.",
 ])
 def test_edge_texts_equal_nltk(sample):
     import nltk
