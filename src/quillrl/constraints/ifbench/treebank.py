@@ -39,8 +39,9 @@ NEEDS: dict[str, tuple[str, ...] | None] = {
     "([»”’])": ("»", "”", "’"),
     "''": ("''",),
     '"': ('"',),
-    "([^' ])('[sS]|'[mM]|'[dD]|') ": ("'",),
-    "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ": ("'",),
+    "([^' ])('[sS]|'[mM]|'[dD]|') ": ("'s ", "'S ", "'m ", "'M ", "'d ", "'D ", "' "),
+    "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ": (
+        "'ll ", "'LL ", "'re ", "'RE ", "'ve ", "'VE ", "n't ", "N'T "),
 }
 
 # MacIntyre's contractions (case-insensitive): one of these is in the lowercased text of any
