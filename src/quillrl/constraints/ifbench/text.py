@@ -11,7 +11,9 @@ one exactly (docs/design.md, "IFBench constraints"), so that our verdicts are IF
 
 Sentence splits are cached per text and Treebank tokens per sentence: loose verification runs
 every check on eight variants of a response, which share most of their sentences, and several
-checks split the same variant.
+checks split the same variant. Both splitters run NLTK's algorithms with its own patterns, minus
+overhead that cannot change a token (``_sentence_spans`` here, ``treebank.tokenize``;
+docs/design.md, "IFBench check speed").
 """
 
 from __future__ import annotations
