@@ -11,7 +11,9 @@ one exactly (docs/design.md, "IFBench constraints"), so that our verdicts are IF
 
 Sentence splits are cached per text and Treebank tokens per sentence: loose verification runs
 every check on eight variants of a response, which share most of their sentences, and several
-checks split the same variant.
+checks split the same variant. Both splitters run NLTK's algorithms with its own patterns, minus
+overhead that cannot change a token (``_sentence_spans`` here, ``treebank.tokenize``;
+docs/design.md, "IFBench check speed").
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import string
 
 from ..punkt_data import ensure_punkt
 from ..text import shorten  # noqa: F401  (reasons quote words through it)
+from . import treebank
 
 PUNCTUATION = string.punctuation
 _DELETE_PUNCTUATION = str.maketrans("", "", PUNCTUATION)
@@ -72,7 +75,73 @@ def sentences(text: str) -> tuple[str, ...]:
     >>> sentences("One. Two? Three!")
     ('One.', 'Two?', 'Three!')
     """
-    return tuple(_punkt().tokenize(text))
+    return tuple(text[start:stop] for start, stop in _sentence_spans(text))
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``PunktTokenizer.span_tokenize(text)``, step for step: its candidate boundaries
+    (``_match_potential_end_contexts``), its decisions (``text_contains_sentbreak``, cached),
+    its slices (``_slices_from_text``) and its realignment (``_realign_boundaries``), with NLTK's
+    own compiled patterns called without their ReDoS timeout and the previous word's start found
+    by one match instead of a character loop. Equal to ``nltk.sent_tokenize`` on IFBench's and
+    IFEval's responses (tests/test_ifbench_tokenize.py)."""
+    tokenizer = _punkt()
+    period, realignment = _punkt_patterns()
+    breaks: list[tuple[int, int]] = []
+    last_break = 0
+
+    def decide(match, context: str) -> None:  # one step of _slices_from_text
+        nonlocal last_break
+        if tokenizer.text_contains_sentbreak(context):
+            breaks.append((last_break, match.end()))
+            last_break = match.start("next_tok") if match.group("next_tok") else match.end()
+
+    prev_start = prev_stop = 0
+    prev_match = None
+    for match in period.finditer(text):
+        start = match.start()
+        space = _UP_TO_LAST_SPACE.match(text, prev_stop, start)
+        # NLTK's rule: whitespace right at prev_stop (its relative index 0) counts as none.
+        word_start = space.end() if space and space.end() - 1 > prev_stop else prev_start
+        if prev_match is not None and prev_stop <= word_start:
+            decide(prev_match, text[prev_start:prev_stop] + prev_match.group()
+                   + prev_match.group("after_tok"))
+        prev_match, prev_start, prev_stop = match, word_start, start
+    if prev_match is not None:
+        decide(prev_match, text[prev_start:prev_stop] + prev_match.group()
+               + prev_match.group("after_tok"))
+    breaks.append((last_break, len(text.rstrip())))
+
+    spans: list[tuple[int, int]] = []
+    realign = 0
+    for i, (start, stop) in enumerate(breaks):
+        start += realign
+        if i + 1 == len(breaks):
+            if text[start:stop]:
+                spans.append((start, stop))
+            continue
+        next_start, next_stop = breaks[i + 1]
+        found = realignment.match(text[next_start:next_stop])
+        if found:
+            spans.append((start, next_start + len(found.group(0).rstrip())))
+            realign = found.end()
+        else:
+            realign = 0
+            if text[start:stop]:
+                spans.append((start, stop))
+    return spans
+
+
+# Up to and including the last of the characters Punkt's _get_last_whitespace_index looks for.
+_UP_TO_LAST_SPACE = re.compile(".*[" + re.escape(string.whitespace) + "]", re.DOTALL)
+
+
+@functools.cache
+def _punkt_patterns():
+    """Punkt's candidate-boundary and realignment patterns, unguarded."""
+    lang = _punkt()._lang_vars
+    return (treebank.unguarded(lang.period_context_re()),
+            treebank.unguarded(lang.re_boundary_realignment))
 
 
 @functools.cache
@@ -81,11 +150,18 @@ def _punkt():
     ``text_contains_sentbreak`` cached. That method decides one candidate boundary from the
     few words around it, a pure function of that context once the model is loaded, and it is
     three quarters of Punkt's time; the loose variants of a response share nearly all of their
-    contexts. tests/test_ifbench_checks.py checks the splits equal ``nltk.sent_tokenize``'s."""
+    contexts. Its word splitter and token patterns are called without NLTK's ReDoS guard, as
+    in ``treebank``."""
     ensure_punkt()
     from nltk.tokenize.punkt import PunktTokenizer
 
     tokenizer = PunktTokenizer("english")
+    # Its word splitter and its token class's patterns, on this instance only, unguarded.
+    lang = tokenizer._lang_vars
+    lang._re_word_tokenizer = treebank.unguarded(lang._word_tokenizer_re())
+    tokenizer._Token = type("UnguardedPunktToken", (tokenizer._Token,), {
+        name: treebank.unguarded(getattr(tokenizer._Token, name))
+        for name in ("_RE_ELLIPSIS", "_RE_NUMERIC", "_RE_INITIAL", "_RE_ALPHA")})
     tokenizer.text_contains_sentbreak = functools.lru_cache(maxsize=16384)(
         tokenizer.text_contains_sentbreak)
     return tokenizer
@@ -124,9 +200,7 @@ def last_words(text: str, n: int) -> list[str]:
 def sentence_words(sentence: str) -> tuple[str, ...]:
     """NLTK's Treebank tokens of one sentence. Cached per sentence: the loose variants of a
     response (without its first line, without '*') share most of their sentences."""
-    from nltk.tokenize import _treebank_word_tokenizer
-
-    return tuple(_treebank_word_tokenizer.tokenize(sentence))
+    return tuple(treebank.tokenize(sentence))
 
 
 def clear_caches() -> None:
