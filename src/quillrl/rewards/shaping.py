@@ -16,7 +16,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import ConfigError
-from .verdict import binary_entropy
 
 __all__ = ["shape_by_entropy"]
 

@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from ..judges.base import Judge, Judgment, Pair, invalid_judgment
 
