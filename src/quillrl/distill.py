@@ -21,6 +21,12 @@ teacher's analysis and verdict in the canonical format
 The teacher continues the reasoning prefill (``<analysis>\nCoherence:``, from the one
 template function), so every kept reply, and every SFT target, starts with it.
 
+``force_verdict`` (``--force-verdict``) lets a teacher that writes an analysis but stops before
+its verdict (a small model, or a tight ``max_new_tokens``) count: the analysis is closed and the
+verdict read from ``p(A)`` there (docs/design.md, "Forced verdict"). The SFT target is then the
+closed analysis and that letter, so the student learns to close what the teacher left open.
+Each example says whether it was forced, and the summary counts kept pairs with a forced order.
+
 What a run never pays twice, and never mixes:
 
 * a response cache (``<out>.cache.jsonl``, or ``--cache``) in front of the teacher's backend,
@@ -109,6 +115,7 @@ def examples_for(pair: PreferencePair, judgment: Judgment) -> list[dict]:
         reply = format_judgment(result.analysis or "", result.verdict)
         out.append({"id": f"{pair.id}:{result.order}", "pair_id": pair.id, "order": result.order,
                      "label": HUMAN_LETTER[result.order],
+                     "forced": result.forced,
                      "messages": [*map(dict, prompt.messages), {"role": "assistant", "content": reply}]})
     return out
 
@@ -117,6 +124,7 @@ def ledger_entry(pair: PreferencePair, judgment: Judgment, outcome: str) -> dict
     return {"id": pair.id, "outcome": outcome,
             "verdicts": {r.order: r.verdict for r in judgment.orders},
             "p_a": {r.order: r.p_a for r in judgment.orders},
+            "forced": {r.order: r.forced for r in judgment.orders},
             "error": judgment.error}
 
 
@@ -127,25 +135,28 @@ class DistillStats:
     total: Counter = field(default_factory=Counter)
     this_run: Counter = field(default_factory=Counter)
     invalid_by_reason: Counter = field(default_factory=Counter)
+    kept_forced: int = 0  # kept pairs with at least one forced order (force_verdict)
 
-    def add(self, outcome: str, now: bool, reason: str | None = None) -> None:
+    def add(self, outcome: str, now: bool, reason: str | None = None, forced: bool = False) -> None:
         self.total[outcome] += 1
         if now:
             self.this_run[outcome] += 1
         if outcome == "invalid":
             self.invalid_by_reason[reason or "unknown"] += 1
+        self.kept_forced += outcome == KEPT and forced
 
     @staticmethod
     def _split(counts: Counter) -> dict:
         return {"kept": counts[KEPT], "dropped": {r: counts[r] for r in DROP_REASONS}}
 
     def summary(self) -> dict:
-        return {**self._split(self.total), "invalid_by_reason": dict(self.invalid_by_reason),
-                "this_run": self._split(self.this_run)}
+        return {**self._split(self.total), "kept_forced": self.kept_forced,
+                "invalid_by_reason": dict(self.invalid_by_reason), "this_run": self._split(self.this_run)}
 
 
 def make_teacher(teacher: str | Judge, *, max_new_tokens: int = 512, temperature: float = 0.0,
-                 seed: int | None = 0, backend_options: dict | None = None) -> GenRMJudge:
+                 seed: int | None = 0, backend_options: dict | None = None,
+                 force_verdict: bool = False) -> GenRMJudge:
     """A swapped, reasoning-mode GenRM judge from a spec (or a ready judge, checked)."""
     if isinstance(teacher, str):
         if not teacher.startswith("genrm:"):
@@ -153,10 +164,14 @@ def make_teacher(teacher: str | Judge, *, max_new_tokens: int = 512, temperature
                               "analysis, i.e. a GenRM spec genrm:<backend> (e.g. "
                               "genrm:local:smollm2-135m-instruct or genrm:openai:http://host:port/v1#model)")
         teacher = make_judge(teacher, mode="reasoning", swap=True, max_new_tokens=max_new_tokens,
-                             temperature=temperature, seed=seed, backend_options=backend_options)
+                             temperature=temperature, seed=seed, backend_options=backend_options,
+                             force_verdict=force_verdict)
     if not (isinstance(teacher, GenRMJudge) and teacher.mode == "reasoning" and teacher.swap):
         raise ConfigError(f"the teacher must be a GenRMJudge in reasoning mode with swap=True, got {teacher!r}")
     return teacher
+
+
+META_DEFAULTS = {"force_verdict": False}
 
 
 def meta_path(out: str | Path) -> Path:
@@ -173,7 +188,9 @@ def check_meta(out: Path, meta: dict) -> None:
             old = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg})", path=str(path)) from None
-        diff = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in meta.items() if old.get(k) != v]
+        # a setting added later is absent from older files, which were written with its default
+        diff = [f"{k}: {old.get(k, META_DEFAULTS.get(k))!r} there, {v!r} now"
+                for k, v in meta.items() if old.get(k, META_DEFAULTS.get(k)) != v]
         if diff:
             raise ConfigError(f"{out} was distilled with other settings ({'; '.join(diff)}); its "
                               "examples would be mixed with this run's. Use another --out, or the "
@@ -239,7 +256,7 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
             batch_size: int = 8, max_new_tokens: int = 512, temperature: float = 0.0,
             seed: int | None = 0, cache: str | Path | None = None, max_rps: float | None = None,
             max_concurrency: int | None = None, max_prompt_tokens: int | None = None,
-            prices: Prices | None = None) -> dict:
+            prices: Prices | None = None, force_verdict: bool = False) -> dict:
     """Judge every pair of ``pairs`` (the first ``limit``) with the teacher; write SFT examples
     for consistent, human-agreeing pairs to ``out``; return the JSON summary.
 
@@ -253,11 +270,11 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
     records = list(read_pairs(pairs).records)[:limit]
     options = {"max_concurrency": max_concurrency} if max_concurrency else None
     judge = make_teacher(teacher, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                         backend_options=options)
+                         backend_options=options, force_verdict=force_verdict)
     params = judge.params
     check_meta(out, {"teacher": judge.name, "template": TEMPLATE_VERSION,
                      "max_new_tokens": params.max_new_tokens, "temperature": params.temperature,
-                     "seed": params.seed})
+                     "seed": params.seed, "force_verdict": judge.force_verdict})
     teacher_backend = judge.backend
     cached = judge.backend = CachedBackend(teacher_backend, ResponseCache(
         cache or out.with_name(out.name + ".cache.jsonl"), judge.name, TEMPLATE_VERSION), max_rps=max_rps)
@@ -270,7 +287,8 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
             ids = {p.id for p in records}
             for _, row in json_lines(ledger) if ledger.exists() else ():
                 if isinstance(row, dict) and row.get("id") in ids and row.get("outcome") in OUTCOMES:
-                    stats.add(row["outcome"], now=False, reason=row.get("reason"))
+                    stats.add(row["outcome"], now=False, reason=row.get("reason"),
+                              forced=any((row.get("forced") or {}).values()))
             orphans = _drop_orphans(out, ledger_writer.done_ids)
             todo = [p for p in records if p.id not in ledger_writer.done_ids]
             fits = []
@@ -289,7 +307,7 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
                             for example in examples_for(pair, judgment):
                                 examples.write(example)
                         ledger_writer.write({**ledger_entry(pair, judgment, outcome), "reason": reason})
-                        stats.add(outcome, now=True, reason=reason)
+                        stats.add(outcome, now=True, reason=reason, forced=judgment.forced)
     finally:
         cached.cache.close()
         judge.backend = teacher_backend
@@ -302,7 +320,7 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
             "teacher_failed": dict(failed), "too_long": {"count": len(too_long), "context": context,
                                                          "pairs": too_long},
             "out": str(out), "ledger": str(ledger), "cache": str(cached.cache.path),
-            "teacher": judge.name, "template": TEMPLATE_VERSION,
+            "teacher": judge.name, "template": TEMPLATE_VERSION, "force_verdict": judge.force_verdict,
             "seconds": round(time.perf_counter() - start, 2),
             "cost": {"prompt_tokens": spent.prompt_tokens, "completion_tokens": spent.completion_tokens,
                      "teacher_prompts": spent.calls, "cache_hits": saved["cache_hits"],

@@ -23,6 +23,9 @@ def distill_cmd(
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="teacher's reasoning length"),
     temperature: float = typer.Option(0.0, "--temperature", help="teacher's sampling temperature (0 = greedy)"),
     seed: int = typer.Option(0, "--seed", help="teacher's sampling seed"),
+    force_verdict: bool = typer.Option(False, "--force-verdict", help="close a teacher's analysis "
+                                       "that never reached its verdict and read the verdict there "
+                                       "(counted as forced)"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="response cache JSONL (default: "
                                          "<out>.cache.jsonl); share it between runs of one teacher"),
     max_rps: Optional[float] = typer.Option(None, "--max-rps", help="at most this many teacher prompts per second"),
@@ -49,5 +52,5 @@ def distill_cmd(
     print_summary(distill(pairs, teacher, out, limit=limit, batch_size=batch_size,
                           max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                           cache=cache, max_rps=max_rps, max_concurrency=max_concurrency,
-                          max_prompt_tokens=max_prompt_tokens,
+                          max_prompt_tokens=max_prompt_tokens, force_verdict=force_verdict,
                           prices=Prices(prompt=usd_prompt, completion=usd_completion)))

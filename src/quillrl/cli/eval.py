@@ -21,6 +21,7 @@ from .judge import (
     BACKEND_BATCH_OPTION,
     DEVICE_OPTION,
     DTYPE_OPTION,
+    FORCE_VERDICT_OPTION,
     GENRM_MAX_NEW_TOKENS_OPTION,
     LIMIT_OPTION,
     MODE_OPTION,
@@ -162,6 +163,7 @@ def alignment(
     bootstrap_by: str = typer.Option("pair", "--bootstrap-by", help="pair, or prompt: resample "
                                      "whole prompts (pairs sharing a prompt are correlated)."),
     max_new_tokens: Optional[int] = GENRM_MAX_NEW_TOKENS_OPTION,
+    force_verdict: bool = FORCE_VERDICT_OPTION,
     device: Optional[str] = DEVICE_OPTION,
     dtype: Optional[str] = DTYPE_OPTION,
     backend_batch_size: Optional[int] = BACKEND_BATCH_OPTION,
@@ -191,7 +193,8 @@ def alignment(
     check_output_path(out, inputs=inputs)
     check_output_path(report_dir, option="--report-dir", inputs=inputs, directory=True)
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
-                            specs=list(judges or []), timeout=timeout, attempts=attempts)
+                            specs=list(judges or []), timeout=timeout, attempts=attempts,
+                            force_verdict=force_verdict)
     selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
     if resamples * len(selected) > MAX_BOOTSTRAP_CELLS:
         raise ConfigError(f"--resamples {resamples} x {len(selected)} pairs needs more than "

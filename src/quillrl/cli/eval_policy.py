@@ -100,7 +100,8 @@ def judge_units(units: list[dict[str, Any]], spec: str, *, judgments: Optional[P
     pairs = [u["pair"] for u in units]
     if judgments is None:
         return run_judge(spec, pairs, seed=seed, batch_size=batch_size, options=options), False
-    settings = {**spec_settings(spec, options["mode"], options["swap"]), "order_seed": seed}
+    settings = {**spec_settings(spec, options["mode"], options["swap"], options["force_verdict"]),
+                "order_seed": seed}
     with JsonlWriter(judgments, resume=True) as writer:
         done = existing_judgments(judgments, settings) if writer.done_ids else {}
         records = {p.id: done[p.id] for p in pairs if p.id in done}

@@ -35,7 +35,7 @@ BACKEND_BATCH_HELP = "Local GenRM: prompts per forward batch (default: the backe
 def build_judge(spec: str, *, mode: str, swap: bool, max_new_tokens: int | None = None,
                 device: str | None = None, dtype: str | None = None,
                 backend_batch_size: int | None = None, timeout: float | None = None,
-                attempts: int | None = None) -> Any:
+                attempts: int | None = None, force_verdict: bool = False) -> Any:
     """``make_judge`` with the CLI's options; GenRM-only settings go only to GenRM judges
     (the other judges have one way of judging and would reject them), and backend settings
     left unset are not passed, so each backend keeps its own defaults."""
@@ -44,6 +44,8 @@ def build_judge(spec: str, *, mode: str, swap: bool, max_new_tokens: int | None 
     if not spec.startswith("genrm:"):
         return make_judge(spec)
     options = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+    if force_verdict:
+        options["force_verdict"] = True
     backend = {k: v for k, v in (("device", device), ("dtype", dtype),
                                  ("batch_size", backend_batch_size), ("timeout", timeout),
                                  ("max_retries", None if attempts is None else attempts - 1))
@@ -60,7 +62,7 @@ ATTEMPTS_HELP = "OpenAI-compatible GenRM: tries per request, the first included 
 def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str | None,
                   dtype: str | None, backend_batch_size: int | None, *,
                   specs: Sequence[str] | None = None, timeout: float | None = None,
-                  attempts: int | None = None) -> dict[str, Any]:
+                  attempts: int | None = None, force_verdict: bool = False) -> dict[str, Any]:
     """The keyword arguments of :func:`build_judge` (the CLI options shared by judge and eval),
     each checked: a value no judge accepts, or (given ``specs``) an option that none of the
     judges would use, is refused instead of ignored."""
@@ -78,10 +80,14 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
     at_least("--attempts", attempts, 1, 100)
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if force_verdict and mode != "reasoning":
+        raise ConfigError("--force-verdict closes an unfinished analysis, so it needs --mode "
+                          f"reasoning (verdict-only mode writes no analysis), got --mode {mode}")
     if specs is not None:
         genrm = [s for s in specs if s.startswith("genrm:")]
         for option, value, needs in (
                 ("--swap", swap or None, genrm), ("--max-new-tokens", max_new_tokens, genrm),
+                ("--force-verdict", force_verdict or None, genrm),
                 ("--device", device, [s for s in genrm if not _remote(s)]),
                 ("--dtype", dtype, [s for s in genrm if not _remote(s)]),
                 ("--backend-batch-size", backend_batch_size, [s for s in genrm if not _remote(s)]),
@@ -90,27 +96,33 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
             if value is not None and not needs:
                 which = ("OpenAI-compatible GenRM judges (genrm:openai:...)"
                          if option in ("--timeout", "--attempts") else
-                         "GenRM judges (genrm:...)" if option in ("--swap", "--max-new-tokens")
+                         "GenRM judges (genrm:...)"
+                         if option in ("--swap", "--max-new-tokens", "--force-verdict")
                          else "local GenRM judges (genrm:local:..., genrm:vllm:...)")
                 raise ConfigError(f"{option} applies only to {which}, and none is given "
                                   f"({', '.join(specs) or 'no --judge'})")
     return dict(mode=mode, swap=swap, max_new_tokens=max_new_tokens, device=device,
                 dtype=dtype, backend_batch_size=backend_batch_size, timeout=timeout,
-                attempts=attempts)
+                attempts=attempts, force_verdict=force_verdict)
 
 
 def _remote(spec: str) -> bool:
     return spec.startswith("genrm:openai:")
 
 
-def spec_settings(spec: str, mode: str, swap: bool) -> dict[str, Any]:
+def spec_settings(spec: str, mode: str, swap: bool, force_verdict: bool = False) -> dict[str, Any]:
     """What a judge built by :func:`build_judge` records as its settings
-    (``quillrl.eval.judging.judge_settings``): mode and swap only apply to GenRM judges."""
+    (``quillrl.eval.judging.judge_settings``): mode, swap and forcing only apply to GenRM judges."""
     from ..judges.template import TEMPLATE_VERSION
 
     genrm = spec.startswith("genrm:")
     return {"judge": spec, "mode": mode if genrm else None, "swap": bool(swap) and genrm,
-            "template": TEMPLATE_VERSION if genrm else None}
+            "template": TEMPLATE_VERSION if genrm else None,
+            "force_verdict": bool(force_verdict) and genrm}
+
+
+# settings that later versions added: a file written before one existed was written without it
+SETTING_DEFAULTS = {"force_verdict": False}
 
 
 def select_pairs(path: Path, limit: int | None, sample: int | None = None,
@@ -149,6 +161,10 @@ BACKEND_BATCH_OPTION = typer.Option(None, "--backend-batch-size", help=BACKEND_B
 PAIR_BATCH_OPTION = typer.Option(16, "--batch-size", help="Pairs per compare_many call.")
 GENRM_MAX_NEW_TOKENS_OPTION = typer.Option(
     None, "--max-new-tokens", help="GenRM reasoning length limit (default: the judge's, 512).")
+FORCE_VERDICT_HELP = ("Reasoning mode: close an analysis that never reached its verdict (token "
+                      "limit, or prose after </analysis>) and read p(A) there; such judgments "
+                      "are valid, marked forced and counted apart.")
+FORCE_VERDICT_OPTION = typer.Option(False, "--force-verdict", help=FORCE_VERDICT_HELP)
 TIMEOUT_OPTION = typer.Option(None, "--timeout", help=TIMEOUT_HELP)
 ATTEMPTS_OPTION = typer.Option(None, "--attempts", help=ATTEMPTS_HELP)
 LIMIT_OPTION = typer.Option(None, "--limit", help=LIMIT_HELP)
@@ -195,7 +211,7 @@ def existing_judgments(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
     for line, value in json_lines(path):
         if isinstance(value, DataError):
             raise value
-        theirs = {k: value.get(k) for k in settings}
+        theirs = {k: value.get(k, SETTING_DEFAULTS.get(k)) for k in settings}
         if theirs != settings:
             raise ConfigError(f"{path}:{line} was written with {theirs}, not {settings}; "
                               "use another --out, or --restart to replace the file")
@@ -215,6 +231,7 @@ def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
 
     invalid = Counter(error_kind(r["error"]) for r in records if not r["valid"])
     return {"n": len(records), "valid": sum(r["valid"] for r in records),
+            "forced": sum(bool(r.get("forced")) and r["valid"] for r in records),
             "invalid": sum(invalid.values()), "invalid_by_reason": dict(invalid), "accuracy": accuracy(p_chosen),
             "position_consistency": position_consistency(r["flipped"] for r in records),
             **extra, "cost": cost}
@@ -258,6 +275,7 @@ def judge_command(
                              "(and of --sample)."),
     batch_size: int = PAIR_BATCH_OPTION,
     max_new_tokens: Optional[int] = GENRM_MAX_NEW_TOKENS_OPTION,
+    force_verdict: bool = FORCE_VERDICT_OPTION,
     device: Optional[str] = DEVICE_OPTION,
     dtype: Optional[str] = DTYPE_OPTION,
     backend_batch_size: Optional[int] = BACKEND_BATCH_OPTION,
@@ -275,9 +293,10 @@ def judge_command(
     at_least("--batch-size", batch_size, 1)
     check_output_path(out, inputs=[pairs])
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
-                            specs=[judge], timeout=timeout, attempts=attempts)
+                            specs=[judge], timeout=timeout, attempts=attempts,
+                            force_verdict=force_verdict)
     selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
-    settings = {**spec_settings(judge, mode, swap), "order_seed": seed}
+    settings = {**spec_settings(judge, mode, swap, force_verdict), "order_seed": seed}
     # The writer opens first: on resume it drops a line cut off mid-write, so what is read back
     # is complete. The settings are checked before the judge is built: a refused resume should
     # not first load a model.

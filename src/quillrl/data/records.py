@@ -118,7 +118,8 @@ class JudgmentRecord(_Record):
     flipped: bool | None = Field(default=None, strict=True)
     valid: bool = Field(strict=True)
     cost: dict[str, float]
+    force_verdict: bool = Field(default=False, strict=True)  # files from before it existed: False
 
     def setting(self) -> tuple:
-        """What identifies one judge's run: (judge, mode, swap, order seed)."""
-        return (self.judge, self.mode, self.swap, self.order_seed)
+        """What identifies one judge's run: (judge, mode, swap, order seed, force_verdict)."""
+        return (self.judge, self.mode, self.swap, self.order_seed, self.force_verdict)

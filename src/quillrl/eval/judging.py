@@ -47,16 +47,19 @@ def presented(pair: Any, seed: int = 0) -> tuple[tuple[str, str, str], str]:
 
 
 def judgment_record(pair: Any, judgment: Judgment, slot: str, *, judge: str, mode: str | None,
-                    swap: bool, seed: int, template: str | None = None) -> dict[str, Any]:
+                    swap: bool, seed: int, template: str | None = None,
+                    force_verdict: bool = False) -> dict[str, Any]:
     """The JSONL line for one judged pair: identity, the judge's answer in slot terms and in
     human-label terms, each order's raw output, and the cost."""
     p_chosen = p_chosen_of(judgment.p_a, slot)
     label_correct = None if judgment.verdict is None else judgment.verdict == slot
     orders = [{"order": o.order, "p_a": o.p_a, "verdict": o.verdict, "valid": o.valid,
-               "error": o.error, "raw": o.raw, "mass": o.mass} for o in judgment.orders]
+               "error": o.error, "raw": o.raw, "mass": o.mass, "forced": o.forced}
+              for o in judgment.orders]
     cost = judgment.cost
     return {
         "id": pair.id, "judge": judge, "mode": mode, "swap": swap, "template": template, "order_seed": seed,
+        "force_verdict": force_verdict, "forced": judgment.forced,
         "chosen_slot": slot, "p_a": judgment.p_a, "p_chosen": p_chosen,
         "verdict": judgment.verdict, "label_correct": label_correct,
         "entropy": judgment.entropy, "valid": judgment.valid, "error": judgment.error,
@@ -109,7 +112,8 @@ def judge_settings(judge: Judge, spec: str | None = None) -> dict[str, Any]:
     # a GenRM's judgments depend on its prompt: files from another template are not resumed
     genrm = isinstance(judge, GenRMJudge)
     return {"judge": spec or judge.name, "mode": getattr(judge, "mode", None),
-            "swap": bool(getattr(judge, "swap", False)), "template": TEMPLATE_VERSION if genrm else None}
+            "swap": bool(getattr(judge, "swap", False)), "template": TEMPLATE_VERSION if genrm else None,
+            "force_verdict": bool(getattr(judge, "force_verdict", False))}
 
 
 def judge_pairs(judge: Judge, pairs: Sequence[Any], *, seed: int = 0, spec: str | None = None,

@@ -66,6 +66,7 @@ class OrderResult:
     raw: str | None = None  # the judge's output text exactly as the backend returned it
     analysis: str | None = None
     mass: float | None = None  # P(A) + P(B) before renormalising: how much the judge meant a verdict
+    forced: bool = False  # the verdict was read at a position we closed (force_verdict), not written
 
 
 @dataclass
@@ -89,6 +90,11 @@ class Judgment:
     flipped: bool | None = None
     cost: Cost = field(default_factory=Cost)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def forced(self) -> bool:
+        """True when any order's verdict was forced (read where we closed the analysis)."""
+        return any(r.forced for r in self.orders)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (for ``--out`` JSONL files)."""

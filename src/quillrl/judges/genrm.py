@@ -28,6 +28,11 @@ an unclosed final ``<verdict>`` gets ``</verdict>`` back before parsing (``raw``
 text exactly as returned). That also completes a reply that ended on EOS right after its
 letter, which we accept: the letter was written. A reply that hit the token limit is never
 completed.
+
+``force_verdict=True`` (off by default) closes a reply that wrote an analysis but no verdict
+(:func:`~quillrl.judges.parse.close_for_verdict`) and reads ``p(A)`` at the closed verdict
+position, the judge's verdict being its more likely letter there. The order is valid and
+``forced``; reports count forced judgments apart (docs/design.md, "Forced verdict").
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import numpy as np
 from ..backends.base import Backend, ChatPrompt, Generation, SamplingParams
 from ..errors import BackendError, ConfigError
 from .base import Cost, Judge, Judgment, Order, OrderResult, Pair, invalid_judgment
-from .parse import ParsedJudgment, parse_judgment
+from .parse import ParsedJudgment, close_for_verdict, parse_judgment
 from .stats import binary_entropy, swap_debias, verdict_distribution, verdict_of
 from .template import ANALYSIS_OPEN, MODES, VERDICT_CHOICES, VERDICT_CLOSE, Mode, judge_prompt
 
@@ -66,18 +71,23 @@ class GenRMJudge(Judge):
 
     ``backend`` is any :class:`~quillrl.backends.base.Backend` (local transformers, an
     OpenAI-compatible server, or a fake in tests). ``max_new_tokens``, ``temperature``
-    (0 = greedy) and ``seed`` only matter in reasoning mode.
+    (0 = greedy), ``seed`` and ``force_verdict`` only matter in reasoning mode.
     """
 
     def __init__(self, backend: Backend, mode: Mode = "reasoning", swap: bool = False,
-                 max_new_tokens: int = 512, temperature: float = 0.0, seed: int | None = None):
+                 max_new_tokens: int = 512, temperature: float = 0.0, seed: int | None = None,
+                 force_verdict: bool = False):
         if mode not in MODES:
             raise ConfigError(f"judge mode must be one of {list(MODES)}, got {mode!r}")
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+        if force_verdict and mode != "reasoning":
+            raise ConfigError("force_verdict closes an unfinished analysis; it needs mode "
+                              f"'reasoning' (verdict-only mode writes none), got mode {mode!r}")
         self.backend, self.mode, self.swap = backend, mode, bool(swap)
+        self.force_verdict = bool(force_verdict)
         self.params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature,
                                      seed=seed, stop=(VERDICT_CLOSE,))
         self.name = f"genrm:{getattr(backend, 'name', type(backend).__name__)}"
@@ -133,7 +143,7 @@ class GenRMJudge(Judge):
         run.gens = list(gens)
         probes, probe_jobs, parsed_of = [], [], {}
         for k, ((_, order), gen) in enumerate(zip(jobs, gens)):
-            parsed, probe = verdict_probe(prompts[k], _with_stop(gen))
+            parsed, probe = verdict_probe(prompts[k], _with_stop(gen), force=self.force_verdict)
             if probe is None:
                 run.results[k] = OrderResult(order=order, p_a=None, verdict=None, valid=False,
                                              error=parsed.error, raw=gen.text,
@@ -148,7 +158,8 @@ class GenRMJudge(Judge):
         for k, row in zip(probe_jobs, probs):
             parsed = parsed_of[k]
             run.results[k] = self._order_from_probs(jobs[k][1], row, letter=parsed.verdict,
-                                                    raw=gens[k].text, analysis=parsed.analysis)
+                                                    raw=gens[k].text, analysis=parsed.analysis,
+                                                    forced=parsed.forced)
 
     def _choice_probs(self, prompts: Sequence[ChatPrompt], job_ids: list[int],
                       run: "_Run") -> np.ndarray:
@@ -169,16 +180,17 @@ class GenRMJudge(Judge):
 
     @staticmethod
     def _order_from_probs(order: Order, row, *, letter: str | None, raw: str | None,
-                          analysis: str | None = None) -> OrderResult:
+                          analysis: str | None = None, forced: bool = False) -> OrderResult:
         dist = verdict_distribution(row[0], row[1])
         if dist is None:
             return OrderResult(order=order, p_a=None, verdict=None, valid=False, raw=raw,
                                error=NO_VERDICT_MASS, analysis=analysis,
-                               mass=float(row[0] + row[1]))
-        # Verdict-only mode has no written letter: the judge's choice is its more likely letter.
+                               mass=float(row[0] + row[1]), forced=forced)
+        # Verdict-only mode and forced verdicts have no written letter: the judge's choice is
+        # its more likely letter.
         verdict = letter if letter is not None else verdict_of(dist.p_a)
         return OrderResult(order=order, p_a=dist.p_a, verdict=verdict, valid=True, raw=raw,
-                           analysis=analysis, mass=dist.mass)
+                           analysis=analysis, mass=dist.mass, forced=forced)
 
     @staticmethod
     def _combine(results: tuple[OrderResult, ...], cost: Cost) -> Judgment:
@@ -204,9 +216,14 @@ class GenRMJudge(Judge):
         self.backend.close()
 
 
-def verdict_probe(prompt: ChatPrompt, reply: str) -> tuple[ParsedJudgment, ChatPrompt | None]:
+def verdict_probe(prompt: ChatPrompt, reply: str,
+                  force: bool = False) -> tuple[ParsedJudgment, ChatPrompt | None]:
     """Parse prefill + reply as one judgment; for a valid one, also the probe where ``p(A)`` is
     read: the judge prompt with the assistant turn up to and including the final ``<verdict>``.
+
+    With ``force``, a reply that wrote an analysis but no verdict is closed at the verdict
+    position (:func:`~quillrl.judges.parse.close_for_verdict`): the parsed judgment is valid,
+    ``forced``, and has no written ``verdict`` (the caller reads it from ``p(A)``).
 
     ``prompt.assistant_prefix`` is the reasoning prefill the reply continues. A reply that
     itself opens with ``<analysis>`` comes from a backend that could not continue the prefill
@@ -220,13 +237,21 @@ def verdict_probe(prompt: ChatPrompt, reply: str) -> tuple[ParsedJudgment, ChatP
     ('A', '\\n<verdict>')
     >>> verdict_probe(ChatPrompt((), "<analysis>\\nCoherence:"), " A flows")[0].error
     'truncated: <analysis> is never closed'
+    >>> parsed, probe = verdict_probe(ChatPrompt((), "<analysis>\\nCoherence:"), " A flows", force=True)
+    >>> parsed.forced, parsed.verdict, probe.assistant_prefix
+    (True, None, '<analysis>\\nCoherence: A flows\\n</analysis>\\n<verdict>')
     """
     restated = prompt.assistant_prefix.startswith(ANALYSIS_OPEN) and reply.lstrip().startswith(ANALYSIS_OPEN)
     # an empty continuation is "empty output", not a truncated prefill
     text = reply if restated or not reply.strip() else prompt.assistant_prefix + reply
     parsed = parse_judgment(text)
     if not parsed.valid:
-        return parsed, None
+        closed = close_for_verdict(text, parsed.error) if force else None
+        if closed is None:
+            return parsed, None
+        parsed = ParsedJudgment(verdict=None, analysis=parse_judgment(closed + "A" + VERDICT_CLOSE).analysis,
+                                valid=True, verdict_pos=len(closed), forced=True)
+        return parsed, ChatPrompt(prompt.messages, closed)
     return parsed, ChatPrompt(prompt.messages, text[: parsed.verdict_pos])
 
 

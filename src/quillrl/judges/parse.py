@@ -21,6 +21,15 @@ Everything else is *invalid*, with a one-line ``error``; parsing never raises. I
 
 ``verdict_pos`` is the character offset in the text given of the letter right after the final
 ``<verdict>``: prompt + ``text[:verdict_pos]`` is where the judge's ``p(A)`` is read.
+
+Forcing the verdict (opt-in, ``force_verdict``; docs/design.md, "Forced verdict"). A reply that
+wrote an analysis but never reached its verdict (cut off at the token limit, or closed the
+analysis and went on in prose) can be *closed* by :func:`close_for_verdict`: its analysis up to
+where it stopped, then ``\n</analysis>\n<verdict>``, and ``p(A)`` is read there, as a thinking
+budget ends a reasoning model's thoughts. Such a judgment is valid but marked ``forced``, and
+counted apart. Replies that broke the format in any other way (a verdict inside the analysis,
+text before it, a second block, a verdict that is not exactly ``A`` or ``B``) are never forced:
+forcing must not turn a malformed answer into a verdict.
 """
 
 from __future__ import annotations
@@ -40,6 +49,13 @@ class ParsedJudgment:
     valid: bool
     error: str | None = None
     verdict_pos: int | None = None
+    forced: bool = False  # closed at the verdict position by close_for_verdict, not written
+
+
+# The parser errors that mean "an analysis, but no verdict yet": the only ones forcing closes.
+FORCEABLE_ERRORS = ("truncated: <analysis> is never closed",
+                    "truncated: no <verdict> after </analysis>",
+                    "missing <verdict> after </analysis>")
 
 
 def _invalid(error: str, analysis: str | None = None) -> ParsedJudgment:
@@ -50,7 +66,7 @@ def parse_judgment(text: str | None) -> ParsedJudgment:
     """Parse one judge reply (see the module docstring for what is valid).
 
     >>> parse_judgment("<analysis>\\nA is tighter.\\n</analysis>\\n<verdict>A</verdict>")
-    ParsedJudgment(verdict='A', analysis='A is tighter.', valid=True, error=None, verdict_pos=46)
+    ParsedJudgment(verdict='A', analysis='A is tighter.', valid=True, error=None, verdict_pos=46, forced=False)
     >>> parse_judgment("<verdict>B</verdict>").error
     'missing <analysis>...</analysis> block'
     """
@@ -103,3 +119,30 @@ def parse_judgment(text: str | None) -> ParsedJudgment:
         return _invalid(f"verdict must be exactly 'A' or 'B', got {letter!r}", analysis)
     return ParsedJudgment(verdict=letter, analysis=analysis, valid=True, error=None,
                           verdict_pos=start + letter_at)
+
+
+def close_for_verdict(text: str, error: str | None) -> str | None:
+    """``text`` (prefill + reply) closed at the verdict position, for a reply that wrote an
+    analysis but no verdict; ``None`` when forcing does not apply.
+
+    ``error`` is :func:`parse_judgment`'s error for ``text``; only :data:`FORCEABLE_ERRORS`
+    are closed. The result is the analysis as far as it got (anything after its
+    ``</analysis>`` dropped), then ``\n</analysis>\n<verdict>``, so the result + ``"A</verdict>"``
+    parses as a valid judgment whose ``verdict_pos`` is ``len(result)``.
+
+    >>> close_for_verdict("<analysis>\\nCoherence: A flows, B", "truncated: <analysis> is never closed")
+    '<analysis>\\nCoherence: A flows, B\\n</analysis>\\n<verdict>'
+    >>> close_for_verdict("<analysis>\\nok\\n</analysis>\\nThe answer is A.", "missing <verdict> after </analysis>")
+    '<analysis>\\nok\\n</analysis>\\n<verdict>'
+    >>> close_for_verdict("<verdict>A</verdict>", "missing <analysis>...</analysis> block") is None
+    True
+    """
+    if error not in FORCEABLE_ERRORS:
+        return None
+    body = text.strip()
+    if not body.startswith(ANALYSIS_OPEN):
+        return None
+    analysis = body[len(ANALYSIS_OPEN):].split(ANALYSIS_CLOSE, 1)[0]
+    if any(tag in analysis for tag in (ANALYSIS_OPEN, VERDICT_OPEN, VERDICT_CLOSE)) or not analysis.strip():
+        return None
+    return f"{ANALYSIS_OPEN}{analysis.rstrip()}\n{ANALYSIS_CLOSE}\n{VERDICT_OPEN}"

@@ -38,13 +38,19 @@ def _as_outcomes(correct: Sequence[bool | None]) -> np.ndarray:
 
 
 def shape_by_entropy(correct: Sequence[bool | None], entropy: ArrayLike, floor: float = 0.2,
-                     format_penalty: float = 0.5) -> np.ndarray:
+                     format_penalty: float = 0.5, forced: Sequence[bool] | None = None,
+                     forced_penalty: float = 0.0) -> np.ndarray:
     """Rewards for sampled judgments of labelled pairs, shaped by verdict entropy H (RLCS).
 
     - right (``True``):   ``r = floor + (1 − floor)·H``          in [floor, 1], increasing in H;
     - wrong (``False``):  ``r = −(floor + (1 − floor)·(1 − H))``  in [−1, −floor], lowest at H = 0;
     - invalid (``None``): ``r = −1 − format_penalty``, below every wrong verdict when
       ``format_penalty > 0``; its entropy is not read (None or NaN is fine).
+
+    - a valid judgment whose verdict was *forced* (``forced[i]``: the judge's analysis was
+      closed for it, docs/design.md "Forced verdict") earns the above ``− forced_penalty``: it
+      is still scored by its verdict and H, so shaping acts on it, but a judge that finishes
+      on its own earns more. Invalid judgments are never forced.
 
     ``floor`` in (0, 1] keeps every right verdict above every wrong one; ``floor = 1`` is the
     unshaped ±1 reward, the ablation baseline. ``entropy`` of a valid judgment must be in [0, 1]
@@ -55,12 +61,17 @@ def shape_by_entropy(correct: Sequence[bool | None], entropy: ArrayLike, floor: 
     [0.6, -0.6, -1.5]
     >>> shape_by_entropy([True, True, False], [0.0, 1.0, 0.0], floor=1.0).tolist()
     [1.0, 1.0, -1.0]
+    >>> shape_by_entropy([True, True], [0.5, 0.5], forced=[False, True], forced_penalty=0.25).round(3).tolist()
+    [0.6, 0.35]
     """
     floor, format_penalty = float(floor), float(format_penalty)
     if not 0.0 < floor <= 1.0:
         raise ConfigError(f"floor={floor} must be in (0, 1]; 1 gives the unshaped ±1 reward (default 0.2)")
     if not (np.isfinite(format_penalty) and format_penalty >= 0.0):
         raise ConfigError(f"format_penalty={format_penalty} must be a finite number >= 0 (default 0.5)")
+    forced_penalty = float(forced_penalty)
+    if not (np.isfinite(forced_penalty) and forced_penalty >= 0.0):
+        raise ConfigError(f"forced_penalty={forced_penalty} must be a finite number >= 0 (default 0)")
     outcome = _as_outcomes(correct)
     ent = np.asarray(entropy, dtype=object)
     if ent.ndim != 1 or ent.size != outcome.size:
@@ -77,4 +88,12 @@ def shape_by_entropy(correct: Sequence[bool | None], entropy: ArrayLike, floor: 
     right, wrong = outcome == 1, outcome == 0
     rewards[right] = floor + (1.0 - floor) * h[right]
     rewards[wrong] = -(floor + (1.0 - floor) * (1.0 - h[wrong]))
+    if forced is not None:
+        flags = np.asarray(forced, dtype=bool)
+        if flags.shape != outcome.shape:
+            raise ValueError(f"got {outcome.size} outcomes but forced of shape {flags.shape}")
+        if np.any(flags & ~valid):
+            raise ValueError(f"forced[{int(np.flatnonzero(flags & ~valid)[0])}] is set on an invalid "
+                             "judgment; only a valid (closed) judgment can be forced")
+        rewards[flags] -= forced_penalty
     return rewards

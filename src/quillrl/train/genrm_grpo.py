@@ -39,23 +39,26 @@ from trl import GRPOTrainer
 
 from ..backends.base import ChatPrompt
 from ..judges.genrm import NO_VERDICT_MASS, verdict_probe
+from ..judges.stats import verdict_of
 from ..judges.template import VERDICT_CHOICES, from_conversation
-from ..rewards.verdict import verdict_distribution
 from ..rewards import shape_by_entropy
+from ..rewards.verdict import verdict_distribution
 from .reward_funcs import completion_text
 
 VerdictProbs = Callable[[list[ChatPrompt]], np.ndarray]
 
 
-def read_judgment(prompt: Any, completion: str) -> tuple[ChatPrompt | None, str | None, str | None]:
-    """``(probe, verdict, error)`` for one sampled judgment, read exactly as
+def read_judgment(prompt: Any, completion: str,
+                  force: bool = False) -> tuple[ChatPrompt | None, str | None, str | None, bool]:
+    """``(probe, verdict, error, forced)`` for one sampled judgment, read exactly as
     :class:`~quillrl.judges.GenRMJudge` reads one (:func:`~quillrl.judges.genrm.verdict_probe`):
     the prompt's final assistant message is the reasoning prefill the completion continues;
-    the probe (None if invalid) is where ``p(A)`` is read."""
+    the probe (None if invalid) is where ``p(A)`` is read. With ``force``, an analysis that
+    never reached its verdict is closed there (``forced``; its verdict is then read from p(A))."""
     if isinstance(prompt, str):  # a plain-text dataset: the whole prompt is one user turn
         prompt = [{"role": "user", "content": prompt}]
-    parsed, probe = verdict_probe(from_conversation(prompt), completion)
-    return probe, parsed.verdict, parsed.error
+    parsed, probe = verdict_probe(from_conversation(prompt), completion, force=force)
+    return probe, parsed.verdict, parsed.error, parsed.forced
 
 
 class EntropyShapedVerdictReward:
@@ -70,19 +73,32 @@ class EntropyShapedVerdictReward:
     ``group_reward_std`` and ``group_reward_std_unshaped`` (the same samples at ``floor = 1``),
     and ``reward_unshaped`` per sample.
 
+    ``force_verdict`` closes a sampled analysis that never reached its verdict and scores the
+    verdict read there, less ``forced_penalty`` (``forced_rate`` is logged): with a judge too
+    small to finish, every sample would otherwise be invalid, every group's reward the same,
+    and no update, shaped or not, would move it.
+
     >>> reward = EntropyShapedVerdictReward(lambda probes: np.array([[0.8, 0.2]] * len(probes)))
     >>> ok = "<analysis>\\nfine\\n</analysis>\\n<verdict>A</verdict>"
     >>> [round(r, 3) for r in reward([[{"role": "user", "content": "x"}]] * 3, [ok, ok, "junk"],
     ...                              label=["A", "B", "A"])]
     [0.778, -0.422, -1.5]
+    >>> forcing = EntropyShapedVerdictReward(lambda probes: np.array([[0.8, 0.2]] * len(probes)),
+    ...                                      force_verdict=True, forced_penalty=0.25)
+    >>> [round(r, 3) for r in forcing([[{"role": "user", "content": "x"}]] * 2,
+    ...                               [ok, "<analysis>\\nCoherence: A is"], label=["A", "A"])]
+    [0.778, 0.528]
     """
 
     __name__ = "shaped"
 
     def __init__(self, verdict_probs: VerdictProbs, floor: float = 0.2, format_penalty: float = 0.5,
-                 confident_below: float = 0.5, keep_samples: int = 0):
-        shape_by_entropy([], [], floor=floor, format_penalty=format_penalty)  # fail fast on bad values
+                 confident_below: float = 0.5, keep_samples: int = 0, force_verdict: bool = False,
+                 forced_penalty: float = 0.25):
+        # fail fast on bad values
+        shape_by_entropy([], [], floor=floor, format_penalty=format_penalty, forced_penalty=forced_penalty)
         self.verdict_probs, self.floor, self.format_penalty = verdict_probs, floor, format_penalty
+        self.force_verdict, self.forced_penalty = bool(force_verdict), float(forced_penalty)
         self.confident_below, self.keep_samples = confident_below, keep_samples
         self.samples: list[dict] = []
 
@@ -90,8 +106,8 @@ class EntropyShapedVerdictReward:
                  log_metric: Callable[[str, float], None] | None = None, pair_id: Sequence[str] | None = None,
                  **_: Any) -> list[float]:
         texts = [completion_text(c) for c in completions]
-        checked = [read_judgment(p, t) for p, t in zip(prompts, texts)]
-        probes, verdicts, errors = ([c[k] for c in checked] for k in range(3))
+        checked = [read_judgment(p, t, force=self.force_verdict) for p, t in zip(prompts, texts)]
+        probes, verdicts, errors, forced = ([c[k] for c in checked] for k in range(4))
         valid = [i for i, probe in enumerate(probes) if probe is not None]
         probs = np.asarray(self.verdict_probs([probes[i] for i in valid]), dtype=float).reshape(len(valid), 2)
         entropy: list[float | None] = [None] * len(texts)
@@ -99,36 +115,47 @@ class EntropyShapedVerdictReward:
         for i, row in zip(valid, probs):
             dist = verdict_distribution(row[0], row[1])
             if dist is None:  # no mass on either letter: GenRMJudge calls this invalid too
-                errors[i] = NO_VERDICT_MASS
+                errors[i], forced[i] = NO_VERDICT_MASS, False
                 continue
+            # a forced verdict was not written: it is the judge's more likely letter there
+            verdicts[i] = verdicts[i] if verdicts[i] is not None else verdict_of(dist.p_a)
             entropy[i], correct[i] = dist.entropy, verdicts[i] == label[i]
-        rewards = shape_by_entropy(correct, entropy, floor=self.floor, format_penalty=self.format_penalty)
+        forced = [bool(f) and ok is not None for f, ok in zip(forced, correct)]
+        rewards = self._shape(correct, entropy, forced, self.floor)
         if log_metric is not None:
-            self._log(log_metric, correct, entropy)
-            self._log_groups(log_metric, correct, entropy, rewards, pair_id or [repr(p) for p in prompts])
+            self._log(log_metric, correct, entropy, forced)
+            self._log_groups(log_metric, correct, entropy, forced, rewards,
+                             pair_id or [repr(p) for p in prompts])
         for i in range(min(self.keep_samples - len(self.samples), len(texts))):
             self.samples.append({"pair_id": pair_id[i] if pair_id else None, "label": label[i],
                                  "completion": texts[i], "verdict": verdicts[i], "entropy": entropy[i],
-                                 "correct": correct[i], "error": errors[i], "reward": float(rewards[i])})
+                                 "correct": correct[i], "forced": forced[i], "error": errors[i],
+                                 "reward": float(rewards[i])})
         return rewards.tolist()
 
-    def _log(self, log_metric: Callable[[str, float], None], correct: list, entropy: list) -> None:
+    def _shape(self, correct: list, entropy: list, forced: list, floor: float) -> np.ndarray:
+        return shape_by_entropy(correct, entropy, floor=floor, format_penalty=self.format_penalty,
+                                forced=forced, forced_penalty=self.forced_penalty)
+
+    def _log(self, log_metric: Callable[[str, float], None], correct: list, entropy: list,
+             forced: list) -> None:
         # one value per sample: TRL sums and counts them over all processes, so each logged
         # number is a mean over the whole gathered batch, not a mean of per-process means
-        for ok, h in zip(correct, entropy):
+        for ok, h, f in zip(correct, entropy, forced):
             log_metric("accuracy", float(ok is True))
             log_metric("invalid_rate", float(ok is None))
+            log_metric("forced_rate", float(f))
             log_metric("confident_correct_share", float(ok is True and h < self.confident_below))
             if ok is not None:
                 log_metric("entropy_correct" if ok else "entropy_wrong", h)
 
     def _log_groups(self, log_metric: Callable[[str, float], None], correct: list, entropy: list,
-                    rewards: np.ndarray, keys: Sequence[str]) -> None:
+                    forced: list, rewards: np.ndarray, keys: Sequence[str]) -> None:
         """Per group (the samples of one pair): the spread of H, through which alone shaping can
         act (docs/design.md), and the reward's std shaped and unshaped (``floor = 1``) on the
         same samples. Groups are read from the local batch: a group split over processes
         (TRL allows it) is counted as its parts."""
-        unshaped = shape_by_entropy(correct, entropy, floor=1.0, format_penalty=self.format_penalty)
+        unshaped = self._shape(correct, entropy, forced, 1.0)
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             groups.setdefault(key, []).append(i)
@@ -148,7 +175,8 @@ class EntropyShapedVerdictReward:
 class GenRMGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose one reward is :class:`EntropyShapedVerdictReward` on its own policy.
 
-    ``shaping``: ``floor``, ``format_penalty``, ``confident_below`` (see the reward); the
+    ``shaping``: ``floor``, ``format_penalty``, ``confident_below``, ``force_verdict``,
+    ``forced_penalty`` (see the reward); the
     dataset needs conversational ``prompt`` and ``label`` columns (``pair_id`` optional).
     """
 

@@ -26,6 +26,10 @@ class ShapingSection(StageConfig):
     floor: float = Field(0.2, gt=0, le=1, description="reward of a right verdict at H=0; 1 = unshaped ±1")
     format_penalty: float = Field(0.5, ge=0, description="an invalid judgment earns -1 - format_penalty")
     confident_below: float = Field(0.5, gt=0, le=1, description="H threshold for confident_correct_share")
+    force_verdict: bool = Field(False, description="close an analysis that never reached its verdict "
+                                "and score the verdict read there (docs/design.md, 'Forced verdict')")
+    forced_penalty: float = Field(0.25, ge=0, description="a forced verdict earns its shaped reward "
+                                  "minus this, so finishing unaided pays more")
 
 
 class JudgeGRPOSection(GRPOSection):

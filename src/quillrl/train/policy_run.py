@@ -33,6 +33,9 @@ class RewardSection(StageConfig):
     strategy: Literal["pivot", "reference", "round_robin", "scalar"] = Field(
         "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>)")
     judge_max_new_tokens: int = Field(384, ge=1, description="GenRM reasoning length (reasoning mode only)")
+    judge_force_verdict: bool = Field(False, description="GenRM reasoning mode: close an analysis that "
+                                      "never reached its verdict and read the verdict there "
+                                      "(docs/design.md, 'Forced verdict')")
     loose: bool = Field(False, description="verify constraints with IFEval's loose variants")
     free_text_verifier: str | None = Field(
         None, description="backend that judges free_text constraints (local:<model>, "
@@ -154,7 +157,10 @@ def check_free_text(config: PolicyConfig) -> None:
 
 def judge_model_options(reward: RewardSection) -> dict:
     """The options a reward section passes to its judge's constructor."""
-    return {"max_new_tokens": reward.judge_max_new_tokens} if reward.judge.startswith("genrm:") else {}
+    if not reward.judge.startswith("genrm:"):
+        return {}
+    return {"max_new_tokens": reward.judge_max_new_tokens,
+            **({"force_verdict": True} if reward.judge_force_verdict else {})}
 
 
 def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_judge=None,
