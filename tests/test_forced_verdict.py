@@ -194,3 +194,19 @@ def test_distill_with_forcing_keeps_closed_chains_and_refuses_an_unforced_resume
     meta_path(out).write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="force_verdict: False there, True now"):
         distill(pairs, teacher, out)
+
+
+def test_eval_alignment_reports_the_forced_share(tmp_path, tiny_model_dir):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Write {i}.", "chosen": GOOD,
+                                         "rejected": BAD}) + "\n" for i in range(2)))
+    result = CliRunner().invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judge",
+                                      f"genrm:local:{tiny_model_dir}", "--max-new-tokens", "4",
+                                      "--swap", "--force-verdict", "--device", "cpu",
+                                      "--resamples", "100", "--out", str(tmp_path / "all.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "reasoning, forced 100.0%" in result.output
+    # the file reads back as a forced run: scoring it again gives the same row
+    again = CliRunner().invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judgments",
+                                     str(tmp_path / "all.jsonl"), "--resamples", "100"])
+    assert again.exit_code == 0 and "reasoning, forced 100.0%" in again.output

@@ -122,6 +122,8 @@ def score(records: list[dict], pairs: list, *, seed: int, n_resamples: int,
                # the chosen text sits in A for about half the pairs
                a_share=_mean(float(r["verdict"] == "A") for r in records if r["verdict"]),
                mean_entropy=_mean(r["entropy"] for r in records),
+               force_verdict=bool(first.get("force_verdict")),
+               forced_rate=_mean(float(bool(r.get("forced")) and r["valid"]) for r in records),
                seconds_per_pair=seconds / len(records),
                completion_tokens=sum(r["cost"]["completion_tokens"] for r in records))
     return row, reliability_bins(p_chosen)

@@ -33,7 +33,10 @@ def table_row(row: dict[str, Any]) -> list[str]:
     ece = "—" if row["ece"] is None else f"{row['ece']:.3f}"
     seconds = row.get("seconds_per_pair")
     swap = "yes" if row["swap"] else "AB of swap run" if row.get("view") else "no"
-    return [f"`{row['judge']}`", row["mode"] or "—", swap,
+    mode = row["mode"] or "—"
+    if row.get("force_verdict"):  # docs/design.md, "Forced verdict": say how many were closed
+        mode += f", forced {_pct(row.get('forced_rate'))}"
+    return [f"`{row['judge']}`", mode, swap,
             str(row["n"]), _pct(row["accuracy"]) + ci, _pct(row["position_consistency"]),
             _pct(row.get("a_share")), _pct(row["invalid_rate"]), ece,
             "—" if seconds is None else f"{seconds:.3f}"]

@@ -97,6 +97,7 @@ def first_order(record: dict[str, Any]) -> dict[str, Any]:
         "label_correct": None if ab["verdict"] is None else ab["verdict"] == slot,
         "entropy": None if p_a is None else binary_entropy(p_a), "valid": ab["valid"],
         "error": ab["error"], "flipped": None, "raw": ab["raw"], "orders": [ab],
+        "forced": bool(ab.get("forced")),
         "cost": {k: v / 2 for k, v in record["cost"].items()},
     }
 
