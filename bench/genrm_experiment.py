@@ -28,6 +28,12 @@ Stages (defaults are the issue's sizes; ``--distill-pairs`` etc. size them to th
 5. ``judge`` + ``eval alignment`` per set: each GenRM in reasoning mode with swap, then the BT RM
    and ``baseline:length`` on the same pairs, intervals by prompt.
 
+``--force-verdict`` (on by default) closes every analysis that never reached its verdict and
+reads the verdict there (docs/design.md, "Forced verdict"), in distillation, GRPO and judging:
+the embedded 135M model writes no verdict of its own (0 of 50 with the prefill), so without it
+every stage would see only invalid judgments. ``--no-force-verdict`` for a teacher and judges
+that finish. ``--bt-rm DIR`` scores an already trained BT RM instead of training one.
+
     nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python bench/genrm_experiment.py --out runs/genrm_exp
 """
 
@@ -146,12 +152,19 @@ def main() -> None:
     ap.add_argument("--grpo-prompt-tokens", type=int, default=2048, help="GRPO: pairs with longer judge prompts are dropped, counted")
     ap.add_argument("--storyer-test-pairs", type=int, default=100, help="seeded sample of StoryER test (all: 207)")
     ap.add_argument("--sets", default=",".join(SETS), help="evaluation sets, comma-separated")
+    ap.add_argument("--force-verdict", action=argparse.BooleanOptionalAction, default=True,
+                    help="close analyses that never reach their verdict (default: on)")
+    ap.add_argument("--bt-rm", type=Path, default=None,
+                    help="a trained BT RM directory (train bt-rm output) to score instead of training one")
+    ap.add_argument("--stop-after", choices=("distill", "sft", "grpo", "bt"), default=None,
+                    help="stop after this stage (the rest runs on the next invocation)")
     args = ap.parse_args()
     out = args.out
     data, results = out / "data", out / "results.json"
     log = json.loads(results.read_text()) if results.exists() else {}
     log.setdefault("started", time.strftime("%Y-%m-%d %H:%M:%S"))
     log["invocation"] = " ".join(shlex.quote(a) for a in sys.argv)
+    force = ["--force-verdict"] if args.force_verdict else []
 
     def save() -> None:
         results.write_text(json.dumps(log, indent=2))
@@ -169,9 +182,11 @@ def main() -> None:
     distilled = out / "distill" / "reasoning.jsonl"
     limit = ["--limit", str(args.distill_pairs)] if args.distill_pairs else []
     got = run(["distill", "--pairs", str(files["storyer_train"]), "--teacher", args.teacher, "--out", str(distilled),
-               *limit, "--max-new-tokens", str(args.judge_tokens), "--batch-size", "4"],
+               *limit, "--max-new-tokens", str(args.judge_tokens), "--batch-size", "4", *force],
               log, "distill", resumes_itself=True)
     save()
+    if args.stop_after == "distill":
+        return
 
     # 2. SFT on the kept chains; 3. GRPO unshaped and shaped from the same start
     untrained = "genrm:local:smollm2-135m-instruct"
@@ -185,10 +200,13 @@ def main() -> None:
                             f"{args.min_sft_examples}); GRPO starts from the untrained model",
                             "distill": {k: got.get(k) for k in ("kept", "dropped", "invalid_by_reason")}}
     save()
+    if args.stop_after == "sft":
+        return
     grpo = ["--max-steps", str(args.grpo_steps), "--set", f"model={start_model}", "--set", f"pairs={files['storyer_train']}",
             "--set", f"max_prompt_tokens={args.grpo_prompt_tokens}", "--set", "grpo.prompts_per_step=1",
             "--set", f"grpo.max_completion_length={args.grpo_completion_tokens}", "--set", "grpo.temperature=1.0",
-            "--set", "save_steps=2", "--set", "trl.gradient_accumulation_steps=4"]
+            "--set", "save_steps=2", "--set", "trl.gradient_accumulation_steps=4",
+            *(["--set", "shaping.force_verdict=true"] if args.force_verdict else [])]
     for name, cfg in (("unshaped", "configs/genrm_grpo_unshaped.yaml"), ("shaped", "configs/genrm_grpo.yaml")):
         genrms[f"grpo_{name}"] = train("genrm-grpo", cfg, out / f"grpo_{name}", grpo, log, f"genrm_grpo_{name}")["judge"]
         save()
@@ -197,11 +215,19 @@ def main() -> None:
         "figure": str(out / "curves.png"),
         "means_over_steps": plot_curves(out / "grpo_shaped", out / "grpo_unshaped", out / "curves.png")}
     save()
+    if args.stop_after == "grpo":
+        return
 
-    # 4. the BT reward model, one epoch over StoryER-train
-    bt = train("bt-rm", "configs/bt_rm_storyer.yaml", out / "bt_rm", ["--set", f"pairs={files['storyer_train']}"],
-               log, "bt_rm")
+    # 4. the BT reward model, one epoch over StoryER-train (or one trained before)
+    if args.bt_rm is not None:
+        bt = {"judge": f"scalar:{args.bt_rm / 'final'}"}
+        log["bt_rm"] = {"reused": str(args.bt_rm)}
+    else:
+        bt = train("bt-rm", "configs/bt_rm_storyer.yaml", out / "bt_rm",
+                   ["--set", f"pairs={files['storyer_train']}"], log, "bt_rm")
     save()
+    if args.stop_after == "bt":
+        return
 
     # 5. agreement with the human labels: each GenRM in reasoning mode with swap (resumable judge
     # runs), scored with the BT RM and baseline:length on the same pairs, CI by prompt
@@ -212,7 +238,7 @@ def main() -> None:
             path = out / "judgments" / f"{set_name}-{name}.jsonl"
             run(["judge", "--pairs", str(files[set_name]), "--judge", spec, "--mode", "reasoning", "--swap",
                  *sample, "--seed", "0", "--max-new-tokens", str(args.judge_tokens), "--batch-size", "4",
-                 "--out", str(path)], log, f"judge_{set_name}_{name}", resumes_itself=True)
+                 *force, "--out", str(path)], log, f"judge_{set_name}_{name}", resumes_itself=True)
             written += ["--judgments", str(path)]
             save()
         run(["eval", "alignment", "--pairs", str(files[set_name]), *sample, "--seed", "0", *written,
