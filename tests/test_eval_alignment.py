@@ -151,6 +151,33 @@ def test_eval_alignment_baselines_end_to_end(tmp_path):
         {k: summary[k] for k in ("ci_low", "ci_high")}
 
 
+def test_eval_alignment_paired_difference_and_length_preference(tmp_path):
+    # 30 pairs: chosen is longer in 20. baseline:length is right on those 20 and wrong on the
+    # other 10; a "short" judge (the same, backwards) is its mirror image, so their accuracy
+    # difference is exactly 1/3 (20/30 - 10/30) and, paired, every resample agrees on its sign
+    pairs = write_pairs(tmp_path / "pairs.jsonl", n=30)
+    saved = tmp_path / "short.jsonl"
+    length = runner.invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judge",
+                                 "baseline:length", "--out", str(saved), "--resamples", "500"])
+    assert length.exit_code == 0, length.output
+    rows = [json.loads(x) for x in saved.read_text().splitlines()]
+    for row in rows:  # the mirror judge: it prefers whichever the length judge did not
+        row.update(judge="short", p_chosen=1 - row["p_chosen"], p_a=1 - row["p_a"])
+    saved.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judge",
+                                 "baseline:length", "--judgments", str(saved), "--resamples", "500"])
+    assert result.exit_code == 0, result.output
+    summary = last_json(result)
+    by_judge = {r["judge"]: r for r in summary["judges"]}
+    rho = by_judge["baseline:length"]["length_preference"]
+    assert rho > 0.5 and by_judge["short"]["length_preference"] == pytest.approx(-rho)
+    (diff,) = summary["paired_differences"]
+    assert diff["minus"] == "`short`" and diff["judge"] == "`baseline:length`"
+    assert diff["accuracy_diff"] == pytest.approx(1 / 3)
+    assert diff["ci_low"] > 0 and diff["excludes_0"] is True
+    assert "+33.3 points" in result.stdout and "length ρ" in result.stdout
+
+
 def test_eval_alignment_limit_and_errors(tmp_path):
     pairs = write_pairs(tmp_path / "pairs.jsonl")
     result = runner.invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judge",

@@ -109,6 +109,8 @@ def score(records: list[dict], pairs: list, *, seed: int, n_resamples: int,
           bootstrap_by: str) -> tuple[dict[str, Any], list]:
     """One judge's summary row and its reliability bins, from its records (in pair order)."""
     from ..eval.alignment import alignment_summary, reliability_bins
+    from ..eval.hacking import length_preference
+    from ..judges.baselines import word_count
 
     p_chosen = [r["p_chosen"] for r in records]
     groups = [p.prompt for p in pairs] if bootstrap_by == "prompt" else None
@@ -122,11 +124,52 @@ def score(records: list[dict], pairs: list, *, seed: int, n_resamples: int,
                # the chosen text sits in A for about half the pairs
                a_share=_mean(float(r["verdict"] == "A") for r in records if r["verdict"]),
                mean_entropy=_mean(r["entropy"] for r in records),
+               # Spearman's rho of p(chosen) with len(chosen) - len(rejected) in words: near 1 is
+               # a judge that mostly counts words (docs/design.md, "Policy evaluation")
+               length_preference=length_preference(
+                   p_chosen, [word_count(p.chosen) - word_count(p.rejected) for p in pairs]),
                force_verdict=bool(first.get("force_verdict")),
                forced_rate=_mean(float(bool(r.get("forced")) and r["valid"]) for r in records),
                seconds_per_pair=seconds / len(records),
                completion_tokens=sum(r["cost"]["completion_tokens"] for r in records))
     return row, reliability_bins(p_chosen)
+
+
+def paired_rows(runs: list[list[dict]], rows: list[dict], pairs: list, *, seed: int,
+                n_resamples: int, bootstrap_by: str) -> list[dict[str, Any]]:
+    """Each judge's accuracy minus the first judge's on the same pairs, with a paired bootstrap
+    interval (by pair or by prompt, as the table's): two judges' separate intervals overlap far
+    more often than their difference's interval contains 0, so "which judge is better" is read
+    here, not from the table."""
+    from ..eval.alignment import pair_scores
+    from ..eval.winrate import paired_difference
+
+    groups = [p.prompt for p in pairs] if bootstrap_by == "prompt" else [p.id for p in pairs]
+    base = pair_scores([r["p_chosen"] for r in runs[0]])
+    out = []
+    for records, row in zip(runs[1:], rows[1:]):
+        diff, low, high = paired_difference(pair_scores([r["p_chosen"] for r in records]), base,
+                                            groups=groups, n_resamples=n_resamples, seed=seed)
+        out.append({"judge": _row_label(row), "minus": _row_label(rows[0]), "accuracy_diff": diff,
+                    "ci_low": low, "ci_high": high,
+                    "excludes_0": None if low is None else bool(low > 0 or high < 0)})
+    return out
+
+
+def paired_table(diffs: list[dict[str, Any]]) -> str:
+    """The paired differences as a markdown table (empty for a single judge)."""
+    if not diffs:
+        return ""
+    lines = ["| judge | − judge | accuracy difference (95% CI, paired) | excludes 0 |",
+             "|---|---|---:|---|"]
+    lines += [f"| {d['judge']} | {d['minus']} | {100 * d['accuracy_diff']:+.1f} points "
+              f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}] | "
+              f"{'yes' if d['excludes_0'] else 'no'} |" for d in diffs]
+    return "\n".join(lines) + "\n"
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    return f"`{row['judge']}`" + (f" ({row['mode']}, {_swap_label(row)})" if row["mode"] else "")
 
 
 def _swap_label(row: dict[str, Any]) -> str:
@@ -226,7 +269,9 @@ def alignment(
         label = row["judge"] + (f" ({row['mode']}, {_swap_label(row)})" if row["mode"] else "")
         curves[label] = bins
 
-    table = markdown_table(rows)
+    diffs = paired_rows(runs, rows, selected, seed=seed, n_resamples=resamples,
+                        bootstrap_by=bootstrap_by)
+    table = markdown_table(rows) + ("\n" + paired_table(diffs) if diffs else "")
     files = {}
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -242,4 +287,5 @@ def alignment(
     first = rows[0]
     print_summary({**{k: first[k] for k in SUMMARY_KEYS}, "judge": first["judge"],
                    "mode": first["mode"], "swap": first["swap"], "judges": rows,
+                   "paired_differences": diffs,
                    **({"out": str(out)} if out is not None else {}), **files})

@@ -1,5 +1,8 @@
 """The alignment report: a markdown table comparing judges and a reliability diagram (PNG).
 
+"length ρ" is Spearman's ρ of the judge's p(chosen) with the chosen minus rejected length in
+words: near +1 a judge that mostly counts words, near 0 one that does not.
+
 Rendering only; the numbers come from :mod:`quillrl.eval.alignment`.
 """
 
@@ -11,7 +14,7 @@ from typing import Any
 from .alignment import ReliabilityBin
 
 TABLE_COLUMNS = ("judge", "mode", "swap", "n", "accuracy (95% CI)", "position consistency",
-                 "verdicts for A", "invalid rate", "ECE", "s / pair")
+                 "verdicts for A", "invalid rate", "ECE", "length ρ", "s / pair")
 
 
 def _pct(value: float | None) -> str:
@@ -24,9 +27,9 @@ def table_row(row: dict[str, Any]) -> list[str]:
     >>> table_row({"judge": "baseline:length", "mode": None, "swap": False, "n": 4,
     ...            "accuracy": 0.75, "ci_low": 0.25, "ci_high": 1.0, "invalid_rate": 0.0,
     ...            "position_consistency": None, "a_share": 0.5, "ece": 0.25,
-    ...            "seconds_per_pair": 0.0})  # doctest: +NORMALIZE_WHITESPACE
+    ...            "length_preference": 0.8, "seconds_per_pair": 0.0})  # doctest: +NORMALIZE_WHITESPACE
     ['`baseline:length`', '—', 'no', '4', '75.0% [25.0, 100.0]', '—', '50.0%', '0.0%',
-     '0.250', '0.000']
+     '0.250', '+0.80', '0.000']
     """
     ci = ("" if row["ci_low"] is None
           else f" [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]")
@@ -39,6 +42,7 @@ def table_row(row: dict[str, Any]) -> list[str]:
     return [f"`{row['judge']}`", mode, swap,
             str(row["n"]), _pct(row["accuracy"]) + ci, _pct(row["position_consistency"]),
             _pct(row.get("a_share")), _pct(row["invalid_rate"]), ece,
+            "—" if row.get("length_preference") is None else f"{row['length_preference']:+.2f}",
             "—" if seconds is None else f"{seconds:.3f}"]
 
 
