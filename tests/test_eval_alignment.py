@@ -152,10 +152,10 @@ def test_eval_alignment_baselines_end_to_end(tmp_path):
 
 
 def test_eval_alignment_paired_difference_and_length_preference(tmp_path):
-    # 30 pairs: chosen is longer in 20. baseline:length is right on those 20 and wrong on the
-    # other 10; a "short" judge (the same, backwards) is its mirror image, so their accuracy
-    # difference is exactly 1/3 (20/30 - 10/30) and, paired, every resample agrees on its sign
-    pairs = write_pairs(tmp_path / "pairs.jsonl", n=30)
+    # 60 pairs: chosen is longer in 40. baseline:length is right on those 40 and wrong on the
+    # other 20; a "short" judge (the same, backwards) is its mirror image, so their accuracy
+    # difference is exactly 1/3 (40/60 - 20/60), with a paired standard error of about 0.12
+    pairs = write_pairs(tmp_path / "pairs.jsonl", n=60)
     saved = tmp_path / "short.jsonl"
     length = runner.invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judge",
                                  "baseline:length", "--out", str(saved), "--resamples", "500"])
