@@ -270,6 +270,33 @@ def test_genrm_grpo_runs_and_resumes_after_sigkill(tmp_path, tiny_model_dir, dat
     assert (run / "final" / "adapter_config.json").exists() and (run / "completions.jsonl").exists()
 
 
+def test_forced_verdicts_let_shaping_change_the_update(tmp_path, tiny_model_dir, data):
+    """A random tiny model never writes a verdict: unforced, every sample is invalid and no
+    update can differ (the test above). Forced, sampled chains that stop in different places
+    give different entropies, and shaped (floor 0.2) and unshaped (floor 1) runs from the same
+    seed and the same first samples end with different adapters."""
+    from safetensors.numpy import load_file
+
+    runs = {}
+    for name, floor in (("shaped", 0.2), ("unshaped", 1.0)):
+        runs[name] = tmp_path / name
+        run_cli("genrm-grpo", {
+            "model": str(tiny_model_dir), "pairs": str(data.pairs), "max_steps": 2, "save_steps": 2,
+            "shaping": {"floor": floor, "force_verdict": True},
+            "grpo": {"num_generations": 4, "prompts_per_step": 1, "max_completion_length": 6,
+                     "learning_rate": 1e-3}}, runs[name])
+    rows = {name: metrics(run) for name, run in runs.items()}
+    for name in runs:
+        assert all(r["invalid_rate"] == 0.0 and r["forced_rate"] == 1.0 for r in rows[name]), rows[name]
+    first = rows["shaped"][0]
+    assert first["entropy_spread"] > 0  # the chains differ, so their verdict entropies do
+    assert first["group_reward_std"] > 0
+    # the same samples at step 1 (same seed, same weights), scored both ways by each run
+    assert first["reward_unshaped"] == pytest.approx(rows["unshaped"][0]["reward_unshaped"])
+    shaped, unshaped = (load_file(str(runs[n] / "final" / "adapter_model.safetensors")) for n in runs)
+    assert max(float(np.abs(shaped[k] - unshaped[k]).max()) for k in shaped) > 0
+
+
 @pytest.mark.parametrize("name, cls", [
     ("genrm_sft.yaml", "quillrl.train.genrm_sft:GenRMSFTConfig"),
     ("genrm_grpo.yaml", "quillrl.train.genrm_grpo_run:GenRMGRPOConfig"),
