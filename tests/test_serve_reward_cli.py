@@ -9,7 +9,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 import yaml
 
 LAUNCH = "import sys; from quillrl.cli import main; sys.argv[0] = 'quillrl'; main()"
