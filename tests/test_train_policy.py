@@ -76,6 +76,12 @@ def test_resume_after_sigkill_keeps_written_metrics(tmp_path, tiny_model_dir, ki
     assert [json.loads(x)["step"] for x in after] == [1, 2, 3, 4, 5, 6]
     resumed_step = int(Path(summary["resumed_from"]).name.split("-")[1])
     assert after[:resumed_step] == before[:resumed_step]  # lines up to the checkpoint kept byte for byte
+    # a finished run (checkpoint-6, max_steps 6) or a lowered --max-steps has nothing left to
+    # train: refused by name, not run one step past the limit (transformers would) or silently
+    for max_steps in ("6", "3"):
+        done = quillrl("train", "policy", "--config", str(cfg), "--resume", "--max-steps", max_steps)
+        assert done.returncode == 2 and "nothing is left to train" in done.stderr, done.stderr[-2000:]
+    assert (run / "metrics.jsonl").read_text().splitlines() == after
 
 
 def test_violator_max_advantage_is_negative_under_rlmr(tmp_path, tiny_model_dir):

@@ -93,6 +93,11 @@ def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path],
     checkpoint = last_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         raise ConfigError(f"--resume: no checkpoint in {output_dir} (runs save every {config.save_steps} steps)")
+    if checkpoint is not None and int(Path(checkpoint).name.split("-")[1]) >= config.max_steps:
+        # transformers would still run one step past it: the stop is checked only after a step
+        raise ConfigError(f"--resume: {checkpoint} is already at step "
+                          f"{Path(checkpoint).name.split('-')[1]}, and max_steps is {config.max_steps}: "
+                          "nothing is left to train. Raise --max-steps to continue it")
     if not resume and (output_dir / "metrics.jsonl").exists():
         raise ConfigError(f"{output_dir} already holds a run; pass --resume to continue it or choose "
                           "another --output-dir")
