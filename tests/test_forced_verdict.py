@@ -210,3 +210,15 @@ def test_eval_alignment_reports_the_forced_share(tmp_path, tiny_model_dir):
     again = CliRunner().invoke(app, ["eval", "alignment", "--pairs", str(pairs), "--judgments",
                                      str(tmp_path / "all.jsonl"), "--resamples", "100"])
     assert again.exit_code == 0 and "reasoning, forced 100.0%" in again.output
+
+
+def test_policy_reward_config_refuses_forcing_in_verdict_mode(tmp_path):
+    from quillrl.config import load_config
+    from quillrl.train.policy_run import PolicyConfig
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("reward:\n  mode: verdict\n  judge_force_verdict: true\n")
+    with pytest.raises(ConfigError, match="judge_force_verdict .* needs mode: reasoning"):
+        load_config(path, PolicyConfig)
+    path.write_text("reward:\n  mode: reasoning\n  judge_force_verdict: true\n")
+    assert load_config(path, PolicyConfig).reward.judge_force_verdict is True

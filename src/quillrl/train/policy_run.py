@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import StageConfig
 from ..errors import ConfigError
@@ -45,6 +45,13 @@ class RewardSection(StageConfig):
     share_policy_weights: bool = Field(True, description="a genrm:local judge on the policy's own model "
                                        "judges with the policy's base weights (adapter disabled) "
                                        "instead of loading a second copy")
+
+    @model_validator(mode="after")
+    def _forcing_needs_reasoning(self) -> "RewardSection":
+        if self.judge_force_verdict and self.mode != "reasoning":
+            raise ValueError("judge_force_verdict closes an unfinished analysis, so it needs "
+                             f"mode: reasoning (verdict mode writes none), got mode: {self.mode}")
+        return self
 
 
 class MixSection(StageConfig):
