@@ -11,7 +11,15 @@ process on one loaded model:
 - verdict mode, one ``compare`` per pair;
 - reasoning mode (continuing the reasoning prefill), batched: one ``compare_many`` (one
   batched ``generate``, then one batched ``choice_probs`` at the verdict positions);
+- reasoning mode, batched, without reusing the generation's KV cache for the verdict probes
+  (``reasoning_batched_no_reuse``: the probes rerun prompt and chain, as before the local
+  backend's ``reusing_generation_cache``), the baseline for that reuse; the summary gives the
+  largest p(A) difference between the two, which must be float rounding;
 - reasoning mode, one ``compare`` per pair.
+
+With ``--force-verdict`` an analysis that never wrote its verdict is closed and read there (the
+embedded model never writes one unforced, so without it no probe runs and reuse has nothing to
+save). ``--skip`` leaves out named ways (the per-pair reasoning way takes longest).
 
 Every way is timed in process CPU time (``time.process_time``, all threads) and in wall time. On
 a shared CPU machine wall time mostly measures the other processes, so the ratios are CPU time
@@ -73,6 +81,9 @@ def main() -> None:
     parser.add_argument("--pairs", default=None, help="a pairs JSONL to use instead of importing")
     parser.add_argument("--no-reasoning", dest="reasoning", action="store_false",
                         help="only the verdict-only ways (the reasoning ways take minutes a pair on a CPU)")
+    parser.add_argument("--force-verdict", action="store_true",
+                        help="close analyses that never wrote their verdict (reasoning ways)")
+    parser.add_argument("--skip", default="", help="comma-separated ways not to run")
     args = parser.parse_args()
 
     from quillrl.backends.local import LocalBackend
@@ -89,7 +100,11 @@ def main() -> None:
     # one backend batch holds all N prompts, so "batched" is one call per backend operation
     backend = LocalBackend(args.model, batch_size=args.n, device=args.device, dtype=args.dtype)
     verdict = GenRMJudge(backend, mode="verdict")
-    reasoning = GenRMJudge(backend, mode="reasoning", max_new_tokens=args.max_new_tokens)
+    reasoning_args = dict(mode="reasoning", max_new_tokens=args.max_new_tokens, force_verdict=args.force_verdict)
+    reasoning = GenRMJudge(backend, **reasoning_args)
+    no_reuse = GenRMJudge(LocalBackend((backend.model, backend.tokenizer), batch_size=args.n,
+                                       generation_cache_bytes=0), **reasoning_args)
+    skip = {w for w in args.skip.split(",") if w}
     verdict.compare_many(items[:2])  # warm-up: first-call allocations are not the judge's cost
 
     padded = GenRMJudge(LocalBackend((backend.model, backend.tokenizer), batch_size=args.n,
@@ -101,6 +116,8 @@ def main() -> None:
         "verdict_per_pair": lambda: [verdict.compare(*item) for item in items],
     }
     runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
+    ways = {k: v for k, v in ways.items() if k not in skip}
+    runs = {k: v for k, v in runs.items() if k not in skip}
     for rep in range(args.reps):
         for name in (list(ways) if rep % 2 == 0 else list(ways)[::-1]):
             cpu, wall, _ = timed(ways[name])
@@ -108,9 +125,14 @@ def main() -> None:
     results = {name: {"cpu_s": statistics.median(c for c, _ in r),
                       "wall_s": statistics.median(w for _, w in r)} for name, r in runs.items()}
     reasoning_ways = (("reasoning_batched", lambda: reasoning.compare_many(items)),
+                      ("reasoning_batched_no_reuse", lambda: no_reuse.compare_many(items)),
                       ("reasoning_per_pair", lambda: [reasoning.compare(*it) for it in items]))
+    p_a: dict[str, list] = {}
     for name, fn in reasoning_ways if args.reasoning else ():
+        if name in skip:
+            continue
         cpu, wall, judgments = timed(fn)
+        p_a[name] = [j.p_a for j in judgments]
         results[name] = {"cpu_s": cpu, "wall_s": wall,
                          "completion_tokens": sum(j.cost.completion_tokens for j in judgments),
                          "valid": sum(j.valid for j in judgments)}
@@ -125,19 +147,28 @@ def main() -> None:
     def ratio(a: str, b: str, key: str = clock) -> float:
         return results[a][key] / results[b][key]
 
+    def has(*names: str) -> bool:
+        return all(n in results for n in names)
+
     summary = {
         "n": len(items), "model": args.model, "ratios_from": clock,
         "max_new_tokens": args.max_new_tokens, "device": _device_name(args.device),
         "ways": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
-        "batched_over_per_pair_verdict": round(ratio("verdict_batched", "verdict_per_pair"), 2),
-        "padded_batched_over_per_pair_verdict": round(ratio("verdict_batched_padded", "verdict_per_pair"), 2),
+        "force_verdict": args.force_verdict,
     }
-    if args.reasoning:
-        summary.update({
-            "verdict_over_reasoning_batched": round(ratio("verdict_batched", "reasoning_batched"), 2),
-            "verdict_over_reasoning_per_pair": round(ratio("verdict_per_pair", "reasoning_per_pair"), 2),
-            "batched_over_per_pair_reasoning": round(ratio("reasoning_batched", "reasoning_per_pair"), 2),
-        })
+    for key, a, b in (("batched_over_per_pair_verdict", "verdict_batched", "verdict_per_pair"),
+                      ("padded_batched_over_per_pair_verdict", "verdict_batched_padded", "verdict_per_pair"),
+                      ("verdict_over_reasoning_batched", "verdict_batched", "reasoning_batched"),
+                      ("verdict_over_reasoning_per_pair", "verdict_per_pair", "reasoning_per_pair"),
+                      ("batched_over_per_pair_reasoning", "reasoning_batched", "reasoning_per_pair"),
+                      ("reuse_over_no_reuse_reasoning", "reasoning_batched", "reasoning_batched_no_reuse")):
+        if has(a, b):
+            summary[key] = round(ratio(a, b), 2)
+    if has("reasoning_batched", "reasoning_batched_no_reuse"):
+        both = list(zip(p_a["reasoning_batched"], p_a["reasoning_batched_no_reuse"]))
+        summary["reuse_max_abs_p_a_difference"] = max(
+            (abs(x - y) for x, y in both if x is not None and y is not None), default=None)
+        summary["reuse_same_validity"] = all((x is None) == (y is None) for x, y in both)
     print(json.dumps(summary))
 
 

@@ -230,3 +230,44 @@ def test_shared_prefix_kv_cache_reads_the_same_probabilities(request, arch_dir):
     # the prefix path ran, for both batches, over at least the system message
     system = len(cached.tokenizer(SYSTEM_MESSAGE, add_special_tokens=False)["input_ids"])
     assert len(shared) == 2 and min(shared) > system
+
+
+@pytest.mark.parametrize("arch_dir", ["tiny_model_dir", "tiny_qwen_dir"])
+def test_reasoning_probes_after_the_generation_cache_read_the_same_probabilities(request, arch_dir):
+    """Verdict probes (judge prompt + its own chain + the closing) read after the KV cache the
+    chain's generation left give the probabilities of full passes, over left-padded rows of
+    different lengths; the kept prefix covers at least each judge prompt, and the cache is
+    released when the scope ends. Compared as log-probabilities: a tiny random model's p(A)
+    after renormalisation is too close to 0.5 to tell a wrong cache from a right one."""
+    from quillrl.judges.genrm import GenRMJudge, verdict_probe
+    from quillrl.judges.template import judge_prompt
+
+    model_dir = request.getfixturevalue(arch_dir)
+    reusing = LocalBackend(model_dir, batch_size=4, device="cpu")
+    plain = LocalBackend((reusing.model, reusing.tokenizer), batch_size=4, generation_cache_bytes=0)
+    pairs = [("Write about the sea.", "a fox", "The knight walked home; the moon was bright."),
+             ("Another task, longer than the first one.", "Once upon a time " * 6, "I"),
+             ("Third.", "The sea was grey and the gulls were loud.", "A lighthouse keeper wept.")]
+    prompts = [judge_prompt(p, x, y, "reasoning") for p, a, b in pairs for x, y in ((a, b), (b, a))]
+    after: list[tuple[int, int]] = []  # (kept prefix, that probe's length)
+    run = reusing._probs_after_cache
+    reusing._probs_after_cache = lambda cache, n, suffixes: after.append((n, n + len(suffixes[0]))) or run(cache, n, suffixes)
+    params = SamplingParams(max_new_tokens=12)
+    with reusing.reusing_generation_cache():
+        gens = reusing.generate(prompts, params)
+        # force: every chain gets a verdict position, however the tiny model's text ends
+        probes = [verdict_probe(p, g.text, force=True)[1] for p, g in zip(prompts, gens)]
+        got = reusing.choice_probs(probes, ["A", "B"])
+    assert reusing._kept is None
+    assert [g.text for g in plain.generate(prompts, params)] == [g.text for g in gens]
+    want = plain.choice_probs(probes, ["A", "B"])
+    # right: 2e-7; a cache shifted by one token: 8e-5 to 1e-4
+    np.testing.assert_allclose(np.log(got), np.log(want), atol=1e-5, rtol=0)
+    lengths = [len(encode(reusing.tokenizer, p)) for p in prompts]
+    assert len(after) == len(prompts)
+    assert sorted(n for n, _ in after) >= sorted(lengths)  # elementwise: no prompt ran twice
+    assert all(n < total for n, total in after)
+    # the judge's reasoning mode runs in the scope: its probes take the same path
+    after.clear()
+    GenRMJudge(reusing, mode="reasoning", swap=True, max_new_tokens=12, force_verdict=True).compare_many(pairs)
+    assert len(after) == len(prompts) and reusing._kept is None

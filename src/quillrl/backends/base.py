@@ -15,6 +15,7 @@ the model's chat template, optionally followed by the start of the assistant's r
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Sequence, Union
@@ -105,6 +106,13 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, connections, GPU memory)."""
+
+    def reusing_generation_cache(self) -> contextlib.AbstractContextManager:
+        """A scope in which ``choice_probs`` may start from the KV cache that ``generate``
+        computed for a prefix of its prompt (a reasoning judge reads p(A) after its own chain).
+        A no-op here; the local backend implements it. Servers with prefix caching (vLLM,
+        SGLang) get the same saving on their side."""
+        return contextlib.nullcontext()
 
     def __enter__(self):
         return self

@@ -111,6 +111,9 @@ class CachedBackend(Backend):
                             lambda todo: [_generation_row(g) for g in self.backend.generate(todo, params)])
         return [Generation(**row) for row in rows]
 
+    def reusing_generation_cache(self):
+        return self.backend.reusing_generation_cache()
+
     def choice_probs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
         rows = self._answer("choice_probs", list(prompts), list(choices),
                             lambda todo: np.asarray(self.backend.choice_probs(todo, choices), dtype=float).tolist())

@@ -9,6 +9,14 @@ with no shared prefix run one by one, because the padding mask makes the batch s
 :class:`SamplingParams` alone; ``choice_probs`` is one forward pass per batch that reads the
 softmax at the last prompt position.
 
+Inside :meth:`LocalBackend.reusing_generation_cache` (a reasoning judge's scope), ``generate``
+keeps each row's KV cache (prompt and completion, up to ``generation_cache_bytes``) and
+``choice_probs`` runs only the part of a prompt after the longest kept prefix: a verdict probe
+is the judge prompt plus its own chain plus ``<verdict>``, so the long prompt and the chain are
+not run a second time. Keys are matched token by token from the first token, so a kept prefix
+is reused only where it is the same tokens at the same positions, and the probabilities are
+those of a full pass, to float rounding.
+
 Where we depart from plain ``model.generate``, and why:
 
 * The model's own ``generation_config`` sampling defaults (``top_k=50``, a repetition penalty,
@@ -33,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -46,6 +55,18 @@ from .prompts import encode, encode_choices
 
 # below this many shared tokens a separate prefix pass costs more than it saves
 MIN_SHARED_PREFIX = 16
+# KV caches kept by generate() inside reusing_generation_cache(), at most (a 135M model in
+# float32 holds 46 KB a token: 8 reasoning rows of 1,500 tokens are about 0.55 GB)
+GENERATION_CACHE_BYTES = 1 << 30
+
+
+@dataclass
+class _KeptRow:
+    """One generated row's tokens (prompt and completion, without the last sampled token,
+    which was never fed back) and its per-layer key/value views, pads cut off."""
+
+    tokens: list[int]
+    layers: list[tuple[Any, Any]]
 
 
 class LocalBackend(Backend):
@@ -60,12 +81,15 @@ class LocalBackend(Backend):
     that prefix once into a KV cache (a judge's pivot comparisons share the system message, the
     writing prompt and, in one order, the pivot story); the probabilities are those of a full
     pass, to float rounding.
+    ``generation_cache_bytes``: the most KV cache kept for reuse inside
+    :meth:`reusing_generation_cache`; beyond it, later batches are simply not kept.
     """
 
     name = "local"
 
     def __init__(self, model: str | Path | tuple[Any, Any] = DEFAULT_MODEL, *, batch_size: int = 8,
-                 device: str | None = None, dtype: Any = None, prefix_cache: bool = True):
+                 device: str | None = None, dtype: Any = None, prefix_cache: bool = True,
+                 generation_cache_bytes: int = GENERATION_CACHE_BYTES):
         import torch
 
         if batch_size < 1:
@@ -88,6 +112,9 @@ class LocalBackend(Backend):
                                                      device=device)
             self.model_name = str(model)
         self.batch_size, self.prefix_cache = batch_size, bool(prefix_cache)
+        self.generation_cache_bytes = int(generation_cache_bytes)
+        self._kept: list[_KeptRow] | None = None  # a list only inside reusing_generation_cache()
+        self._kept_bytes = 0
         self.usage = UsageCounter()
         self._lock = threading.RLock()
         self._pad_id = _first_not_none(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
@@ -102,6 +129,21 @@ class LocalBackend(Backend):
     def device(self) -> Any:
         dev = getattr(self.model, "device", None)
         return dev if dev is not None else next(self.model.parameters()).device
+
+    @contextlib.contextmanager
+    def reusing_generation_cache(self) -> Iterator[None]:
+        """Keep ``generate``'s KV caches for the ``choice_probs`` calls in this block (module
+        docstring); they are released when it ends. Nested scopes share the outer one."""
+        with self._lock:
+            outer = self._kept is not None
+            if not outer:
+                self._kept, self._kept_bytes = [], 0
+        try:
+            yield
+        finally:
+            if not outer:
+                with self._lock:
+                    self._kept, self._kept_bytes = None, 0
 
     # ------------------------------------------------------------------ generation
 
@@ -149,6 +191,8 @@ class LocalBackend(Backend):
             stopping_criteria=StoppingCriteriaList([stopper]) if stopper else None,
         )
         new = out.sequences[:, input_ids.shape[1]:]
+        if self._kept is not None:
+            self._keep(out.past_key_values, rows, new, input_ids.shape[1])
         logprobs = recorder.collect(new) if recorder else None
         gens = []
         for r, row in enumerate(new.tolist()):
@@ -167,10 +211,40 @@ class LocalBackend(Backend):
             gens.append(gen)
         return gens
 
+    def _keep(self, cache: Any, rows: list[list[int]], new: Any, width: int) -> None:
+        """Keep a generated batch's KV cache, one view per row, if it is plain full-attention
+        layers (a sliding-window or quantised cache is not reused) and fits the budget."""
+        from transformers.cache_utils import DynamicLayer
+
+        layers = list(getattr(cache, "layers", None) or [])
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            return
+        nbytes = sum(2 * layer.keys.numel() * layer.keys.element_size() for layer in layers)
+        if self._kept_bytes + nbytes > self.generation_cache_bytes:
+            return
+        self._kept_bytes += nbytes
+        fed = layers[0].keys.shape[-2] - width  # generated tokens whose KV exists
+        for r, row in enumerate(rows):
+            pad = width - len(row)
+            self._kept.append(_KeptRow(
+                tokens=row + new[r, :fed].tolist(),
+                layers=[(layer.keys[r:r + 1, :, pad:], layer.values[r:r + 1, :, pad:]) for layer in layers]))
+
+    def _longest_kept_prefix(self, row: list[int]) -> tuple[_KeptRow | None, int]:
+        """The kept row sharing the most leading tokens with ``row``, and how many (at most
+        ``len(row) - 1``: the last token must run to give its logits)."""
+        best, best_n = None, 0
+        for kept in self._kept or ():
+            n = _common_prefix_len([row, kept.tokens])
+            if n > best_n:
+                best, best_n = kept, n
+        return best, min(best_n, len(row) - 1)
+
     # ------------------------------------------------------------------ choice scoring
 
     def choice_probs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
         import torch
+        from transformers import DynamicCache
 
         prompts, choices = list(prompts), list(choices)
         encoded, ids = encode_choices(self.tokenizer, prompts, choices)
@@ -178,7 +252,17 @@ class LocalBackend(Backend):
         start = time.perf_counter()
         batches = _prefix_batches if self.prefix_cache else _length_batches
         with self._lock, _eval_no_grad(self.model):
-            for idx in batches(encoded, self.batch_size):
+            rest = []
+            for i, row in enumerate(encoded):
+                kept, n = self._longest_kept_prefix(row)
+                if n < MIN_SHARED_PREFIX:
+                    rest.append(i)
+                    continue
+                cache = DynamicCache([(k[:, :, :n], v[:, :, :n]) for k, v in kept.layers])
+                probs = self._probs_after_cache(cache, n, [row[n:]])
+                out[i] = probs[0, ids[i]].double().cpu().numpy()
+            for part in batches([encoded[i] for i in rest], self.batch_size):
+                idx = [rest[j] for j in part]
                 probs = self._last_token_probs([encoded[i] for i in idx])
                 wanted = torch.tensor([ids[i] for i in idx], device=probs.device)
                 out[idx] = probs.gather(1, wanted).double().cpu().numpy()
@@ -220,18 +304,26 @@ class LocalBackend(Backend):
     def _probs_after_shared_prefix(self, rows: list[list[int]], shared: int) -> Any:
         """:meth:`_last_token_probs` for rows whose first ``shared`` tokens are the same: the
         prefix runs once (batch 1) into a KV cache, repeated over the rows, and only the
-        suffixes run batched, left-padded between prefix and suffix with the pads masked out
-        and explicit positions, so every row reads exactly what it reads alone."""
+        suffixes run, batched (:meth:`_probs_after_cache`)."""
         import torch
 
         prefix = torch.tensor([rows[0][:shared]], dtype=torch.long, device=self.device)
         with torch.no_grad():
             cache = self.model(input_ids=prefix, use_cache=True, **self._logits_to_keep()).past_key_values
-            cache.batch_repeat_interleave(len(rows))
-            input_ids, attention = self._left_pad([r[shared:] for r in rows])
-            positions = shared + (attention.cumsum(-1) - 1).clamp(min=0)
-            mask = torch.cat([torch.ones((len(rows), shared), dtype=attention.dtype,
-                                         device=attention.device), attention], dim=1)
+        cache.batch_repeat_interleave(len(rows))
+        return self._probs_after_cache(cache, shared, [r[shared:] for r in rows])
+
+    def _probs_after_cache(self, cache: Any, shared: int, suffixes: list[list[int]]) -> Any:
+        """Last-position softmax of each suffix run after a KV cache of ``shared`` tokens (one
+        row of it per suffix): suffixes left-padded between prefix and suffix with the pads
+        masked out and explicit positions, so every row reads exactly what it reads alone."""
+        import torch
+
+        input_ids, attention = self._left_pad(suffixes)
+        positions = shared + (attention.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([torch.ones((len(suffixes), shared), dtype=attention.dtype,
+                                     device=attention.device), attention], dim=1)
+        with torch.no_grad():
             logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                                 past_key_values=cache, use_cache=True,
                                 **self._logits_to_keep()).logits[:, -1, :]

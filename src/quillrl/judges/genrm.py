@@ -135,6 +135,12 @@ class GenRMJudge(Judge):
             run.results[k] = self._order_from_probs(order, row, letter=None, raw=_probs_text(row))
 
     def _reasoning(self, prompts: list[ChatPrompt], jobs, run: "_Run") -> None:
+        # the probes start with their own prompt and chain: a local backend reads them after
+        # the KV cache its generation left (backends/local.py), a server from its prefix cache
+        with self.backend.reusing_generation_cache():
+            self._reason_and_probe(prompts, jobs, run)
+
+    def _reason_and_probe(self, prompts: list[ChatPrompt], jobs, run: "_Run") -> None:
         gens = self.backend.generate(prompts, self.params)
         run.calls += 1
         if len(gens) != len(prompts):
