@@ -150,6 +150,9 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=40, help="GRPO steps (1 pair x 4 sampled judgments each)")
     ap.add_argument("--grpo-completion-tokens", type=int, default=384)
     ap.add_argument("--grpo-prompt-tokens", type=int, default=2048, help="GRPO: pairs with longer judge prompts are dropped, counted")
+    ap.add_argument("--judge-batch-size", type=int, default=4,
+                    help="pairs per judge call in stage 5; the backend batch holds both orders of them "
+                         "(decoding on a CPU is bound by reading the weights, so wider batches are cheaper a row)")
     ap.add_argument("--storyer-test-pairs", type=int, default=100, help="seeded sample of StoryER test (all: 207)")
     ap.add_argument("--sets", default=",".join(SETS), help="evaluation sets, comma-separated")
     ap.add_argument("--force-verdict", action=argparse.BooleanOptionalAction, default=True,
@@ -231,13 +234,16 @@ def main() -> None:
 
     # 5. agreement with the human labels: each GenRM in reasoning mode with swap (resumable judge
     # runs), scored with the BT RM and baseline:length on the same pairs, CI by prompt
+    judge_batch = ["--batch-size", str(args.judge_batch_size)]
+    if args.judge_batch_size != 4:  # the earlier runs' command, unchanged: 4 pairs, backend batches of 8
+        judge_batch += ["--backend-batch-size", str(2 * args.judge_batch_size)]
     for set_name in args.sets.split(","):
         sample = ["--sample", str(args.storyer_test_pairs)] if set_name == "storyer_test" else []
         written = []
         for name, spec in genrms.items():
             path = out / "judgments" / f"{set_name}-{name}.jsonl"
             run(["judge", "--pairs", str(files[set_name]), "--judge", spec, "--mode", "reasoning", "--swap",
-                 *sample, "--seed", "0", "--max-new-tokens", str(args.judge_tokens), "--batch-size", "4",
+                 *sample, "--seed", "0", "--max-new-tokens", str(args.judge_tokens), *judge_batch,
                  *force, "--out", str(path)], log, f"judge_{set_name}_{name}", resumes_itself=True)
             written += ["--judgments", str(path)]
             save()

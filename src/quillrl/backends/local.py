@@ -56,8 +56,9 @@ from .prompts import encode, encode_choices
 # below this many shared tokens a separate prefix pass costs more than it saves
 MIN_SHARED_PREFIX = 16
 # KV caches kept by generate() inside reusing_generation_cache(), at most (a 135M model in
-# float32 holds 46 KB a token: 8 reasoning rows of 1,500 tokens are about 0.55 GB)
-GENERATION_CACHE_BYTES = 1 << 30
+# float32 holds 46 KB a token: 16 reasoning rows of 1,500 tokens are about 1.1 GB). A batch's
+# cache is live during its generation anyway; the budget bounds what several batches keep.
+GENERATION_CACHE_BYTES = 4 << 30
 
 
 @dataclass
