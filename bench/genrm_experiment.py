@@ -247,10 +247,22 @@ def main() -> None:
                  *force, "--out", str(path)], log, f"judge_{set_name}_{name}", resumes_itself=True)
             written += ["--judgments", str(path)]
             save()
+        # intervals by prompt, except where every pair shares one (LAMP-P's pairs all answer
+        # "Write a paragraph of creative writing."; each is a different author's text): by pair
+        prompts = {json.loads(line)["prompt"] for line in files[set_name].read_text().splitlines() if line}
+        unit = "prompt" if len(prompts) > 1 else "pair"
         run(["eval", "alignment", "--pairs", str(files[set_name]), *sample, "--seed", "0", *written,
-             "--judge", bt["judge"], "--judge", "baseline:length", "--bootstrap-by", "prompt",
+             "--judge", bt["judge"], "--judge", "baseline:length", "--bootstrap-by", unit,
              "--report-dir", str(out / f"eval_{set_name}")], log, f"eval_{set_name}")
         save()
+        # the shaping question on its own: shaped against unshaped, paired on the same pairs
+        if "grpo_shaped" in genrms and "grpo_unshaped" in genrms:
+            run(["eval", "alignment", "--pairs", str(files[set_name]), *sample, "--seed", "0",
+                 "--judgments", str(out / "judgments" / f"{set_name}-grpo_unshaped.jsonl"),
+                 "--judgments", str(out / "judgments" / f"{set_name}-grpo_shaped.jsonl"),
+                 "--bootstrap-by", unit, "--report-dir", str(out / f"eval_{set_name}_shaping")],
+                log, f"eval_{set_name}_shaping")
+            save()
     log["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save()
     print(f"\nresults: {results}")
