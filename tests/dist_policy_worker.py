@@ -11,6 +11,7 @@ from pathlib import Path
 
 from quillrl.config import load_config
 from quillrl.train.policy_run import PolicyConfig, build_trainer
+from quillrl.train.runner import leave_if_distributed
 
 
 def main() -> None:
@@ -35,6 +36,7 @@ def main() -> None:
     (out_dir / f"rank{rank}.json").write_text(json.dumps({"world": trainer.accelerator.num_processes,
                                                           "calls": calls}))
     trainer.accelerator.end_training()  # destroy the process group before exit (see train.runner)
+    leave_if_distributed()  # and skip finalization, where gloo's threads can still abort
 
 
 if __name__ == "__main__":  # not on import (pytest collects this folder)

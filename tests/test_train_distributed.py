@@ -38,3 +38,15 @@ def test_second_process_sees_the_same_mixed_rewards(tmp_path, tiny_model_dir):
     # the 6 round-robin comparisons of the one group were split between the processes
     judged = [r["calls"][0]["judged"] for r in ranks]
     assert sum(judged) == 2 * 6 and all(j > 0 for j in judged)
+
+
+def test_a_finished_rank_leaves_with_its_output_flushed_and_a_single_process_returns():
+    code = ("import sys; from quillrl.train.runner import leave_if_distributed\n"
+            "print('summary', end=''); sys.stderr.write('note'); leave_if_distributed(3)\n"
+            "print(' returned', end='')")
+    run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     env={**os.environ, **env}, timeout=120)
+    ranked = run({"WORLD_SIZE": "2"})
+    assert (ranked.returncode, ranked.stdout, ranked.stderr.endswith("note")) == (3, "summary", True)
+    single = run({"WORLD_SIZE": "1"})
+    assert (single.returncode, single.stdout) == (0, "summary returned")

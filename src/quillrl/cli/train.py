@@ -59,6 +59,9 @@ def _train_command(name: str, module: str, config_cls: str, train_fn: str, doc: 
         trainer = importlib.import_module(module, __package__)
         cfg = _load(config, getattr(trainer, config_cls), max_steps, output_dir, set_, skip_invalid)
         print_summary(getattr(trainer, train_fn)(cfg, resume=resume))
+        from ..train.runner import leave_if_distributed
+
+        leave_if_distributed()  # a finished rank skips finalization (its docstring says why)
 
     command.__name__ = f"train_{name.replace('-', '_')}_cmd"
     command.__doc__ = doc

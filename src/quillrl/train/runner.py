@@ -9,6 +9,8 @@ judge, loadable by the spec in the summary), ``report.md`` with plots and ``summ
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -123,3 +125,22 @@ def run_training(config: StageConfig, resume: bool, build: Callable[[Any, Path],
     # abort the interpreter at shutdown (SIGABRT, "terminate called without an active exception")
     trainer.accelerator.end_training()
     return summary
+
+
+def leave_if_distributed(code: int = 0) -> None:
+    """End a torchrun/accelerate rank whose results are written, without interpreter
+    finalization; a single process (``WORLD_SIZE`` unset or 1) returns and exits normally.
+
+    Even after ``destroy_process_group`` (which :func:`run` calls), gloo's worker threads can
+    still hold work objects whose tensors reference Python objects. Destroying them while the
+    interpreter finalizes aborts the process (SIGABRT, "terminate called without an active
+    exception"; pytorch/pytorch PR 179291 describes it), and torchrun then reports a finished
+    run as failed. This was seen once under load in ``tests/test_train_distributed.py``, after
+    both ranks had written their results. The rank flushes its streams and leaves with
+    ``os._exit``.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
