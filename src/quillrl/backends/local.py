@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -51,24 +50,11 @@ from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
 from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
 from .decoding import LogprobRecorder, StopStrings, finish_row
+from .kept_cache import GENERATION_CACHE_BYTES, KeptCaches, common_prefix_len
 from .prompts import encode, encode_choices
 
 # below this many shared tokens a separate prefix pass costs more than it saves
 MIN_SHARED_PREFIX = 16
-# KV caches kept by generate() inside reusing_generation_cache(), at most (a 135M model in
-# float32 holds 46 KB a token: 16 reasoning rows of 1,500 tokens are about 1.1 GB). A batch's
-# cache is live during its generation anyway; the budget bounds what several batches keep.
-GENERATION_CACHE_BYTES = 4 << 30
-
-
-@dataclass
-class _KeptRow:
-    """One generated row's tokens (prompt and completion, without the last sampled token,
-    which was never fed back) and its per-layer key/value views, pads cut off."""
-
-    tokens: list[int]
-    layers: list[tuple[Any, Any]]
-
 
 class LocalBackend(Backend):
     """A transformers causal LM in this process.
@@ -114,8 +100,7 @@ class LocalBackend(Backend):
             self.model_name = str(model)
         self.batch_size, self.prefix_cache = batch_size, bool(prefix_cache)
         self.generation_cache_bytes = int(generation_cache_bytes)
-        self._kept: list[_KeptRow] | None = None  # a list only inside reusing_generation_cache()
-        self._kept_bytes = 0
+        self._kept: KeptCaches | None = None  # only inside reusing_generation_cache()
         self.usage = UsageCounter()
         self._lock = threading.RLock()
         self._pad_id = _first_not_none(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
@@ -138,13 +123,13 @@ class LocalBackend(Backend):
         with self._lock:
             outer = self._kept is not None
             if not outer:
-                self._kept, self._kept_bytes = [], 0
+                self._kept = KeptCaches(self.generation_cache_bytes)
         try:
             yield
         finally:
             if not outer:
                 with self._lock:
-                    self._kept, self._kept_bytes = None, 0
+                    self._kept = None
 
     # ------------------------------------------------------------------ generation
 
@@ -193,7 +178,7 @@ class LocalBackend(Backend):
         )
         new = out.sequences[:, input_ids.shape[1]:]
         if self._kept is not None:
-            self._keep(out.past_key_values, rows, new, input_ids.shape[1])
+            self._kept.add_batch(out.past_key_values, rows, new, input_ids.shape[1])
         logprobs = recorder.collect(new) if recorder else None
         gens = []
         for r, row in enumerate(new.tolist()):
@@ -212,40 +197,10 @@ class LocalBackend(Backend):
             gens.append(gen)
         return gens
 
-    def _keep(self, cache: Any, rows: list[list[int]], new: Any, width: int) -> None:
-        """Keep a generated batch's KV cache, one view per row, if it is plain full-attention
-        layers (a sliding-window or quantised cache is not reused) and fits the budget."""
-        from transformers.cache_utils import DynamicLayer
-
-        layers = list(getattr(cache, "layers", None) or [])
-        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
-            return
-        nbytes = sum(2 * layer.keys.numel() * layer.keys.element_size() for layer in layers)
-        if self._kept_bytes + nbytes > self.generation_cache_bytes:
-            return
-        self._kept_bytes += nbytes
-        fed = layers[0].keys.shape[-2] - width  # generated tokens whose KV exists
-        for r, row in enumerate(rows):
-            pad = width - len(row)
-            self._kept.append(_KeptRow(
-                tokens=row + new[r, :fed].tolist(),
-                layers=[(layer.keys[r:r + 1, :, pad:], layer.values[r:r + 1, :, pad:]) for layer in layers]))
-
-    def _longest_kept_prefix(self, row: list[int]) -> tuple[_KeptRow | None, int]:
-        """The kept row sharing the most leading tokens with ``row``, and how many (at most
-        ``len(row) - 1``: the last token must run to give its logits)."""
-        best, best_n = None, 0
-        for kept in self._kept or ():
-            n = _common_prefix_len([row, kept.tokens])
-            if n > best_n:
-                best, best_n = kept, n
-        return best, min(best_n, len(row) - 1)
-
     # ------------------------------------------------------------------ choice scoring
 
     def choice_probs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
         import torch
-        from transformers import DynamicCache
 
         prompts, choices = list(prompts), list(choices)
         encoded, ids = encode_choices(self.tokenizer, prompts, choices)
@@ -255,12 +210,11 @@ class LocalBackend(Backend):
         with self._lock, _eval_no_grad(self.model):
             rest = []
             for i, row in enumerate(encoded):
-                kept, n = self._longest_kept_prefix(row)
+                kept, n = self._kept.longest_prefix(row) if self._kept else (None, 0)
                 if n < MIN_SHARED_PREFIX:
                     rest.append(i)
                     continue
-                cache = DynamicCache([(k[:, :, :n], v[:, :, :n]) for k, v in kept.layers])
-                probs = self._probs_after_cache(cache, n, [row[n:]])
+                probs = self._probs_after_cache(self._kept.cache_for(kept, n), n, [row[n:]])
                 out[i] = probs[0, ids[i]].double().cpu().numpy()
             for part in batches([encoded[i] for i in rest], self.batch_size):
                 idx = [rest[j] for j in part]
@@ -278,7 +232,7 @@ class LocalBackend(Backend):
         forward pass over the left-padded batch."""
         import torch
 
-        shared = min(_common_prefix_len(rows), min(map(len, rows)) - 1)
+        shared = min(common_prefix_len(rows), min(map(len, rows)) - 1)
         if self.prefix_cache and len(rows) > 1 and shared >= MIN_SHARED_PREFIX:
             return self._probs_after_shared_prefix(rows, shared)
         if len(rows) > 1 and self.device.type == "cpu" and len(set(map(len, rows))) > 1:
@@ -365,19 +319,6 @@ class LocalBackend(Backend):
         for v, i in zip(values.tolist(), ids.tolist()):
             top.setdefault(self._text_of(i), v)  # two ids can decode alike; keep the likelier
         return top
-
-
-def _common_prefix_len(rows: list[list[int]]) -> int:
-    """Number of leading tokens every row shares.
-
-    >>> _common_prefix_len([[1, 2, 3], [1, 2, 4, 5], [1, 2]])
-    2
-    """
-    first, n = rows[0], min(map(len, rows))
-    for j in range(n):
-        if any(r[j] != first[j] for r in rows[1:]):
-            return j
-    return n
 
 
 def _prefix_batches(encoded: list[list[int]], batch_size: int) -> Iterator[list[int]]:

@@ -136,7 +136,7 @@ class GenRMJudge(Judge):
 
     def _reasoning(self, prompts: list[ChatPrompt], jobs, run: "_Run") -> None:
         # the probes start with their own prompt and chain: a local backend reads them after
-        # the KV cache its generation left (backends/local.py), a server from its prefix cache
+        # the KV cache its generation left (backends/kept_cache.py), a server from its prefix cache
         with self.backend.reusing_generation_cache():
             self._reason_and_probe(prompts, jobs, run)
 
