@@ -263,6 +263,14 @@ def main() -> None:
                  "--bootstrap-by", unit, "--report-dir", str(out / f"eval_{set_name}_shaping")],
                 log, f"eval_{set_name}_shaping")
             save()
+    # one figure across the sets: each judge's accuracy and 95% CI, the swap rows only
+    from quillrl.eval.alignment_report import plot_accuracy
+
+    names = {**{spec: name for name, spec in genrms.items()}, bt["judge"]: "BT RM"}
+    panels = {set_name: [(names.get(row["judge"], row["judge"]), row)
+                         for row in log[f"eval_{set_name}"]["summary"]["judges"] if not row.get("view")]
+              for set_name in args.sets.split(",")}
+    plot_accuracy(panels, out / "accuracy_by_set.png")
     log["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save()
     print(f"\nresults: {results}")

@@ -138,6 +138,9 @@ def test_eval_alignment_baselines_end_to_end(tmp_path):
     assert summary["ci_low"] <= summary["accuracy"] <= summary["ci_high"]
     assert [row["judge"] for row in summary["judges"]] == ["baseline:length", "baseline:random"]
     assert (report / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert summary["accuracy_plot"] == str(report / "accuracy.png")
+    assert (report / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![accuracy](accuracy.png)" in (report / "alignment.md").read_text()
     table = (report / "alignment.md").read_text()
     assert "| `baseline:length` |" in table and "| `baseline:random` |" in table
     assert "66.7%" in table and "66.7%" in result.stdout  # the table is printed too
@@ -249,3 +252,37 @@ def test_presentation_order_is_balanced_and_seeded():
     assert 160 < slots.count("A") < 240
     assert slots == [first_slot(f"storyer-{i:04d}", seed=0) for i in range(400)]
     assert slots != [first_slot(f"storyer-{i:04d}", seed=1) for i in range(400)]
+
+
+def test_plot_accuracy_draws_each_judge_with_its_interval(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from quillrl.eval.alignment_report import plot_accuracy
+
+    row = {"n": 10, "accuracy": 0.6, "ci_low": 0.3, "ci_high": 0.9}
+    drawn = []
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):  # read the axes the function drew before it closes them
+        drawn.append([(ax.get_title(), {y: t.get_text() for y, t in zip(ax.get_yticks(),
+                                                                         ax.get_yticklabels())},
+                       [line.get_xydata().tolist() for line in ax.lines]) for ax in fig.axes])
+        return real_savefig(fig, *args, **kwargs)
+
+    plt.Figure.savefig = keep
+    try:
+        path = plot_accuracy({"set one": [("judge x", row), ("judge y", {**row, "ci_low": None})],
+                              "set two": [("judge x", {**row, "accuracy": 0.2, "ci_low": 0.1})]},
+                             tmp_path / "a" / "accuracy.png")
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (first, second), = drawn
+    assert first[0] == "set one (n = 10)" and first[1] == {1: "judge x", 0: "judge y"}  # top down
+    points = [xy for line in first[2] for xy in line]
+    assert [0.6, 1.0] in points and [0.6, 0.0] in points  # both judges' points
+    assert [0.3, 1.0] in points and [0.9, 1.0] in points  # judge x's interval ends
+    assert second[0] == "set two (n = 10)" and [0.2, 0.0] in [xy for line in second[2] for xy in line]

@@ -199,8 +199,8 @@ def alignment(
     sample: Optional[int] = SAMPLE_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", help="Write every judgment (all judges) "
                                        "as JSONL, one line per judge and pair."),
-    report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Write alignment.md "
-                                              "and reliability.png here."),
+    report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Write alignment.md, "
+                                              "reliability.png and accuracy.png here."),
     seed: int = typer.Option(0, "--seed", help="Seed of the A/B presentation order, of "
                              "--sample and of the bootstrap."),
     batch_size: int = PAIR_BATCH_OPTION,
@@ -226,7 +226,7 @@ def alignment(
     same judge without swap, at no extra cost."""
     from ..data import JsonlWriter
     from ..errors import ConfigError
-    from ..eval.alignment_report import markdown_table, plot_reliability
+    from ..eval.alignment_report import markdown_table, plot_accuracy, plot_reliability
     from ..eval.judging import first_order
 
     at_least("--batch-size", batch_size, 1)
@@ -261,12 +261,13 @@ def alignment(
     runs = [view for records in runs
             for view in ([records, [first_order(r) for r in records]]
                          if records[0]["swap"] and not no_first_order else [records])]
-    rows, curves = [], {}
+    rows, labels, curves = [], [], {}
     for records in runs:
         row, bins = score(records, selected, seed=seed, n_resamples=resamples,
                           bootstrap_by=bootstrap_by)
         rows.append(row)
         label = row["judge"] + (f" ({row['mode']}, {_swap_label(row)})" if row["mode"] else "")
+        labels.append(label)
         curves[label] = bins
 
     diffs = paired_rows(runs, rows, selected, seed=seed, n_resamples=resamples,
@@ -278,11 +279,14 @@ def alignment(
         header = (f"# Judge agreement with human preferences\n\n`{pairs}`, {len(selected)} pairs, "
                   f"order and bootstrap seed {seed}, {resamples} resamples by {bootstrap_by}. "
                   "Invalid judgments count as wrong.\n\n")
-        (report_dir / "alignment.md").write_text(header + table + "\n![reliability]"
-                                                 "(reliability.png)\n", encoding="utf-8")
+        (report_dir / "alignment.md").write_text(
+            header + table + "\n![accuracy](accuracy.png)\n\n![reliability](reliability.png)\n",
+            encoding="utf-8")
         plot_reliability(curves, report_dir / "reliability.png")
+        plot_accuracy({pairs.name: list(zip(labels, rows))}, report_dir / "accuracy.png")
         files = {"report": str(report_dir / "alignment.md"),
-                 "reliability": str(report_dir / "reliability.png")}
+                 "reliability": str(report_dir / "reliability.png"),
+                 "accuracy_plot": str(report_dir / "accuracy.png")}
     typer.echo(table)
     first = rows[0]
     print_summary({**{k: first[k] for k in SUMMARY_KEYS}, "judge": first["judge"],

@@ -1,4 +1,5 @@
-"""The alignment report: a markdown table comparing judges and a reliability diagram (PNG).
+"""The alignment report: a markdown table comparing judges, a reliability diagram and an
+accuracy chart (PNGs).
 
 "length ρ" is Spearman's ρ of the judge's p(chosen) with the chosen minus rejected length in
 words: near +1 a judge that mostly counts words, near 0 one that does not.
@@ -86,6 +87,39 @@ def plot_reliability(curves: dict[str, list[ReliabilityBin]], path: str | Path) 
     bottom.set_xlabel("confidence in the verdict")
     bottom.set_ylabel("share")
     bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_accuracy(panels: dict[str, list[tuple[str, dict[str, Any]]]], path: str | Path) -> Path:
+    """Accuracy against the human label with its 95% CI, one horizontal bar per judge and one
+    panel per pair set (``{set name: [(judge label, score row), ...]}``), beside the 50% a
+    coin scores. A judge whose bar crosses the line cannot be told from chance on that set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height = max(len(rows) for rows in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2.4, 0.45 * height + 1.4),
+                             sharey=False, squeeze=False)
+    for k, (ax, (name, rows)) in enumerate(zip(axes[0], panels.items())):
+        ys = list(range(len(rows)))[::-1]
+        for y, (_, row) in zip(ys, rows):
+            low, high = row["ci_low"], row["ci_high"]
+            err = None if low is None else [[row["accuracy"] - low], [high - row["accuracy"]]]
+            ax.errorbar(row["accuracy"], y, xerr=err, fmt="o", capsize=3, color=f"C{y % 10}")
+        ax.axvline(0.5, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([label for label, _ in rows] if k == 0 else [""] * len(rows), fontsize=8)
+        ax.set_xlim(0.0, 1.0)
+        ax.set_xlabel("accuracy (95% CI)")
+        ax.set_title(f"{name} (n = {rows[0][1]['n']})", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
