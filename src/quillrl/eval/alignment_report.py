@@ -105,7 +105,9 @@ def plot_accuracy(panels: dict[str, list[tuple[str, dict[str, Any]]]], path: str
     import matplotlib.pyplot as plt
 
     height = max(len(rows) for rows in panels.values())
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2.4, 0.45 * height + 1.4),
+    label_inches = 0.065 * max(len(label) for rows in panels.values() for label, _ in rows)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + label_inches + 0.6,
+                                                      0.45 * height + 1.4),
                              sharey=False, squeeze=False)
     for k, (ax, (name, rows)) in enumerate(zip(axes[0], panels.items())):
         ys = list(range(len(rows)))[::-1]
