@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..plotting import pyplot, save_figure
 from .alignment import ReliabilityBin
 
 TABLE_COLUMNS = ("judge", "mode", "swap", "n", "accuracy (95% CI)", "position consistency",
@@ -58,10 +59,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def plot_reliability(curves: dict[str, list[ReliabilityBin]], path: str | Path) -> Path:
     """Reliability diagram: per judge, accuracy against mean confidence in each non-empty bin,
     with the diagonal a calibrated judge lies on, and the share of judgments per bin below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1]})
@@ -87,22 +85,14 @@ def plot_reliability(curves: dict[str, list[ReliabilityBin]], path: str | Path) 
     bottom.set_xlabel("confidence in the verdict")
     bottom.set_ylabel("share")
     bottom.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_accuracy(panels: dict[str, list[tuple[str, dict[str, Any]]]], path: str | Path) -> Path:
     """Accuracy against the human label with its 95% CI, one horizontal bar per judge and one
     panel per pair set (``{set name: [(judge label, score row), ...]}``), beside the 50% a
     coin scores. A judge whose bar crosses the line cannot be told from chance on that set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     height = max(len(rows) for rows in panels.values())
     label_inches = 0.065 * max(len(label) for rows in panels.values() for label, _ in rows)
@@ -122,9 +112,4 @@ def plot_accuracy(panels: dict[str, list[tuple[str, dict[str, Any]]]], path: str
         ax.set_xlabel("accuracy (95% CI)")
         ax.set_title(f"{name} (n = {rows[0][1]['n']})", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

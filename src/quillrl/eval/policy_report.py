@@ -13,35 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..plotting import pyplot, save_figure
+
 # The one line every report carries: what its two signals can and cannot show.
 SIGNAL_NOTE = ("The writing reward and win rate from a 135M judge (the embedded model) are near "
                "noise (its agreement with human story preferences is near chance, docs/results.md); "
                "the constraint pass rates are exact rule checks.")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
-
-
 def plot_pass_rates(sides: Mapping[str, Mapping[str, Any]], path: str | Path,
                     title: str = "Constraint pass rate per family (95% CI by task)") -> Path:
     """Grouped bars: for each family (and "all"), each side's pass rate with its interval.
     ``sides`` maps a label to a :func:`~quillrl.eval.constraint_rates.pass_rates` summary."""
-    plt = _pyplot()
+    plt = pyplot()
     families = ["all"] + sorted({f for s in sides.values() for f in s["by_family"]})
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(families) * max(1, len(sides)) / 2, 3.6))
     width = 0.8 / max(1, len(sides))
@@ -62,7 +46,7 @@ def plot_pass_rates(sides: Mapping[str, Mapping[str, Any]], path: str | Path,
     ax.grid(axis="y", alpha=0.3)
     if len(sides) > 1:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _n(sides: Mapping[str, Mapping[str, Any]], family: str) -> str:
@@ -73,7 +57,7 @@ def _n(sides: Mapping[str, Mapping[str, Any]], family: str) -> str:
 
 def plot_lengths(words: Mapping[str, Sequence[int]], path: str | Path) -> Path:
     """Overlaid word-count histograms, one per side, on shared bins."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     top = max([max(w) for w in words.values() if len(w)] + [1])
     bins = list(range(0, top + max(1, top // 20) + 1, max(1, top // 20)))
@@ -85,12 +69,12 @@ def plot_lengths(words: Mapping[str, Sequence[int]], path: str | Path) -> Path:
     ax.set_title("Response length", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_win_rate(summary: Mapping[str, Any], path: str | Path, a: str = "A", b: str = "B") -> Path:
     """The win rate with its 95% interval and the LC win rate, against the 50% line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 1.9))
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=0.8)
     labels = []
@@ -107,7 +91,7 @@ def plot_win_rate(summary: Mapping[str, Any], path: str | Path, a: str = "A", b:
     ax.set_yticks([1, 0], labels, fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel(f"{a} against {b} (ties count half; invalid left out: {summary.get('invalid', 0)})")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pct(value: float | None) -> str:

@@ -95,10 +95,9 @@ def non_numeric(rows: list[dict]) -> dict[str, int]:
 
 
 def plot_metrics(rows: list[dict], out_dir: Path) -> list[str]:
-    import matplotlib
+    from ..plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     written = []
     for filename, (title, keys) in PLOTS.items():
@@ -115,9 +114,7 @@ def plot_metrics(rows: list[dict], out_dir: Path) -> list[str]:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out_dir / filename, dpi=110)
-        plt.close(fig)
+        save_figure(fig, out_dir / filename)
         written.append(filename)
     return written
 
