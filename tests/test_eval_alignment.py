@@ -286,3 +286,4 @@ def test_plot_accuracy_draws_each_judge_with_its_interval(tmp_path):
     assert [0.6, 1.0] in points and [0.6, 0.0] in points  # both judges' points
     assert [0.3, 1.0] in points and [0.9, 1.0] in points  # judge x's interval ends
     assert second[0] == "set two (n = 10)" and [0.2, 0.0] in [xy for line in second[2] for xy in line]
+    assert second[1] == {0: "judge x"}  # other judges than the first panel's: named again

@@ -99,7 +99,9 @@ def plot_accuracy(panels: dict[str, list[tuple[str, dict[str, Any]]]], path: str
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + label_inches + 0.6,
                                                       0.45 * height + 1.4),
                              sharey=False, squeeze=False)
+    first = [label for label, _ in next(iter(panels.values()))]
     for k, (ax, (name, rows)) in enumerate(zip(axes[0], panels.items())):
+        labels = [label for label, _ in rows]
         ys = list(range(len(rows)))[::-1]
         for y, (_, row) in zip(ys, rows):
             low, high = row["ci_low"], row["ci_high"]
@@ -107,7 +109,8 @@ def plot_accuracy(panels: dict[str, list[tuple[str, dict[str, Any]]]], path: str
             ax.errorbar(row["accuracy"], y, xerr=err, fmt="o", capsize=3, color=f"C{y % 10}")
         ax.axvline(0.5, color="grey", linestyle="--", linewidth=0.8)
         ax.set_yticks(ys)
-        ax.set_yticklabels([label for label, _ in rows] if k == 0 else [""] * len(rows), fontsize=8)
+        # a panel with the first panel's judges, in its order, leaves the names to the first
+        ax.set_yticklabels(labels if k == 0 or labels != first else [""] * len(rows), fontsize=8)
         ax.set_xlim(0.0, 1.0)
         ax.set_xlabel("accuracy (95% CI)")
         ax.set_title(f"{name} (n = {rows[0][1]['n']})", fontsize=9)
