@@ -14,7 +14,7 @@ import pytest
 
 from quillrl.config import validate_config
 from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
-from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupState
+from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupKey, GroupState, Member
 from quillrl.serving.http import ServerThread
 from quillrl.serving.reward_app import RewardService, create_app
 from quillrl.serving.reward_config import RewardServerConfig
@@ -72,14 +72,14 @@ def test_barrier_complete_timeout_and_key_reuse():
     closed = []
 
     async def score(group):
-        return [(group.key, len(group.members), group.state) for _ in group.members]
+        return [(str(group.key), len(group.members), group.state) for _ in group.members]
 
     async def run():
         barrier = GroupBarrier(score, timeout_s=0.2, on_closed=lambda g: closed.append(g.state))
         whole = await asyncio.gather(*(barrier.join("k", 3, [i]) for i in range(3)))
         again = asyncio.ensure_future(barrier.join("k", 3, ["late"]))  # same key after completion
         await asyncio.sleep(0)
-        assert "k" in barrier.open and barrier.open["k"].members == ["late"]
+        assert GroupKey("k") in barrier.open and barrier.open[GroupKey("k")].samples == ["late"]
         with pytest.raises(GroupConflict) as conflict:
             await barrier.join("k", 5, ["x"])
         partial = await again
@@ -96,7 +96,7 @@ def test_barrier_complete_timeout_and_key_reuse():
 
 def test_a_resent_sample_takes_over_its_abandoned_place():
     async def score(group):
-        return [f"{group.serial}:{m}:{len(group.members)}" for m in group.members]
+        return [f"{group.serial}:{m}:{len(group.members)}" for m in group.samples]
 
     async def run():
         barrier = GroupBarrier(score, timeout_s=60)

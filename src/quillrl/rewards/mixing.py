@@ -127,6 +127,7 @@ def mix_rewards(
     margin: float = 0.5,
     all_violate: str = "zero",
     weight: float = 1.0,
+    singleton_penalty: float = 1.0,
 ) -> np.ndarray:
     """Mix writing rewards ``w`` and constraint pass flags ``c`` of one GRPO group.
 
@@ -141,6 +142,10 @@ def mix_rewards(
       subtracts the group mean.  Orders within compliant and within violating samples are kept,
       and ``r`` follows affine rescalings of ``w`` (``a·w + b`` with ``a > 0`` gives ``a·r + b``)
       whenever ``std(w) > 0``.
+      A group of one (``n = 1``: validation with one sample per prompt, or a timed-out group
+      with one member present) has no peer to rank against, so RLMR's group rule cannot apply;
+      its reward is ``r = w − singleton_penalty·[violates]`` (docs/design.md, "Group identity"):
+      a violator always gets less than it would have got had it complied.
     - ``writing_only``: ``r = w``.   ``constraint_only``: ``r = c`` (as 0/1).
     - ``linear``: ``r = w + weight·c``.
 
@@ -153,19 +158,24 @@ def mix_rewards(
     [0.0, 0.0]
     >>> mix_rewards([1.0, 2.0], [True, False], method="linear", weight=0.5).tolist()
     [1.5, 2.0]
+    >>> mix_rewards([0.0], [False]).tolist(), mix_rewards([0.0], [True]).tolist()
+    ([-1.0], [0.0])
     """
-    return _mix_one(writing, passed, method, margin, all_violate, weight)[0]
+    return _mix_one(writing, passed, method, margin, all_violate, weight, singleton_penalty)[0]
 
 
 def _mix_one(writing: ArrayLike, passed: ArrayLike, method: str = "rlmr", margin: float = 0.5,
-             all_violate: str = "zero", weight: float = 1.0) -> tuple[np.ndarray, RLMRStats]:
+             all_violate: str = "zero", weight: float = 1.0,
+             singleton_penalty: float = 1.0) -> tuple[np.ndarray, RLMRStats]:
     """:func:`mix_rewards` and the group's :class:`RLMRStats` (``penalised`` only under rlmr)."""
     _check_choice("method", method, MIX_METHODS)
     _check_choice("all_violate", all_violate, ALL_VIOLATE)
     margin = _check_margin(margin)
-    weight = float(weight)
+    weight, singleton_penalty = float(weight), float(singleton_penalty)
     if not np.isfinite(weight):
         raise ConfigError(f"weight={weight} must be a finite number (default 1.0)")
+    if not np.isfinite(singleton_penalty) or singleton_penalty <= 0:
+        raise ConfigError(f"singleton_penalty={singleton_penalty} must be a finite number > 0 (default 1.0)")
     w = _as_writing(writing, require_finite=method != "constraint_only")
     c = _as_passed(passed, w.size)
 
@@ -179,6 +189,9 @@ def _mix_one(writing: ArrayLike, passed: ArrayLike, method: str = "rlmr", margin
             return c.astype(np.float64), stats
         return w + weight * c, stats  # linear
 
+    if w.size == 1:  # no peer: the singleton rule (docs/design.md, "Group identity")
+        k = int(not c[0])
+        return w - singleton_penalty * k, RLMRStats(singleton_penalty * k, k, 1.0, penalised=bool(k))
     stats = _rlmr_stats(w, c, margin)
     if stats.k == w.size:
         # No compliant sample to prefer: "zero" gives no gradient, "writing" still teaches prose.

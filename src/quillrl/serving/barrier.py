@@ -1,28 +1,28 @@
 """The group barrier: hold single-sample reward requests until their GRPO group is whole.
 
-verl, OpenRLHF and slime ask for one sample's reward at a time, but a pairwise judge compares
-members of one group and RLMR sets λ from the whole group (docs/design.md, "Group barrier").
-Each request names a group key and the group size n; the barrier keeps one *open* group per key.
+verl, OpenRLHF, slime and NeMo Gym ask for one sample's reward at a time, but a pairwise judge
+compares members of one group and RLMR sets λ from the whole group. This module is the group
+identity contract of docs/design.md ("Group identity"), as explicit state on one event loop (never
+a race between timers and arrivals):
 
-A group's life, as explicit states (never a race between timers and arrivals, since everything
-runs on one event loop):
+* A group is a :class:`GroupKey`, ``(id, attempt)``, with ``size`` places. Each :class:`Member`
+  carries a ``digest`` of its prompt and constraints; a member whose digest differs from its open
+  group's is refused (:class:`GroupConflict`, reason ``digest``), never mixed in.
+* A member may name its ``slot`` (its rollout index). The same slot sent again with the same
+  response is a **replay** (a client retry): it gets the answer that slot has, or waits with it;
+  the same slot with another response while the group is open is refused (reason ``slot``).
+* A member without a slot whose request was abandoned (its client left, e.g. an engine's client
+  timing out) still counts in its group, so the others are not held hostage; the same member
+  sent again **takes over** that place (or, once scored, gets its answer) instead of joining
+  twice. Abandoned places are kept for twice the group timeout.
+* ``OPEN`` → ``COMPLETE`` when the last place fills (a group of one closes at once), or →
+  ``TIMED_OUT`` when its timer fires first (scored among the members present, flagged
+  ``partial``) → ``SCORED`` once every waiting member has its answer (or the scoring error).
+  A closed group leaves the open table at once, so a key seen again starts a new group; closed
+  groups are remembered for twice the timeout so that replays find their answers.
 
-``OPEN``
-    members join; the first one starts the group's timer.
-``COMPLETE``
-    the n-th member arrived: the group leaves the open table at once (so the same key, seen again
-    in a later step, starts a new group) and is scored.
-``TIMED_OUT``
-    the timer fired first: the group leaves the open table and is scored among the n' < n members
-    present; every answer is flagged ``partial``.
-``SCORED``
-    every member's future holds its answer (or the scoring error).
-
-A member whose request was cancelled (its client went away, e.g. an engine's client timing
-out) still counts in its group: the others are not held hostage. Engines then re-send the same
-sample; a request for a (key, sample) whose earlier request was abandoned takes over that
-member's place (or, once the group is scored, gets its answer) instead of joining the group a
-second time. Abandoned places are kept for twice the group timeout.
+Every outcome of a join is reported to ``on_member`` (metrics): ``joined``, ``replayed``,
+``taken_over``, ``refused_digest``, ``refused_slot``, ``refused_size``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Hashable
+
+MAX_REMEMBERED = 100_000  # closed groups kept for replays, at most (oldest forgotten first)
 
 
 class GroupState(enum.Enum):
@@ -42,24 +45,58 @@ class GroupState(enum.Enum):
 
 
 class GroupConflict(ValueError):
-    """A request disagrees with the open group of its key (e.g. about the group size)."""
+    """A member disagrees with its open group: ``reason`` is ``digest``, ``slot`` or ``size``;
+    ``field`` names the request field at fault. The server answers 409."""
 
-    def __init__(self, message: str, field: str):
+    def __init__(self, message: str, field: str, reason: str = "size"):
         super().__init__(message)
-        self.field = field
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """A group's identity: the engine's group id and the attempt (a re-rolled group is a new one)."""
+
+    id: str
+    attempt: int = 0
+
+    def __str__(self) -> str:
+        return self.id if self.attempt == 0 else f"{self.id}#{self.attempt}"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One sample as the barrier holds it.
+
+    ``sample`` is what the scorer reads; ``digest`` names the group's prompt and constraints
+    (``None``: not checked); ``response`` identifies the sample's text, for replays; ``slot`` is
+    the engine's rollout index within the group, when it has one."""
+
+    sample: Any
+    digest: str | None = None
+    response: Hashable = None
+    slot: int | None = None
+
+    @classmethod
+    def of(cls, value: Any) -> "Member":
+        """A bare value as a member (no digest, no slot; it identifies itself)."""
+        return value if isinstance(value, Member) else cls(value, None, value, None)
 
 
 @dataclass
 class Group:
-    """One GRPO group as the barrier holds it; ``members`` are the samples, in arrival order."""
+    """One GRPO group as the barrier holds it; ``members`` in arrival order."""
 
-    key: str
+    key: GroupKey
     size: int
     serial: int  # how many groups the barrier had opened before this one (seeds the pivot)
-    members: list[Any] = field(default_factory=list)
-    futures: list[asyncio.Future] = field(default_factory=list)
+    digest: str | None = None
+    members: list[Member] = field(default_factory=list)
+    waiters: list[list[asyncio.Future]] = field(default_factory=list)  # per member: its requests
+    slots: dict[int, int] = field(default_factory=dict)  # slot -> index in members
     state: GroupState = GroupState.OPEN
     opened: float = field(default_factory=time.monotonic)
+    closed_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
     outcome: Any = None  # once scored: the answers, or the exception scoring raised
 
@@ -67,94 +104,153 @@ class Group:
     def partial(self) -> bool:
         return self.state is GroupState.TIMED_OUT or len(self.members) < self.size
 
+    @property
+    def samples(self) -> list[Any]:
+        return [m.sample for m in self.members]
+
 
 # score(group) -> one answer per member, in order
 Scorer = Callable[[Group], Awaitable[list[Any]]]
 
 
 class GroupBarrier:
-    """Open groups by key; ``await join(key, size, samples)`` returns the samples' answers.
+    """Open groups by key; ``await join(key, size, members)`` returns the members' answers.
 
     ``on_closed(group)`` is called when a group stops accepting members (complete or timed
-    out), before it is scored; metrics read ``group.state`` there.
+    out), before it is scored; ``on_member(outcome)`` once per member joined or refused.
     """
 
     def __init__(self, score: Scorer, timeout_s: float,
-                 on_closed: Callable[[Group], None] | None = None):
+                 on_closed: Callable[[Group], None] | None = None,
+                 on_member: Callable[[str], None] | None = None):
         self.score, self.timeout_s = score, timeout_s
         self.on_closed = on_closed or (lambda g: None)
-        self.open: dict[str, Group] = {}
+        self.on_member = on_member or (lambda outcome: None)
+        self.open: dict[GroupKey, Group] = {}
+        self.closed: OrderedDict[GroupKey, Group] = OrderedDict()  # remembered for replays
         self.opened = 0
-        self.abandoned: dict[tuple[str, Any], tuple[Group, int, float]] = {}
+        self.abandoned: dict[tuple[GroupKey, Any], tuple[Group, int, float]] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    async def join(self, key: str, size: int, samples: list[Any]) -> list[Any]:
-        """Add ``samples`` to the open group of ``key`` and wait for their answers. Samples
-        beyond the group's free places start the key's next group."""
-        if not samples:
-            raise GroupConflict(f"a request for group '{key}' carries no sample", "samples")
-        futures = [self._add(key, size, sample) for sample in samples]
+    async def join(self, key: GroupKey | str, size: int, members: list[Any]) -> list[Any]:
+        """Add ``members`` to the open group of ``key`` and wait for their answers. Members
+        beyond the group's free places start the key's next group. Raises
+        :class:`GroupConflict` (nothing joined) when a member is refused."""
+        key = key if isinstance(key, GroupKey) else GroupKey(str(key))
+        if not members:
+            raise GroupConflict(f"a request for group '{key}' carries no sample", "samples", "size")
+        futures = [self._add(key, size, Member.of(m)) for m in members]
         return list(await asyncio.gather(*futures))
 
-    def _add(self, key: str, size: int, sample: Any) -> asyncio.Future:
+    # -- joining ---------------------------------------------------------------------------------
+    def _add(self, key: GroupKey, size: int, member: Member) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         self._forget_old(loop.time())
-        place = self.abandoned.pop((key, sample), None)
-        if place is not None:  # a re-sent sample: take over its abandoned place
-            return self._resume(*place[:2], loop)
+        if member.slot is not None:
+            replay = self._slot_replay(key, member, loop)
+            if replay is not None:
+                self.on_member("replayed")
+                return replay
+        else:
+            place = self.abandoned.pop((key, (member.digest, member.response)), None)
+            if place is not None:  # a re-sent sample: take over its abandoned place
+                self.on_member("taken_over")
+                return self._waiter(place[0], place[1], loop)
         group = self.open.get(key)
-        if group is not None and group.size != size:
-            raise GroupConflict(f"group '{key}' is open with size {group.size}; this request says "
-                                f"{size}", "group_size")
-        if group is None:
-            group = Group(key, size, self.opened)
+        if group is not None:
+            self._check_fits(group, size, member)
+        else:
+            group = Group(key, size, self.opened, member.digest)
             self.opened += 1
             self.open[key] = group
             group.timer = loop.call_later(self.timeout_s, self._expire, group)
-        future = loop.create_future()
-        group.members.append(sample)
-        group.futures.append(future)
-        self._watch(group, len(group.members) - 1, future)
+        group.members.append(member)
+        group.waiters.append([])
+        if member.slot is not None:
+            group.slots[member.slot] = len(group.members) - 1
+        future = self._waiter(group, len(group.members) - 1, loop)
+        self.on_member("joined")
         if len(group.members) == group.size:
             self._close(group, GroupState.COMPLETE)
         return future
 
-    def _watch(self, group: Group, index: int, future: asyncio.Future) -> None:
-        def abandoned(f: asyncio.Future) -> None:
-            if f.cancelled():
-                loop = asyncio.get_running_loop()
-                self.abandoned[(group.key, group.members[index])] = (group, index, loop.time())
+    def _check_fits(self, group: Group, size: int, member: Member) -> None:
+        if group.size != size:
+            self.on_member("refused_size")
+            raise GroupConflict(f"group '{group.key}' is open with size {group.size}; this request "
+                                f"says {size}", "group_size", "size")
+        if member.digest is not None and group.digest is not None and member.digest != group.digest:
+            self.on_member("refused_digest")
+            raise GroupConflict(f"group '{group.key}' holds another prompt or other constraints "
+                                "(digest differs): a group id must name one prompt", "prompt", "digest")
+        if member.slot is not None and group.size <= member.slot:
+            self.on_member("refused_slot")
+            raise GroupConflict(f"slot {member.slot} is out of range for group '{group.key}' of size "
+                                f"{group.size}", "slot", "slot")
 
-        future.add_done_callback(abandoned)
+    def _slot_replay(self, key: GroupKey, member: Member, loop: asyncio.AbstractEventLoop) -> asyncio.Future | None:
+        """The future of a replayed slot; ``None`` when the slot is new (or its group closed
+        with another response there: the key's next group)."""
+        for group in (self.open.get(key), self.closed.get(key)):
+            if group is None or member.slot not in group.slots:
+                continue
+            index = group.slots[member.slot]
+            held = group.members[index]
+            if held.response == member.response and held.digest == member.digest:
+                return self._waiter(group, index, loop)
+            if group.state is GroupState.OPEN:
+                self.on_member("refused_slot")
+                raise GroupConflict(f"slot {member.slot} of group '{key}' already holds another "
+                                    "response", "slot", "slot")
+        return None
 
-    def _resume(self, group: Group, index: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+    def _waiter(self, group: Group, index: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        """A future for member ``index`` of ``group``: resolved now if the group is scored."""
         future = loop.create_future()
         if isinstance(group.outcome, Exception):
             future.set_exception(group.outcome)
         elif group.outcome is not None:
             future.set_result(group.outcome[index])
         else:
-            group.futures[index] = future
-            self._watch(group, index, future)
+            group.waiters[index].append(future)
+            future.add_done_callback(lambda f: self._left(group, index, f))
         return future
+
+    def _left(self, group: Group, index: int, future: asyncio.Future) -> None:
+        """A member's request was cancelled (its client went away): remember its place."""
+        if not future.cancelled() or any(not f.done() for f in group.waiters[index]):
+            return
+        member = group.members[index]
+        if member.slot is None:  # a slotted member is found again by its slot
+            key = (group.key, (member.digest, member.response))
+            self.abandoned[key] = (group, index, asyncio.get_running_loop().time())
 
     def _forget_old(self, now: float) -> None:
         for place, (_, _, since) in list(self.abandoned.items()):
             if now - since > 2 * self.timeout_s:
                 del self.abandoned[place]
+        while self.closed:
+            key, group = next(iter(self.closed.items()))
+            if len(self.closed) <= MAX_REMEMBERED and now - group.closed_at <= 2 * self.timeout_s:
+                break
+            del self.closed[key]
 
+    # -- closing and scoring ---------------------------------------------------------------------
     def _expire(self, group: Group) -> None:
         if group.state is GroupState.OPEN:
             self._close(group, GroupState.TIMED_OUT)
 
     def _close(self, group: Group, state: GroupState) -> None:
-        group.state = state
+        loop = asyncio.get_running_loop()
+        group.state, group.closed_at = state, loop.time()
         if group.timer is not None:
             group.timer.cancel()
         if self.open.get(group.key) is group:
             del self.open[group.key]  # the key's next request starts a new group
+        self.closed.pop(group.key, None)
+        self.closed[group.key] = group
         self.on_closed(group)
-        task = asyncio.get_running_loop().create_task(self._score(group))
+        task = loop.create_task(self._score(group))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -163,14 +259,16 @@ class GroupBarrier:
             answers = await self.score(group)
         except Exception as exc:  # noqa: BLE001 - every waiting member gets the error
             group.outcome = exc
-            for future in group.futures:
-                if not future.done():
-                    future.set_exception(exc)
+            for waiting in group.waiters:
+                for future in waiting:
+                    if not future.done():
+                        future.set_exception(exc)
         else:
             group.outcome = answers
-            for future, answer in zip(group.futures, answers):
-                if not future.done():  # a cancelled member (its client left) is skipped
-                    future.set_result(answer)
+            for waiting, answer in zip(group.waiters, answers):
+                for future in waiting:
+                    if not future.done():  # a cancelled request (its client left) is skipped
+                        future.set_result(answer)
         group.state = GroupState.SCORED
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ from ..config import StageConfig
 log = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+CLIENT_GONE = 499  # nginx's "client closed request": counted in metrics, never sent
 
 
 class HTTPSection(StageConfig):
@@ -117,7 +118,9 @@ class Guard:
         # the body is read before the request takes a slot: a slow client holds only its socket
         refusal = self._refusal(scope, path)
         body = await self._read_body(receive, time.monotonic()) if refusal is None else refusal
-        if isinstance(body, tuple):
+        if body == (CLIENT_GONE, "the client disconnected"):
+            status["code"] = CLIENT_GONE  # nobody to answer
+        elif isinstance(body, tuple):
             await _respond(send_counted, *body)
         elif self.inflight >= self.limits.max_inflight:
             await _respond(send_counted, 503, "the server is at capacity; retry later",
@@ -125,7 +128,8 @@ class Guard:
         else:
             self.inflight += 1
             try:
-                await self._run(scope, body, receive, send_counted)
+                if await self._run(scope, body, receive, send_counted) == CLIENT_GONE:
+                    status["code"] = CLIENT_GONE
             finally:
                 self.inflight -= 1
         self.on_request(path, status["code"], time.perf_counter() - start)
@@ -153,7 +157,7 @@ class Guard:
             except asyncio.TimeoutError:
                 return 408, "the request body arrived too slowly"
             if message["type"] != "http.request":
-                return 400, "the client disconnected"
+                return CLIENT_GONE, "the client disconnected"
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limits.max_body_bytes:
@@ -162,9 +166,10 @@ class Guard:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _run(self, scope: dict, body: bytes, receive: Callable, send: Callable) -> None:
+    async def _run(self, scope: dict, body: bytes, receive: Callable, send: Callable) -> int | None:
         """Run the app on the buffered body; cancel it if the client goes away (so a reward
-        request waiting at the barrier is known to be abandoned) or the timeout passes."""
+        request waiting at the barrier is known to be abandoned; returns :data:`CLIENT_GONE`)
+        or the timeout passes."""
         started, gone, sent = {"yes": False}, asyncio.Event(), {"yes": False}
 
         async def send_tracked(message: dict) -> None:
@@ -193,9 +198,11 @@ class Guard:
         if app not in done:
             app.cancel()
             await asyncio.gather(app, return_exceptions=True)
-            if watcher not in done and not started["yes"]:  # timed out, the client still there
+            if watcher in done:  # the client went away: nothing to answer
+                return CLIENT_GONE
+            if not started["yes"]:  # timed out, the client still there
                 await _respond(send, 504, f"no answer within {self.limits.request_timeout_s:g} s")
-            return
+            return None
         if app.exception() is not None:
             log.error("request to %s failed", scope.get("path"), exc_info=app.exception())
             if not started["yes"]:

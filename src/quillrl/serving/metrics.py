@@ -3,7 +3,10 @@
 ``quillrl_requests_total{path,status}``, ``quillrl_request_seconds{path}`` (histogram),
 ``quillrl_judge_batch_pairs`` (histogram of pairs per judge call), ``quillrl_judge_failures_total``
 (pairs still invalid after a call), ``quillrl_groups_total{outcome=complete|partial}``,
-``quillrl_writing_missing_total``, ``quillrl_open_groups``.
+``quillrl_writing_missing_total``, ``quillrl_open_groups``, ``quillrl_reward_members_total{outcome}``
+(each member a request brought: ``joined``, ``replayed``, ``taken_over``, or refused:
+``refused_digest``, ``refused_slot``, ``refused_size``). A request whose client went away before
+its answer is counted with status 499 (nginx's "client closed request"), not 500.
 """
 
 from __future__ import annotations
@@ -29,12 +32,17 @@ class RewardMetrics:
         self.missing = Counter("quillrl_writing_missing", "writing rewards missing after retries "
                                "(filled with the group mean)", registry=r)
         self.invalid = Counter("quillrl_judge_invalid", "invalid judgments behind scored groups", registry=r)
+        self.members = Counter("quillrl_reward_members", "group members by what the barrier did with "
+                               "them", ["outcome"], registry=r)
         self._open = Gauge("quillrl_open_groups", "groups waiting for members", registry=r)
 
     def request(self, path: str, status: int, seconds: float) -> None:
         path = path if path in KNOWN_PATHS else "other"  # bounded label values
         self.requests.labels(path, str(status)).inc()
         self.latency.labels(path).observe(seconds)
+
+    def member(self, outcome: str) -> None:
+        self.members.labels(outcome).inc()
 
     def judge_batch(self, pairs: int, failed: int) -> None:
         self.batch_pairs.observe(pairs)
@@ -54,12 +62,16 @@ class RewardMetrics:
         """Totals for the CLI's closing JSON line."""
         return {"requests": _total(self.requests), "groups_complete": _total(self.groups, outcome="complete"),
                 "groups_partial": _total(self.groups, outcome="partial"),
-                "writing_missing": _total(self.missing), "judge_failures": _total(self.judge_failures)}
+                "writing_missing": _total(self.missing), "judge_failures": _total(self.judge_failures),
+                "members_refused": sum(_total(self.members, outcome=o) for o in REFUSED),
+                "members_replayed": _total(self.members, outcome="replayed"),
+                "client_disconnects": _total(self.requests, status="499")}
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
+REFUSED = ("refused_digest", "refused_slot", "refused_size")
 KNOWN_PATHS = {"/v1/rewards", "/openrlhf", "/get_reward", "/slime", "/slime/group", "/health", "/metrics"}
 
 

@@ -7,16 +7,25 @@ calls merged across groups by :class:`~quillrl.serving.batcher.BatchingJudge`. E
 answer carries its mixed ``reward`` plus ``writing``, ``passed``, ``lambda``, ``reason`` (the
 first failing constraint), ``writing_missing`` and ``partial`` (docs/design.md, "Group barrier").
 
+Group identity (docs/design.md, "Group identity"; :mod:`.barrier`): a group is ``(group_id,
+attempt)`` with ``group_size`` places; every member's prompt, constraints and reference are
+digested, and a member that disagrees with its group is refused with 409; a member naming its
+``slot`` is found again by it (a client retry gets the same answer); a group of one is scored at
+once by the singleton rule; a timed-out group is scored among the members present, ``partial``.
+
 Endpoints (request shapes from the engines' own clients; see docs/scale.md):
 
 * ``POST /v1/rewards`` (native): ``{"samples": [{"prompt", "response", "constraints"?,
-  "reference"?}], "group_key"?, "group_size"?}``; without a key the samples are one whole group.
+  "label"?, "reference"?, "slot"?}], "group_id"? (alias ``group_key``), "attempt"?,
+  "group_size"?}``; without a group id the samples are one whole group.
 * ``POST /openrlhf`` (alias ``/get_reward``): OpenRLHF's remote RM, ``{"query", "prompts",
   "labels"}`` as ``openrlhf/utils/agent.py`` (``_fetch_rewards_via_http``, v0.11.2) posts it,
   answered ``{"rewards", "scores", "extra_logs"}`` as its ``cli/serve_rm.py`` does; the group
-  key is the prompt, the size is ``group.size``.
+  id is a digest of the prompt and the label, the size is ``group.size``; a query that does not
+  start with its prompt is split by :func:`~.reward_config.split_query`.
 * ``POST /slime``: slime's ``remote_rm`` payload ``{"prompt", "response", "label"}``
-  (``slime/rollout/rm_hub/__init__.py``), answered with a JSON object (run slime with
+  (``slime/rollout/rm_hub/__init__.py`` at THUDM/slime@624b824), plus ``group_id``,
+  ``group_size``, ``slot`` from our adapter, answered with a JSON object (run slime with
   ``--reward-key reward``); ``POST /slime/group``: ``{"samples": [...]}``, one whole group, for
   ``--group-rm``.
 * ``GET /health`` (no token needed), ``GET /metrics`` (Prometheus text).
@@ -25,15 +34,14 @@ Endpoints (request shapes from the engines' own clients; see docs/scale.md):
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from .barrier import Group, GroupBarrier, GroupConflict
+from .barrier import Group, GroupBarrier, GroupConflict, GroupKey, Member
 from .metrics import RewardMetrics
-from .reward_config import BadRequest, LabelResolver, RewardServerConfig, Sample, strip_suffixes
+from .reward_config import BadRequest, LabelResolver, RewardServerConfig, Sample, split_query, strip_suffixes
 
 MAX_SAMPLES = 4096
 
@@ -48,11 +56,15 @@ class NativeSample(_Body):
     constraints: list[dict] | None = None
     label: Any = None  # resolved like an engine's label when constraints are not given
     reference: str | None = None
+    slot: int | None = Field(None, ge=0, le=MAX_SAMPLES)
 
 
 class NativeRequest(_Body):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
     samples: list[NativeSample] = Field(min_length=1, max_length=MAX_SAMPLES)
-    group_key: str | None = Field(None, max_length=1024)
+    group_id: str | None = Field(None, max_length=1024, validation_alias=AliasChoices("group_id", "group_key"))
+    attempt: int = Field(0, ge=0, le=2**31)
     group_size: int | None = Field(None, ge=1, le=MAX_SAMPLES)
 
 
@@ -66,8 +78,10 @@ class SlimeSample(_Body):
     prompt: str | list[dict]
     response: str
     label: Any = None
-    group_key: str | None = Field(None, max_length=1024)
+    group_id: str | None = Field(None, max_length=1024, validation_alias=AliasChoices("group_id", "group_key"))
+    attempt: int = Field(0, ge=0, le=2**31)
     group_size: int | None = Field(None, ge=1, le=MAX_SAMPLES)
+    slot: int | None = Field(None, ge=0, le=MAX_SAMPLES)
 
 
 class SlimeGroupRequest(_Body):
@@ -94,13 +108,14 @@ class RewardService:
             group_rewards.judge = batching(group_rewards.judge)
         self.group_rewards = group_rewards
         self.labels = LabelResolver(config.constraints)
-        self.barrier = GroupBarrier(self._score, config.group.timeout_s, self.metrics.group_closed)
+        self.barrier = GroupBarrier(self._score, config.group.timeout_s, self.metrics.group_closed,
+                                    self.metrics.member)
         self.metrics.open_groups(lambda: len(self.barrier.open))
         self._pool = ThreadPoolExecutor(b.scoring_threads, thread_name_prefix="quillrl-score")
 
     # -- scoring one group ---------------------------------------------------------------------
     async def _score(self, group: Group) -> list[dict]:
-        samples: list[Sample] = group.members
+        samples: list[Sample] = group.samples
         n, partial = len(samples), group.partial
         batch = await asyncio.get_running_loop().run_in_executor(
             self._pool, lambda: self.group_rewards.compute(
@@ -112,11 +127,15 @@ class RewardService:
         return [{"reward": float(batch.rewards[i]), "writing": float(batch.writing[i]),
                  "passed": bool(batch.passed[i]), "lambda": float(lam),
                  "reason": batch.reasons[i], "writing_missing": bool(batch.writing_missing[i]),
-                 "partial": partial, "group_size": n, "group_key": group.key} for i in range(n)]
+                 "partial": partial, "singleton": n == 1, "group_size": n,
+                 "group_id": group.key.id, "attempt": group.key.attempt, "slot": m.slot,
+                 "prompt_truncated": m.sample.prompt_truncated}
+                for i, m in enumerate(group.members)]
 
     # -- from requests to samples ----------------------------------------------------------------
     def sample(self, prompt: str | None, response: str, label: Any, field: str,
-               constraints: list[dict] | None = None, reference: str | None = None) -> Sample:
+               constraints: list[dict] | None = None, reference: str | None = None,
+               prompt_truncated: bool = False) -> Sample:
         if constraints is not None:
             label = {"constraints": constraints}
             if self.labels.source == "tasks":
@@ -130,15 +149,22 @@ class RewardService:
         prompt = task_prompt or prompt
         if prompt is None:
             raise BadRequest("no writing prompt: send one, or a label that names a task", f"{field}.prompt")
-        return Sample(prompt, strip_suffixes(response, self.config.text.strip_suffixes), spec, reference)
+        return Sample(prompt, strip_suffixes(response, self.config.text.strip_suffixes), spec, reference,
+                      prompt_truncated)
 
-    async def join(self, key: str | None, size: int | None, samples: list[Sample]) -> list[dict]:
-        if key is None:  # a whole group in one request
-            key, size = f"anonymous:{self.barrier.opened}", len(samples)
+    async def join(self, group_id: str | None, size: int | None, samples: list[Sample],
+                   attempt: int = 0, slots: list[int | None] | None = None) -> list[dict]:
+        """The answers of ``samples`` as members of group ``(group_id, attempt)``; without a
+        group id they are one whole group. A conflict with the group is a 409."""
+        if group_id is None:  # a whole group in one request
+            group_id, size = f"anonymous:{self.barrier.opened}", len(samples)
+        slots = slots or [None] * len(samples)
+        members = [Member(s, s.digest, s.response_digest, slot) for s, slot in zip(samples, slots)]
         try:
-            return await self.barrier.join(key, size or self.config.group.size, samples)
+            return await self.barrier.join(GroupKey(group_id, attempt), size or self.config.group.size,
+                                           members)
         except GroupConflict as exc:
-            raise BadRequest(str(exc), exc.field) from None
+            raise BadRequest(str(exc), exc.field, 409) from None
 
     def close(self) -> None:
         self.barrier.close()
@@ -168,7 +194,7 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request: Request, exc: BadRequest) -> Response:
-        return Response(error_body(400, str(exc), exc.field), 400, media_type="application/json")
+        return Response(error_body(exc.status, str(exc), exc.field), exc.status, media_type="application/json")
 
     @app.get("/health")
     async def health() -> dict:
@@ -182,7 +208,8 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
     async def native(body: NativeRequest) -> dict:
         samples = [service.sample(s.prompt, s.response, s.label, f"samples[{i}]", s.constraints, s.reference)
                    for i, s in enumerate(body.samples)]
-        results = await service.join(body.group_key, body.group_size, samples)
+        results = await service.join(body.group_id, body.group_size, samples, body.attempt,
+                                     [s.slot for s in body.samples])
         return {"rewards": [r["reward"] for r in results], "results": results}
 
     async def openrlhf(body: OpenRLHFRequest) -> dict:
@@ -193,15 +220,15 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
                              f"{len(prompts)}, {len(labels)}", "prompts" if len(prompts) != n else "labels")
         samples = []
         for i, (query, prompt, label) in enumerate(zip(body.query, prompts, labels)):
-            # OpenRLHF sends prompt + response decoded as one string: the response follows the prompt
-            response = query[len(prompt):] if prompt and query.startswith(prompt) else query
-            samples.append((prompt or "", service.sample(prompt, response, label, f"query[{i}]")))
-        results = await asyncio.gather(*(service.join(f"openrlhf:{_digest(p)}", None, [s])
-                                         for p, s in samples))
+            # OpenRLHF sends prompt + response decoded as one string; it may have cut the prompt
+            response, truncated = split_query(query, prompt, f"query[{i}]") if prompt else (query, False)
+            samples.append(service.sample(prompt, response, label, f"query[{i}]", prompt_truncated=truncated))
+        # OpenRLHF names no group: its samples of one prompt and label are one group
+        results = await asyncio.gather(*(service.join(f"openrlhf:{s.digest}", None, [s]) for s in samples))
         flat = [r[0] for r in results]
         rewards = [r["reward"] for r in flat]
-        logs = {k: [float(r[k]) for r in flat] for k in ("writing", "passed", "lambda",
-                                                            "writing_missing", "partial")}
+        logs = {k: [float(r[k]) for r in flat] for k in ("writing", "passed", "lambda", "writing_missing",
+                                                            "partial", "singleton", "prompt_truncated")}
         return {"rewards": rewards, "scores": rewards, "extra_logs": logs}
 
     app.post("/openrlhf")(openrlhf)
@@ -211,8 +238,8 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
     async def slime(body: SlimeSample) -> dict:
         prompt = _prompt_text(body.prompt)
         sample = service.sample(prompt, body.response, body.label, "body")
-        key = body.group_key or f"slime:{_digest(prompt)}"
-        return (await service.join(key, body.group_size, [sample]))[0]
+        group_id = body.group_id or f"slime:{sample.digest}"  # slime's built-in remote_rm names none
+        return (await service.join(group_id, body.group_size, [sample], body.attempt, [body.slot]))[0]
 
     @app.post("/slime/group")
     async def slime_group(body: SlimeGroupRequest) -> list:
@@ -221,10 +248,6 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
         return await service.join(None, None, samples)
 
     return guarded(app, config.http, token, service.metrics.request)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _prompt_text(prompt: str | list[dict]) -> str:

@@ -94,11 +94,12 @@ class RewardServerConfig(StageConfig):
 
 
 class BadRequest(ValueError):
-    """A request the server refuses with 400; ``field`` names the part of the body at fault."""
+    """A request the server refuses (400, or 409 for a conflict with its group); ``field`` names
+    the part of the body at fault."""
 
-    def __init__(self, message: str, field: str):
+    def __init__(self, message: str, field: str, status: int = 400):
         super().__init__(message)
-        self.field = field
+        self.field, self.status = field, status
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,68 @@ class Sample:
     response: str
     constraints: str  # JSON list of {"id", "kwargs"}, the training dataset's column form
     reference: str | None = None
+    prompt_truncated: bool = False  # the engine cut the prompt (see split_query)
+
+    @property
+    def digest(self) -> str:
+        """What makes two samples members of one group: prompt, constraints and reference."""
+        return _sha({"prompt": self.prompt, "constraints": self.constraints, "reference": self.reference})
+
+    @property
+    def response_digest(self) -> str:
+        return _sha(self.response)
+
+
+def _sha(value: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:32]
+
+
+MIN_PROMPT_OVERLAP = 16
+
+
+def split_query(query: str, prompt: str, field: str) -> tuple[str, bool]:
+    """``(response, prompt_truncated)`` from an engine's ``query`` = prompt + response.
+
+    OpenRLHF cuts long prompts on the left (``prompt_max_len``) before generating, then sends the
+    decoded *truncated* prompt plus the response as the query, and the full prompt beside it. The
+    rule (docs/design.md, "Group identity"): the response is what follows the prompt when the
+    query starts with it; otherwise what follows the longest suffix of the prompt that the query
+    starts with, if that suffix is at least :data:`MIN_PROMPT_OVERLAP` characters (or the whole
+    prompt, when shorter), and the sample is flagged ``prompt_truncated``. Anything else is a
+    :class:`BadRequest` naming the mismatch: scoring the query as the response would grade the
+    prompt's own words as the policy's.
+
+    >>> split_query("Tell me a story. Once upon a time", "Tell me a story. ", "query[0]")
+    ('Once upon a time', False)
+    >>> split_query("e about the sea, in ten words. Waves.", "Write about the sea, in ten words. ", "q")
+    ('Waves.', True)
+    """
+    if query.startswith(prompt):
+        return query[len(prompt):], False
+    head = query.lstrip("\ufffd")  # a multi-byte character cut by the truncation decodes as U+FFFD
+    overlap = _longest_suffix_prefix(prompt, head)
+    if overlap >= min(MIN_PROMPT_OVERLAP, len(prompt)) and overlap > 0:
+        return head[overlap:], True
+    raise BadRequest(f"{field} does not start with its prompt (nor with a suffix of it of at least "
+                     f"{MIN_PROMPT_OVERLAP} characters): query begins {query[:40]!r}, prompt ends "
+                     f"{prompt[-40:]!r}", field)
+
+
+def _longest_suffix_prefix(prompt: str, query: str) -> int:
+    """Length of the longest suffix of ``prompt`` that is a prefix of ``query`` (KMP's prefix
+    function over ``query + NUL + prompt``, linear time)."""
+    text = query[:len(prompt)] + "\0" + prompt
+    pi = [0] * len(text)
+    for i in range(1, len(text)):
+        k = pi[i - 1]
+        while k and text[i] != text[k]:
+            k = pi[k - 1]
+        if text[i] == text[k]:
+            k += 1
+        pi[i] = k
+    return pi[-1] if text else 0
 
 
 class LabelResolver:

@@ -62,6 +62,8 @@ class MixSection(StageConfig):
     margin: float = Field(0.5, ge=0, description="RLMR margin in units of the group's writing-reward std")
     all_violate: Literal["zero", "writing"] = Field("zero", description="reward when every sample violates")
     weight: float = Field(1.0, description="constraint weight for method=linear")
+    singleton_penalty: float = Field(1.0, gt=0, description="rlmr, a group of one (validation with "
+                                     "n=1): r = w - singleton_penalty for a violator")
 
 
 class GRPOSection(StageConfig):
