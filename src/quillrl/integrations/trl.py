@@ -1,4 +1,11 @@
-"""``RemoteGroupReward``: a TRL reward function that asks ``serve-reward`` for mixed rewards.
+"""TRL reward functions that give quillrl's whole-group rewards.
+
+* :class:`RemoteGroupReward`, for ``GRPOTrainer``: asks ``serve-reward`` for mixed rewards;
+* :class:`WholeGroupReward`, for TRL's experimental ``AsyncGRPOTrainer``, whose rollout worker
+  (``trl/experimental/async_grpo/async_rollout_worker.py``, ``_score_group``, TRL 1.16) hands each
+  reward function one whole group: it is mixed at once, in process or by a server, with no barrier.
+
+``RemoteGroupReward``:
 
 A drop-in for ``GRPOTrainer(reward_funcs=[RemoteGroupReward(url, group_size=G)])`` when the
 judge runs on another host. TRL calls reward functions on each process's own slice of the batch,
@@ -17,6 +24,8 @@ from typing import Any, Sequence
 
 from ..train.reward_funcs import completion_text, prompt_text
 from .client import RewardClient
+
+ASYNC_GRPO_SOURCE = "trl/experimental/async_grpo/async_rollout_worker.py (_score_group, TRL 1.16)"
 
 
 class RemoteGroupReward:
@@ -50,3 +59,63 @@ class RemoteGroupReward:
             for i, r in zip(idx, rewards):
                 out[i] = float(r)
         return out
+
+
+class WholeGroupReward:
+    """``f(prompts, completions, constraints=None, reference=None, **_) -> list[float]`` for one
+    whole group, as TRL's ``AsyncGRPOTrainer`` calls reward functions (one call per group; its
+    dataset's other columns, e.g. ``constraints``, arrive repeated once per completion).
+
+    With ``url``, the group goes to ``serve-reward`` as one request without a group id (scored at
+    once); otherwise it is scored here by :class:`~quillrl.train.group_rewards.GroupRewards`,
+    built lazily from the ``reward`` and ``mix`` config sections (the keys of ``train policy``'s
+    ``reward:`` and ``mix:``), so the object stays picklable for TRL's spawned rollout worker.
+    The advantage TRL then computes (``(r - mean) / (std + 1e-8)`` over the group) gives every
+    constraint violator a negative one: the mixed reward already carries RLMR's penalty.
+    """
+
+    __name__ = "quillrl_group_reward"
+
+    def __init__(self, url: str | None = None, token_env: str | None = None, timeout: float = 900.0,
+                 reward: dict | None = None, mix: dict | None = None, seed: int = 0):
+        if url is not None and (reward is not None or mix is not None):
+            from ..errors import ConfigError
+
+            raise ConfigError("WholeGroupReward: give url (a serve-reward does the scoring) or the "
+                              "reward/mix sections (scored here), not both")
+        self.url, self.token_env, self.timeout = url, token_env, timeout
+        self.reward, self.mix, self.seed = dict(reward or {}), dict(mix or {}), seed
+        self._scorer: Any = None
+        self._calls = 0
+        if url is None:  # validate now, in the trainer's process, not in the rollout worker
+            from ..train.policy_run import MixSection, RewardSection
+
+            RewardSection.model_validate(self.reward)
+            MixSection.model_validate(self.mix)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_scorer": None}
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], constraints: Sequence[Any] | None = None,
+                 reference: Sequence[Any] | None = None, **_: Any) -> list[float]:
+        texts = [completion_text(c) for c in completions]
+        prompt_texts = [prompt_text(p) for p in prompts]
+        constraints = list(constraints) if constraints is not None else [None] * len(texts)
+        references = list(reference) if reference is not None else [None] * len(texts)
+        if self.url is not None:
+            client = RewardClient(self.url, token_env=self.token_env, timeout=self.timeout)
+            body = {"samples": [{"prompt": p, "response": t, "label": c, "reference": r}
+                                for p, t, c, r in zip(prompt_texts, texts, constraints, references)]}
+            return [float(r) for r in client.post("/v1/rewards", body)["rewards"]]
+        step, self._calls = self._calls, self._calls + 1
+        batch = self._group_rewards().compute(prompt_texts, texts, constraints, group_size=len(texts),
+                                              step=step, references=references)
+        return [float(r) for r in batch.rewards]
+
+    def _group_rewards(self) -> Any:
+        if self._scorer is None:
+            from ..train.policy_run import MixSection, RewardSection, build_group_rewards
+
+            self._scorer = build_group_rewards(RewardSection.model_validate(self.reward),
+                                               MixSection.model_validate(self.mix), self.seed)
+        return self._scorer
