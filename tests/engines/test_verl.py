@@ -55,8 +55,8 @@ RESPONSES = [
      "a middling story of a fox in the night", "quiet"],
     ["waves and the moon, the moon and waves, on and on and on for ever", "salt",
      "the tide came in and went out twice", "blue water under a grey sky"],
-    ["a fox ran through the snow", "the moon watched the fox run home through the long cold woods",
-     "red fur", "the fox slept"],
+    ["the moon and a fox", "the moon watched the fox run home", "a red fox under the moon",
+     "the fox slept in the warm dry den all winter"],
     ["rain on the roof all night long", "drops", "the moon hid behind the rain clouds for hours and hours",
      "grey streets shining"],
 ]
@@ -171,11 +171,11 @@ async def score_rollouts(config, gen, responses: list[str], seed: int = 0, sends
 
     order = list(sends if sends is not None else range(len(gen)))
     random.Random(seed).shuffle(order)
-    answers = await asyncio.gather(*(one(i, 0.01 * k) for k, i in enumerate(order)))
+    answers = await asyncio.gather(*(one(i, 0.03 * k) for k, i in enumerate(order)))
     by_index: dict[int, list[dict]] = {}
     for i, answer in zip(order, answers):
         by_index.setdefault(i, []).append(answer)
-    return [by_index[i] for i in range(len(gen))]
+    return [by_index.get(i, []) for i in range(len(gen))]
 
 
 def grpo_check(name: str, uids, responses, rewards, seconds: float, extra: dict | None = None) -> np.ndarray:
