@@ -382,3 +382,33 @@ def test_naive_manager_reads_the_prompt_from_raw_prompt(tmp_path, tokenizer_dir)
     assert not any(a[0]["partial"] for a in answers)
     grpo_check("naive_raw_prompt", list(gen.non_tensor_batch["uid"]), responses,
                [a[0]["score"] for a in answers], seconds)
+
+
+def test_what_the_manager_sends(tmp_path, tokenizer_dir, monkeypatch):
+    """The request body (docs/design.md, "Group identity"), captured at the client: the group is
+    verl's uid (plus the block of n positions), the slot is the position within it, the size is
+    rollout.n, and the prompt is raw_prompt's last user turn (the label carries none)."""
+    import quillrl.integrations.verl as module
+    from transformers import AutoTokenizer
+
+    bodies = []
+
+    class Recorder:
+        async def apost(self, path, body):
+            bodies.append(body)
+            return {"results": [{"reward": 0.0, "writing": 0.0, "passed": True, "lambda": 0.0,
+                                 "writing_missing": False, "partial": False}]}
+
+    monkeypatch.setattr(module, "_client", lambda *args: Recorder())
+    files = [write_parquet(tmp_path / "train.parquet", PROMPTS[:2], "train")]
+    config = verl_config("http://127.0.0.1:1", tokenizer_dir)
+    gen, _ = generation_batch(dataset_batch(files, AutoTokenizer.from_pretrained(tokenizer_dir)), 4)
+    run(score_rollouts(config, gen, flat(RESPONSES[:2])))
+    uids = gen.non_tensor_batch["uid"]
+    by_response = {b["samples"][0]["response"]: b for b in bodies}
+    for i, text in enumerate(flat(RESPONSES[:2])):
+        body = by_response[text]
+        assert body["group_id"] == body["group_key"] == f"verl:{uids[i]}:{i // 4}"
+        assert (body["attempt"], body["group_size"], body["samples"][0]["slot"]) == (0, 4, i % 4)
+        assert body["samples"][0]["prompt"] == PROMPTS[i // 4]
+        assert json.loads(body["samples"][0]["label"]) == {"constraints": FORBID_MOON}
