@@ -112,6 +112,10 @@ def server():
 def _check_train(args, groups, scenario, seconds):
     flat = [s for g in groups for s in g]
     adv = advantages(Namespace(**{**vars(args), "rollout_batch_size": len(groups)}), flat)
+    for g, group in enumerate(groups):  # report first: the figures show even when a check fails
+        report(scenario, group=g, rewards=[s.get_reward_value(args) for s in group],
+               passed=[not violates(s.response) for s in group],
+               advantages=adv[g * len(group):(g + 1) * len(group)], seconds=seconds, advantage_fn=post_source())
     for g, group in enumerate(groups):
         rewards = [s.get_reward_value(args) for s in group]
         passed = [not violates(s.response) for s in group]
@@ -119,10 +123,7 @@ def _check_train(args, groups, scenario, seconds):
         assert not any(a.get("partial") for a in answers), answers
         assert all(a.get("group_size") == len(group) for a in answers), answers
         assert [a["passed"] for a in answers] == passed
-        ours = adv[g * len(group):(g + 1) * len(group)]
-        check_violators(rewards, passed, ours)
-        report(scenario, group=g, rewards=rewards, passed=passed, advantages=ours, seconds=seconds,
-               advantage_fn=post_source())
+        check_violators(rewards, passed, adv[g * len(group):(g + 1) * len(group)])
 
 
 def post_source() -> str:
