@@ -158,7 +158,7 @@ def test_custom_rm_resent_sample_replays_its_slot(server):
         return await asyncio.gather(*(rm_hub.async_rm(args, s) for s in flat))
 
     with Timer() as t:
-        answers = run(rollout())
+        answers = run(rollout(), timeout=30)
     assert answers[0]["reward"] == answers[-1]["reward"] and answers[0].get("slot") == answers[-1].get("slot") == 0
     for s, a in zip(groups[0], answers):
         s.reward = a
