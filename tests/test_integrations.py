@@ -134,13 +134,16 @@ def test_openrlhf_remote_rm_request(path):
 
 # -- slime ----------------------------------------------------------------------------------------
 
-def sample(text, group_index=3):
-    """The fields of slime's Sample (slime/utils/types.py) that reward functions read."""
-    return SimpleNamespace(prompt=PROMPT, response=text, label=LABEL, group_index=group_index, index=0)
+def sample(text, group_index=3, index=None):
+    """The fields of slime's Sample (slime/utils/types.py) that reward functions read; ``index``
+    is the sample's place in slime's running count (n per group, consecutive)."""
+    index = TEXTS.index(text) + 4 * group_index if index is None else index
+    return SimpleNamespace(prompt=PROMPT, response=text, label=LABEL, group_index=group_index, index=index,
+                           metadata={})
 
 
 def test_slime_custom_rm_single_samples_and_group():
-    """slime/rollout/rm_hub/__init__.py (THUDM/slime@701749b): async_rm awaits fn(args, sample); with --group-rm,
+    """slime/rollout/rm_hub/__init__.py (THUDM/slime@624b824): async_rm awaits fn(args, sample); with --group-rm,
     batched_async_rm awaits fn(args, samples). The reward is read as reward[args.reward_key]."""
     from quillrl.integrations.slime import reward
 
