@@ -268,7 +268,8 @@ def test_a_partial_group_is_masked(server_url):
     assert all(a["mask_sample"] and a["partial"] for a in answers)
     assert all(a["failure_kind"] == "cohort_incomplete" and "3 of 4" in a["failure_reason"] for a in answers)
     assert all(a["instance_config"]["mask_sample"] for a in answers)  # older NeMo RL consumers
-    assert answers[1]["reward"] < min(answers[0]["reward"], answers[2]["reward"])  # still scored, among 3
+    rewards = [a["reward"] for a in answers]  # still scored, among the 3 present: RLMR's guarantee holds
+    assert rewards[1] < statistics.fmean(rewards) and advantages(rewards)[0][1] < 0 and answers[0]["group_size"] == 3
 
 
 # Waits on the coordinator's group identity in serve-reward (slots, replays, 409); until it merges
