@@ -33,6 +33,16 @@ def auth_headers(url: str, token_env: str | None, allow_insecure: bool = False) 
     return {"Authorization": f"Bearer {token}"}
 
 
+class RewardServerError(BackendError):
+    """The reward server answered an error ``status`` (HTTP), or none (``status`` is None: it timed
+    out or could not be reached; the httpx exception is the ``__cause__``). Adapters that must tell
+    a conflict (409) from an outage from a bad request read ``status``."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
 class RewardClient:
     """``post(path, body)`` / ``await apost(path, body)`` to a reward server at ``url``."""
 
@@ -50,7 +60,7 @@ class RewardClient:
         try:
             response = httpx.post(self.url + path, json=body, headers=self.headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise BackendError(f"reward server {self.url}{path}: {type(exc).__name__}: {exc}") from exc
+            raise RewardServerError(f"reward server {self.url}{path}: {type(exc).__name__}: {exc}") from exc
         return _checked(response, self.url + path)
 
     async def apost(self, path: str, body: dict) -> Any:
@@ -60,7 +70,7 @@ class RewardClient:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.post(self.url + path, json=body, headers=self.headers)
         except httpx.HTTPError as exc:
-            raise BackendError(f"reward server {self.url}{path}: {type(exc).__name__}: {exc}") from exc
+            raise RewardServerError(f"reward server {self.url}{path}: {type(exc).__name__}: {exc}") from exc
         return _checked(response, self.url + path)
 
 
@@ -70,7 +80,8 @@ def _checked(response: Any, where: str) -> Any:
             message = response.json()["error"]["message"]
         except Exception:  # noqa: BLE001 - any body: report the status alone
             message = response.text[:200]
-        raise BackendError(f"reward server {where} answered {response.status_code}: {message}")
+        raise RewardServerError(f"reward server {where} answered {response.status_code}: {message}",
+                                response.status_code)
     return response.json()
 
 
