@@ -41,7 +41,7 @@ def serve(
     from ..backends.local import LocalBackend
     from ..backends.server import OpenAIServer
     from ..config import validate_config
-    from ..serving.http import HTTPSection, resolve_token, warn_if_exposed
+    from ..httpserve.http import HTTPSection, resolve_token, warn_if_exposed
 
     for option, value in (("--batch-size", batch_size), ("--max-tokens", max_tokens),
                           ("--max-tokens-cap", max_tokens_cap), ("--max-prompts", max_prompts),

@@ -154,7 +154,7 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
 
-    from .http import error_body, guarded
+    from ..httpserve.http import error_body, guarded
 
     service = service or RewardService(config)
 

@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 from ..config import StageConfig
 from ..errors import ConfigError, ConstraintError
 from ..train.policy_run import MixSection, RewardSection
-from .http import HTTPSection
+from ..httpserve.http import HTTPSection
 
 
 class GroupSection(StageConfig):
