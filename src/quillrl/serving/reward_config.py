@@ -120,8 +120,7 @@ class LabelResolver:
         if section.source == "tasks":
             if not section.tasks:
                 raise ConfigError("constraints.source is 'tasks' but constraints.tasks names no file")
-            from ..data import read_tasks
-            from ..train.policy_run import resolve_tasks_path
+            from ..data import read_tasks, resolve_tasks_path
 
             self.tasks = {t.id: t for t in read_tasks(resolve_tasks_path(section.tasks)).records}
 

@@ -107,23 +107,11 @@ class PolicyConfig(TrainRunConfig):
     trl: dict = trl_field("GRPOConfig")
 
 
-def resolve_tasks_path(tasks: str) -> Path:
-    if tasks.startswith("bundled:"):
-        from importlib.resources import files
-
-        name = tasks.split(":", 1)[1]
-        path = Path(str(files("quillrl.resources") / f"{name}.jsonl"))
-        if not path.exists():
-            raise ConfigError(f"no bundled task set '{name}'")
-        return path
-    return Path(tasks)
-
-
 def tasks_dataset(config: PolicyConfig):
     """Writing tasks as a TRL prompt dataset (conversational prompts; constraints as JSON)."""
     from datasets import Dataset
 
-    from ..data import read_tasks
+    from ..data import read_tasks, resolve_tasks_path
 
     tasks = list(read_tasks(resolve_tasks_path(config.tasks), skip_invalid=config.skip_invalid).records)
     random.Random(config.seed).shuffle(tasks)
@@ -150,7 +138,7 @@ def check_free_text(config: PolicyConfig) -> None:
     """Refuse, before any weights load, tasks with ``free_text`` constraints and no verifier:
     every such sample would be undecided, hence a violator, and RLMR would push the whole
     policy down for a constraint nobody checked."""
-    from ..data import read_tasks
+    from ..data import read_tasks, resolve_tasks_path
 
     if config.reward.free_text_verifier is not None:
         return
