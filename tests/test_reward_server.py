@@ -18,7 +18,7 @@ from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupState
 from quillrl.httpserve.http import ServerThread
 from quillrl.serving.reward_app import RewardService, create_app
 from quillrl.serving.reward_config import RewardServerConfig
-from quillrl.train.group_rewards import GroupRewards
+from quillrl.scoring.group_rewards import GroupRewards
 
 FORBID_MOON = [{"id": "creative:forbid_words", "kwargs": {"words": ["moon"]}}]
 TEXTS = ["a tale of the moon and the long night sea", "short", "a middling story of a fox",

@@ -15,7 +15,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-from ..train.reward_funcs import completion_text, prompt_text
+from ..scoring.reward_funcs import completion_text, prompt_text
 from .client import RewardClient
 
 

@@ -72,14 +72,14 @@ def _constraints(ground_truth: Any) -> Any:
 
 @functools.lru_cache(maxsize=None)
 def _constraint_reward():
-    from ..train.reward_funcs import ConstraintPassReward
+    from ..scoring.reward_funcs import ConstraintPassReward
 
     return ConstraintPassReward()
 
 
 @functools.lru_cache(maxsize=4)
 def _scalar_reward(path: str):
-    from ..train.reward_funcs import ScalarRMReward
+    from ..scoring.reward_funcs import ScalarRMReward
 
     return ScalarRMReward(path)
 

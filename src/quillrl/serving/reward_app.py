@@ -78,7 +78,7 @@ class RewardService:
     """The judge, the barrier and the metrics behind the endpoints; one per server."""
 
     def __init__(self, config: RewardServerConfig, group_rewards: Any = None):
-        from ..train.policy_run import build_group_rewards
+        from ..scoring.build import build_group_rewards
         from .batcher import BatchingJudge
 
         self.config = config
@@ -231,6 +231,6 @@ def _prompt_text(prompt: str | list[dict]) -> str:
     """slime's ``sample.prompt``: a string, or chat messages (the last user turn is the prompt)."""
     if isinstance(prompt, str):
         return prompt
-    from ..train.reward_funcs import prompt_text
+    from ..scoring.reward_funcs import prompt_text
 
     return prompt_text(prompt)

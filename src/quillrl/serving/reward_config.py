@@ -2,7 +2,7 @@
 
 The judge, mode, swap, strategy (``reward:``) and the mixer (``mix:``) are the very sections of
 ``train policy``'s config, built into a judge and a ``GroupRewards`` by the same function
-(:func:`~quillrl.train.policy_run.build_group_rewards`), so the server and the trainer score a
+(:func:`~quillrl.scoring.build.build_group_rewards`), so the server and the trainer score a
 group alike. Example (``configs/serve_reward.yaml``)::
 
     http: {host: 127.0.0.1, port: 8100, token_env: QUILLRL_REWARD_TOKEN}
@@ -31,7 +31,7 @@ from pydantic import Field, model_validator
 
 from ..config import StageConfig
 from ..errors import ConfigError, ConstraintError
-from ..train.policy_run import MixSection, RewardSection
+from ..scoring.config import MixSection, RewardSection
 from ..httpserve.http import HTTPSection
 
 
