@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from ._common import app
 from ..models import DEFAULT_MODEL
 from ._common import at_least, print_summary, user_errors
 

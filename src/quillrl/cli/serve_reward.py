@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from ._common import app
 from ._common import print_summary, user_errors
 
 
