@@ -74,7 +74,7 @@ from .data.jsonl import json_lines
 from .errors import BackendError, ConfigError, DataError
 from .judges import GenRMJudge, Judge, Judgment, make_judge
 from .judges.genrm import error_kind
-from .judges.template import REASONING_PREFILL, TEMPLATE_VERSION, format_judgment, judge_prompt
+from .judges.template import TEMPLATE_VERSION, format_judgment, judge_prompt
 
 KEPT = "kept"
 DROP_REASONS = ("invalid", "position_inconsistent", "disagrees_with_human")
