@@ -38,16 +38,11 @@ def _modules() -> dict[str, Path]:
 def _imports(name: str, path: Path, top_level_only: bool) -> set[str]:
     """The quillrl modules ``name`` imports (``from X import y`` counts X and X.y)."""
     tree = ast.parse(path.read_text())
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     nodes = tree.body if top_level_only else ast.walk(tree)
     targets = set()
     for node in nodes:
         if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parent + ([node.module] if node.module else []))
-            if base.startswith("quillrl"):
+            for base in _imports_of(node, name, path):
                 targets.add(base)
                 targets.update(f"{base}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
@@ -121,3 +116,25 @@ def test_only_the_registries_import_in_a_cycle():
     stray = [c for c in import_cycles()
              if not any(all(m == r or m.startswith(r + ".") for m in c) for r in REGISTRY_CYCLES)]
     assert stray == []
+
+
+def test_every_import_names_a_module_that_exists():
+    """A module moved without its importers updated fails here, not at a lazy import."""
+    modules = _modules()
+    missing = set()
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = next(iter(_imports_of(node, name, path)), None)
+                if target and target not in modules:
+                    missing.add(f"{name} imports {target}")
+    assert sorted(missing) == []
+
+
+def _imports_of(node: ast.ImportFrom, name: str, path: Path) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    base = node.module or ""
+    if node.level:
+        parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join(parent + ([node.module] if node.module else []))
+    return {base} if base.startswith("quillrl") else set()
