@@ -122,7 +122,7 @@ def pairs_per_call(service) -> float:
 
 def serve(judge: str, mode: str, swap: bool, size: int):
     from quillrl.config import validate_config
-    from quillrl.serving.http import ServerThread
+    from quillrl.httpserve.http import ServerThread
     from quillrl.serving.reward_app import RewardService, create_app
     from quillrl.serving.reward_config import RewardServerConfig
 

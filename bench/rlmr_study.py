@@ -51,7 +51,7 @@ def run(method: str, args, out: Path) -> list[dict]:
 def split_tasks(tasks: str, out: Path) -> str:
     """Write the train and held-out halves of ``tasks`` (by prompt, seed 0); the held-out path."""
     from quillrl.data.split import split_by_group
-    from quillrl.train.policy_run import resolve_tasks_path
+    from quillrl.data import resolve_tasks_path
 
     rows = [json.loads(line) for line in resolve_tasks_path(tasks).read_text().splitlines() if line]
     for name, side in (("tasks-train.jsonl", "train"), ("tasks-heldout.jsonl", "test")):

@@ -18,8 +18,8 @@ from trl import GRPOConfig, GRPOTrainer
 
 from quillrl.data import read_tasks
 from quillrl.models import load
-from quillrl.train.policy_run import resolve_tasks_path
-from quillrl.train.reward_funcs import ConstraintPassReward
+from quillrl.data import resolve_tasks_path
+from quillrl.scoring.reward_funcs import ConstraintPassReward
 
 
 def length_penalty(completions, **kwargs):

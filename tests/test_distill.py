@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from quillrl.backends.base import Backend, ChatPrompt, Generation, SamplingParams, UsageCounter
-from quillrl.distill import Prices, classify, distill, ledger_path, meta_path, read_examples
+from quillrl.data import read_sft_examples
+from quillrl.distill import Prices, classify, distill, ledger_path, meta_path
 from quillrl.errors import BackendError, ConfigError, DataError
 from quillrl.judges import GenRMJudge, parse_judgment
 from quillrl.judges.template import REASONING_PREFILL, TEMPLATE_VERSION, judge_prompt
@@ -95,7 +96,7 @@ def test_filter_keeps_only_consistent_human_agreeing_pairs(tmp_path):
         parsed = parse_judgment(reply["content"])
         assert reply["role"] == "assistant" and parsed.valid and parsed.verdict == example["label"]
         assert parsed.analysis == "Coherence: B \u2039 A."  # the teacher's analysis, neutralised
-    assert read_examples(out) == examples
+    assert read_sft_examples(out, REASONING_PREFILL) == examples
 
 
 def test_classify_needs_both_orders():
@@ -153,7 +154,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     bad.write_text(json.dumps({"messages": [{"role": "user", "content": "x"},
                                             {"role": "user", "content": "y"}]}) + "\n")
     with pytest.raises(DataError, match="bad.jsonl:1: the last turn must be the assistant"):
-        read_examples(bad)
+        read_sft_examples(bad, REASONING_PREFILL)
 
 
 # -- the response cache, resume refusal, bad teacher output, pairs too long ----------------------
@@ -243,7 +244,7 @@ def test_sft_examples_without_the_prefill_are_refused(tmp_path):
     old.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}, {
         "role": "assistant", "content": "<analysis>\nA wins.\n</analysis>\n<verdict>A</verdict>"}]}) + "\n")
     with pytest.raises(DataError, match="old.jsonl:1: the assistant turn must start with the reasoning prefill"):
-        read_examples(old)
+        read_sft_examples(old, REASONING_PREFILL)
 
 
 def test_loopback_teacher_through_quillrl_serve_continues_the_prefill_and_caches(tmp_path, tiny_model_dir):

@@ -148,7 +148,8 @@ def test_demo_heldout_tasks_are_never_trained_on():
     import yaml
 
     from quillrl.data import read_tasks
-    from quillrl.train.policy_run import PolicyConfig, resolve_tasks_path
+    from quillrl.data import resolve_tasks_path
+    from quillrl.train.policy_run import PolicyConfig
 
     demo = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
     config = PolicyConfig.model_validate(yaml.safe_load(demo.read_text()))

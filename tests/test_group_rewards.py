@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from quillrl.errors import ConfigError, DataError
+from quillrl.constraints import Constraint
+from quillrl.errors import ConfigError, ConstraintError, DataError
 from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
 from quillrl.rewards import comparisons_needed, mix_rewards
-from quillrl.train.group_rewards import GroupRewards, group_seed, task_constraints
+from quillrl.scoring.group_rewards import GroupRewards, group_seed, task_constraints
 from quillrl.train.policy import violator_max_advantage
 
 
@@ -159,7 +160,7 @@ def test_sharded_scalar_scores_and_checks_split_the_work():
 def test_mixed_stats_come_from_the_mix():
     """λ per penalised group is the mix's own, and the pivot is drawn once per group."""
     from quillrl.rewards import mix_groups
-    from quillrl.train.group_rewards import group_pivot
+    from quillrl.scoring.group_rewards import group_pivot
 
     judge, batch = compute("pivot")
     r, stats = mix_groups(batch.writing, batch.passed, 4, return_stats=True)
@@ -184,9 +185,30 @@ def test_scalar_strategy_uses_scores():
         GroupRewards(ScriptedJudge(SCORES), strategy="scalar")
 
 
-def test_task_constraints_accepts_json_and_lists():
-    assert task_constraints(FORBID_X)[0]["id"] == "creative:forbid_words"
-    assert task_constraints([{"id": "a"}]) == [{"id": "a"}] and task_constraints("") == []
+def test_task_constraints_validates_json_dicts_and_constraints():
+    parsed = task_constraints(FORBID_X)
+    assert parsed == [Constraint(id="creative:forbid_words", kwargs={"words": ["x"]})]
+    assert task_constraints(parsed)[0] is parsed[0]  # validated constraints pass through
+    assert task_constraints(json.loads(FORBID_X)) == parsed and task_constraints("") == []
+    with pytest.raises(ConstraintError, match="unknown constraint id 'a'"):
+        task_constraints([{"id": "a"}])
+
+
+def test_validated_constraints_score_as_their_json_form():
+    judge = ScriptedJudge(SCORES)
+    gr = GroupRewards(judge, strategy="round_robin", seed=7)
+    typed = gr.compute(["p0"] * 4 + ["p1"] * 4, TEXTS, [task_constraints(FORBID_X)] * 8, 4, step=3)
+    _, as_json = compute("round_robin")
+    assert typed.rewards.tolist() == as_json.rewards.tolist()
+    assert typed.reasons == as_json.reasons
+
+
+def test_a_bad_constraint_is_refused_before_anything_is_judged():
+    judge = ScriptedJudge(SCORES)
+    with pytest.raises(ConstraintError, match="unknown constraint id"):
+        GroupRewards(judge, strategy="round_robin").compute(
+            ["p"] * 4, TEXTS[:4], [json.dumps([{"id": "creative:nope"}])] * 4, 4)
+    assert judge.calls == 0
 
 
 def test_violator_max_advantage_ignores_unmixed_groups():

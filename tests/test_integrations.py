@@ -21,7 +21,7 @@ from quillrl.errors import ConfigError
 from quillrl.rewards import mix_rewards
 from quillrl.integrations.client import auth_headers
 from test_reward_server import FORBID_MOON, TEXTS, _length_judge, make_config, served
-from quillrl.train.group_rewards import GroupRewards
+from quillrl.scoring.group_rewards import GroupRewards
 
 PROMPT = "Write about the night."
 LABEL = json.dumps({"prompt": PROMPT, "constraints": FORBID_MOON})

@@ -15,10 +15,10 @@ import pytest
 from quillrl.config import validate_config
 from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
 from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupKey, GroupState, Member
-from quillrl.serving.http import ServerThread
+from quillrl.httpserve.http import ServerThread
 from quillrl.serving.reward_app import RewardService, create_app
 from quillrl.serving.reward_config import RewardServerConfig
-from quillrl.train.group_rewards import GroupRewards
+from quillrl.scoring.group_rewards import GroupRewards
 
 FORBID_MOON = [{"id": "creative:forbid_words", "kwargs": {"words": ["moon"]}}]
 TEXTS = ["a tale of the moon and the long night sea", "short", "a middling story of a fox",

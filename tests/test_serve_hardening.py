@@ -11,7 +11,7 @@ import pytest
 
 from quillrl.backends.local import LocalBackend
 from quillrl.backends.server import OpenAIServer
-from quillrl.serving.http import HTTPSection
+from quillrl.httpserve.http import HTTPSection
 
 CHAT = {"model": "tiny", "max_tokens": 2, "temperature": 0, "messages": [{"role": "user", "content": "hi"}]}
 

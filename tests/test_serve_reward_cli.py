@@ -54,7 +54,7 @@ def test_bad_config_and_exposed_without_token(tmp_path):
 
 
 def test_a_warning_when_bound_beyond_loopback_without_a_token():
-    from quillrl.serving.http import warn_if_exposed
+    from quillrl.httpserve.http import warn_if_exposed
 
     assert "without a token" in warn_if_exposed("0.0.0.0", None)
     assert warn_if_exposed("0.0.0.0", "token") is None and warn_if_exposed("127.0.0.1", None) is None

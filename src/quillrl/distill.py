@@ -74,7 +74,7 @@ from .data.jsonl import json_lines
 from .errors import BackendError, ConfigError, DataError
 from .judges import GenRMJudge, Judge, Judgment, make_judge
 from .judges.genrm import error_kind
-from .judges.template import REASONING_PREFILL, TEMPLATE_VERSION, format_judgment, judge_prompt
+from .judges.template import TEMPLATE_VERSION, format_judgment, judge_prompt
 
 KEPT = "kept"
 DROP_REASONS = ("invalid", "position_inconsistent", "disagrees_with_human")
@@ -353,32 +353,3 @@ def _failure_reason(exc: BackendError) -> str:
     if status:
         return f"HTTP {status.group(1)}"
     return "connection" if "onnection" in text else "backend error"
-
-
-def read_examples(path: str | Path) -> list[dict]:
-    """SFT examples written by :func:`distill` (or by hand: any ``{"messages": [...]}`` lines
-    ending with an assistant turn that starts with the reasoning prefill), validated with file
-    and line in every error."""
-    rows = []
-    for line, value in json_lines(path):
-        if isinstance(value, DataError):
-            raise value
-        messages = value.get("messages") if isinstance(value, dict) else None
-        if not (isinstance(messages, list) and len(messages) >= 2
-                and all(isinstance(m, dict) and "role" in m and isinstance(m.get("content"), str)
-                        for m in messages)):
-            raise DataError("expected 'messages': a list of at least two {role, content} turns",
-                            path=str(path), line=line, field="messages")
-        if messages[-1]["role"] != "assistant":
-            raise DataError("the last turn must be the assistant's (the target of SFT)",
-                            path=str(path), line=line, field="messages")
-        if not messages[-1]["content"].startswith(REASONING_PREFILL):
-            raise DataError(f"the assistant turn must start with the reasoning prefill "
-                            f"{REASONING_PREFILL!r}, the text the judge is handed at inference "
-                            "(a file distilled before the prefill: run `quillrl distill` again)",
-                            path=str(path), line=line, field="messages")
-        rows.append(value)
-    if not rows:
-        raise DataError("no examples", path=str(path))
-    return rows
-

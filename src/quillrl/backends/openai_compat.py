@@ -278,7 +278,7 @@ def _api_key(base_url: str, api_key: str | None, api_key_env: str | None, allow_
     """The key to send: explicit, or from the named variable; refused over plain remote http."""
     from urllib.parse import urlparse
 
-    from ..serving.http import is_loopback
+    from ..httpserve.http import is_loopback
 
     if api_key is None and api_key_env is not None:
         api_key = os.environ.get(api_key_env)

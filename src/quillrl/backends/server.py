@@ -14,9 +14,9 @@ Errors are OpenAI-shaped JSON (``{"error": {"message", "type", "param", "code"}}
 exception's text. No streaming, no tools.
 
 It runs on the same stack as ``serve-reward`` (FastAPI + uvicorn behind
-:class:`~quillrl.serving.http.Guard`: body-size limit, slow-body timeout, bounded queue with 503,
+:class:`~quillrl.httpserve.http.Guard`: body-size limit, slow-body timeout, bounded queue with 503,
 per-request timeout, optional bearer token). Requests are parsed on the event loop and their
-prompts handed to a :class:`~quillrl.serving.scheduler.FairScheduler`, which batches the prompts
+prompts handed to a :class:`~quillrl.httpserve.scheduler.FairScheduler`, which batches the prompts
 of concurrent requests that share sampling settings into one ``generate`` call, taking them
 round-robin across requests so that a small request is never starved behind a large one.
 ``n`` × prompts is capped per request (``max_prompts``), and so is ``max_tokens``.
@@ -57,13 +57,13 @@ class ApiError(Exception):
 class OpenAIServer:
     """``OpenAIServer(backend, host, port).start()`` serves in a thread; ``port=0`` picks a
     free port (read it back from :attr:`url` after ``start``). ``limits`` (a
-    :class:`~quillrl.serving.http.HTTPSection`) and ``token`` guard every request."""
+    :class:`~quillrl.httpserve.http.HTTPSection`) and ``token`` guard every request."""
 
     def __init__(self, backend: LocalBackend, host: str = "127.0.0.1", port: int = 8000, *,
                  model_name: str | None = None, default_max_tokens: int = 512, max_tokens: int = 4096,
                  max_prompts: int = 256, max_batch: int = 32, limits: Any = None, token: str | None = None):
-        from ..serving.http import HTTPSection
-        from ..serving.scheduler import FairScheduler
+        from ..httpserve.http import HTTPSection
+        from ..httpserve.scheduler import FairScheduler
 
         self.backend = backend
         self.model_name = model_name or backend.model_name
@@ -82,7 +82,7 @@ class OpenAIServer:
 
     def serve_forever(self, on_bound: Any = None) -> None:
         """Serve in the foreground until Ctrl-C; ``on_bound(port)`` runs once the port is bound."""
-        from ..serving.http import run_server
+        from ..httpserve.http import run_server
 
         def bound(port: int) -> None:
             self.port = port
@@ -93,7 +93,7 @@ class OpenAIServer:
 
     def start(self) -> "OpenAIServer":
         """Serve in a daemon thread (tests, notebooks) and return self."""
-        from ..serving.http import ServerThread
+        from ..httpserve.http import ServerThread
 
         self._thread = ServerThread(self.app, self.host, self.port).start()
         return self
@@ -115,7 +115,7 @@ class OpenAIServer:
         from fastapi import FastAPI
         from fastapi.responses import Response
 
-        from ..serving.http import guarded
+        from ..httpserve.http import guarded
 
         app = FastAPI(title="quillrl serve", docs_url=None, redoc_url=None, openapi_url=None)
 

@@ -1,22 +1,14 @@
-"""The ``quillrl`` command. Each verb lives in its own module and registers itself on ``app``."""
+"""The ``quillrl`` command. Each verb lives in its own module and registers itself on ``app``
+(defined in :mod:`._common`) when imported below."""
 
 from __future__ import annotations
 
 import logging
 import os
 
-import typer
+from ._common import app
 
-app = typer.Typer(
-    name="quillrl",
-    help="Train language models that write well and follow instructions (RLCS + RLMR).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-# Each module adds its verbs to `app` when imported (one line per module; keep sorted).
-# (verb modules are imported below)
+__all__ = ["app", "main"]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""What every CLI verb shares: the JSON summary line, error handling, output-path checks,
+"""What every CLI verb shares: the ``app`` it registers on, the JSON summary line, error handling, output-path checks,
 option bounds and the report of skipped lines.
 
 New verbs call :func:`check_output_path` on every file or directory they write (before any
@@ -19,6 +19,16 @@ from typing import Any, Callable, Iterable, Sequence
 import typer
 
 from ..errors import ConfigError, QuillError
+
+# The ``quillrl`` command; each verb module adds its verbs to it when imported (cli/__init__.py
+# imports them all). It lives here, not in __init__, so a verb imports it without a cycle.
+app = typer.Typer(
+    name="quillrl",
+    help="Train language models that write well and follow instructions (RLCS + RLMR).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 # How many skipped lines a verb lists one by one on stderr before only counting them.
 MAX_LISTED = 20

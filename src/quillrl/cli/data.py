@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from ._common import app
 from ._common import (MAX_LISTED, SKIP_INVALID_HELP, at_least, check_choice, check_output_path,
                       list_skipped_lines, print_summary, report_skipped, skipped_summary, user_errors)
 

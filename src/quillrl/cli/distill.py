@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from ._common import app
 from ._common import at_least, check_output_path, print_summary, user_errors
 
 

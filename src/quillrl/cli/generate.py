@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import typer
 
 from ..errors import ConfigError
-from . import app
+from ._common import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summary,
                       report_skipped, user_errors)
 

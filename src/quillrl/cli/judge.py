@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 
 import typer
 
-from . import app
+from ._common import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
                       report_skipped, user_errors)
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from ._common import app
 from ..models import DEFAULT_MODEL
 from ._common import at_least, print_summary, user_errors
 
@@ -41,7 +41,7 @@ def serve(
     from ..backends.local import LocalBackend
     from ..backends.server import OpenAIServer
     from ..config import validate_config
-    from ..serving.http import HTTPSection, resolve_token, warn_if_exposed
+    from ..httpserve.http import HTTPSection, resolve_token, warn_if_exposed
 
     for option, value in (("--batch-size", batch_size), ("--max-tokens", max_tokens),
                           ("--max-tokens-cap", max_tokens_cap), ("--max-prompts", max_prompts),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from ._common import app
 from ._common import print_summary, user_errors
 
 
@@ -27,7 +27,7 @@ def serve_reward(
     scored (the last line).
     """
     from ..config import load_config
-    from ..serving.http import resolve_token, run_server, warn_if_exposed
+    from ..httpserve.http import resolve_token, run_server, warn_if_exposed
     from ..serving.reward_app import RewardService, create_app
     from ..serving.reward_config import RewardServerConfig
 

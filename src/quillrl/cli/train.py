@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from ._common import app
 from ._common import check_output_path, print_summary, user_errors
 
 train_app = typer.Typer(help="Train a policy or a judge; every run writes metrics.jsonl and report.md.",

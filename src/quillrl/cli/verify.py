@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import typer
 
-from . import app
+from ._common import app
 from ._common import (SKIP_INVALID_HELP, check_output_path, print_summary, report_skipped,
                       user_errors)
 

@@ -13,7 +13,7 @@ from .base import Arg, Check
 from .free_text import FreeTextChecker
 from .registry import REGISTRY, check_class, constraint_family, constraint_ids
 from .spec import CheckResult, Constraint
-from .verifier import ConstraintResult, Verification, loose_variants, verify
+from .verifier import ConstraintResult, Verification, as_constraint, loose_variants, verify
 
 __all__ = [
     "Arg",
@@ -24,6 +24,7 @@ __all__ = [
     "FreeTextChecker",
     "REGISTRY",
     "Verification",
+    "as_constraint",
     "check_class",
     "constraint_family",
     "constraint_ids",

@@ -89,7 +89,7 @@ def verify(text: str, constraints: Iterable[Constraint | Mapping[str, Any]], loo
     >>> v.passed, [(r.id, r.passed, r.reason) for r in v.results][0]
     (False, ('creative:line_count', False, '2 lines; at most 1 allowed'))
     """
-    built = [c if isinstance(c, Constraint) else _from_dict(c) for c in constraints]
+    built = [as_constraint(c) for c in constraints]
     variants: Sequence[tuple[str, str]] = (loose_variants(text) if loose else [("as is", text)])
     results = []
     for constraint in built:
@@ -109,7 +109,11 @@ _BUILT: dict[str, Constraint] = {}
 _BUILT_MAX = 4096
 
 
-def _from_dict(spec: Mapping[str, Any]) -> Constraint:
+def as_constraint(spec: Constraint | Mapping[str, Any]) -> Constraint:
+    """``spec`` validated: a Constraint as it is, a ``{"id", "kwargs"}`` dict built once and
+    shared while it is seen again (raises ConstraintError if it is bad)."""
+    if isinstance(spec, Constraint):
+        return spec
     try:
         key = repr(sorted(spec.items()))  # equal reprs of JSON-like data mean equal specs
     except (TypeError, AttributeError):  # malformed: let validation say what is wrong

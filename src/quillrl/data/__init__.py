@@ -1,7 +1,9 @@
 """Data layer: typed task/pair/response records, JSONL readers and writers, dataset importers."""
 
 from .jsonl import JsonlWriter, ReadResult, SkippedLine, write_jsonl
-from .readers import read_judgments, read_pairs, read_responses, read_tasks
+from .readers import (
+    read_judgments, read_pairs, read_responses, read_sft_examples, read_tasks, resolve_tasks_path,
+)
 from .records import PreferencePair, Response, WritingTask
 
 __all__ = [
@@ -14,6 +16,8 @@ __all__ = [
     "read_judgments",
     "read_pairs",
     "read_responses",
+    "read_sft_examples",
     "read_tasks",
+    "resolve_tasks_path",
     "write_jsonl",
 ]

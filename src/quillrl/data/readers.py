@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import DataError
-from .jsonl import ReadResult, read_records, validation_error
+from ..errors import ConfigError, DataError
+from .jsonl import ReadResult, json_lines, read_records, validation_error
 from .records import JudgmentRecord, PreferencePair, Response, WritingTask
 
 _RAW_TASK_FIELDS = ("key", "instruction_id_list", "kwargs")
@@ -26,6 +26,20 @@ _RAW_TASK_FIELDS = ("key", "instruction_id_list", "kwargs")
 def read_tasks(path: str | Path, skip_invalid: bool = False) -> ReadResult[WritingTask]:
     """Read writing tasks (ours, or IFEval/IFBench raw lines) from a JSONL file; ids are unique."""
     return read_records(path, parse_task, skip_invalid=skip_invalid, unique_key=lambda t: t.id)
+
+
+def resolve_tasks_path(tasks: str) -> Path:
+    """The file a ``tasks`` setting names: ``bundled:<name>`` is a task set shipped in
+    ``quillrl.resources``; anything else is a path."""
+    if tasks.startswith("bundled:"):
+        from importlib.resources import files
+
+        name = tasks.split(":", 1)[1]
+        path = Path(str(files("quillrl.resources") / f"{name}.jsonl"))
+        if not path.exists():
+            raise ConfigError(f"no bundled task set '{name}'")
+        return path
+    return Path(tasks)
 
 
 def read_pairs(path: str | Path, skip_invalid: bool = False) -> ReadResult[PreferencePair]:
@@ -127,3 +141,32 @@ def read_judgments(path: str | Path, skip_invalid: bool = False) -> ReadResult[J
 
 def _parse_judgment(value: Any, path: str, line: int) -> JudgmentRecord:
     return _validate(JudgmentRecord, value, path, line)
+
+
+def read_sft_examples(path: str | Path, prefill: str) -> list[dict]:
+    """GenRM SFT examples as ``quillrl distill`` writes them (or by hand: any
+    ``{"messages": [...]}`` lines ending with an assistant turn that starts with ``prefill``, the
+    judge's reasoning prefill, :data:`quillrl.judges.template.REASONING_PREFILL`), validated with
+    file and line in every error."""
+    rows = []
+    for line, value in json_lines(path):
+        if isinstance(value, DataError):
+            raise value
+        messages = value.get("messages") if isinstance(value, dict) else None
+        if not (isinstance(messages, list) and len(messages) >= 2
+                and all(isinstance(m, dict) and "role" in m and isinstance(m.get("content"), str)
+                        for m in messages)):
+            raise DataError("expected 'messages': a list of at least two {role, content} turns",
+                            path=str(path), line=line, field="messages")
+        if messages[-1]["role"] != "assistant":
+            raise DataError("the last turn must be the assistant's (the target of SFT)",
+                            path=str(path), line=line, field="messages")
+        if not messages[-1]["content"].startswith(prefill):
+            raise DataError(f"the assistant turn must start with the reasoning prefill "
+                            f"{prefill!r}, the text the judge is handed at inference "
+                            "(a file distilled before the prefill: run `quillrl distill` again)",
+                            path=str(path), line=line, field="messages")
+        rows.append(value)
+    if not rows:
+        raise DataError("no examples", path=str(path))
+    return rows

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import BackendError, ConfigError
-from ..serving.http import is_loopback
+from ..httpserve.http import is_loopback
 
 
 def auth_headers(url: str, token_env: str | None, allow_insecure: bool = False) -> dict[str, str]:

@@ -80,8 +80,6 @@ def _prompt_text(prompt: Any) -> str:
     """slime's ``sample.prompt``: a string, or chat messages (the last user turn is the prompt)."""
     if isinstance(prompt, str):
         return prompt
-    try:
-        from ..scoring import prompt_text
-    except ImportError:  # before the scoring refactor lands
-        from ..train.reward_funcs import prompt_text
+    from ..scoring.reward_funcs import prompt_text
+
     return prompt_text(prompt)

@@ -22,7 +22,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-from ..train.reward_funcs import completion_text, prompt_text
+from ..scoring.reward_funcs import completion_text, prompt_text
 from .client import RewardClient
 
 ASYNC_GRPO_SOURCE = "trl/experimental/async_grpo/async_rollout_worker.py (_score_group, TRL 1.16)"
@@ -67,7 +67,7 @@ class WholeGroupReward:
     dataset's other columns, e.g. ``constraints``, arrive repeated once per completion).
 
     With ``url``, the group goes to ``serve-reward`` as one request without a group id (scored at
-    once); otherwise it is scored here by :class:`~quillrl.train.group_rewards.GroupRewards`,
+    once); otherwise it is scored here by :class:`~quillrl.scoring.GroupRewards`,
     built lazily from the ``reward`` and ``mix`` config sections (the keys of ``train policy``'s
     ``reward:`` and ``mix:``), so the object stays picklable for TRL's spawned rollout worker.
     The advantage TRL then computes (``(r - mean) / (std + 1e-8)`` over the group) gives every
@@ -88,7 +88,7 @@ class WholeGroupReward:
         self._scorer: Any = None
         self._calls = 0
         if url is None:  # validate now, in the trainer's process, not in the rollout worker
-            from ..train.policy_run import MixSection, RewardSection
+            from ..scoring.config import MixSection, RewardSection
 
             RewardSection.model_validate(self.reward)
             MixSection.model_validate(self.mix)
@@ -114,7 +114,8 @@ class WholeGroupReward:
 
     def _group_rewards(self) -> Any:
         if self._scorer is None:
-            from ..train.policy_run import MixSection, RewardSection, build_group_rewards
+            from ..scoring.build import build_group_rewards
+            from ..scoring.config import MixSection, RewardSection
 
             self._scorer = build_group_rewards(RewardSection.model_validate(self.reward),
                                                MixSection.model_validate(self.mix), self.seed)

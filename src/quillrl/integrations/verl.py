@@ -186,10 +186,8 @@ def _digest(prompt: str | None, label: Any) -> str:
 
 
 def _prompt_text(messages: list[dict]) -> str:
-    try:
-        from quillrl.scoring import prompt_text
-    except ImportError:  # before the scoring refactor (docs/design.md, "Layering")
-        from quillrl.train.reward_funcs import prompt_text
+    from quillrl.scoring.reward_funcs import prompt_text
+
     return prompt_text(messages)
 
 
@@ -201,19 +199,13 @@ def _constraints(ground_truth: Any) -> Any:
 
 @functools.lru_cache(maxsize=None)
 def _constraint_reward():
-    try:
-        from quillrl.scoring import ConstraintPassReward
-    except ImportError:
-        from quillrl.train.reward_funcs import ConstraintPassReward
+    from quillrl.scoring.reward_funcs import ConstraintPassReward
     return ConstraintPassReward()
 
 
 @functools.lru_cache(maxsize=4)
 def _scalar_reward(path: str):
-    try:
-        from quillrl.scoring import ScalarRMReward
-    except ImportError:
-        from quillrl.train.reward_funcs import ScalarRMReward
+    from quillrl.scoring.reward_funcs import ScalarRMReward
     return ScalarRMReward(path)
 
 

@@ -21,29 +21,16 @@ from .free_text import FreeTextResult, FreeTextVerifier
 from .genrm import GenRMJudge
 from .parse import ParsedJudgment, parse_judgment
 from .scalar import ScalarRMJudge
+from .spec import JudgeSpec, bad_spec
 from .stats import binary_entropy, position_consistency, swap_debias
 from .template import judge_prompt, neutralise
 
 __all__ = [
-    "Cost", "FreeTextResult", "FreeTextVerifier", "GenRMJudge", "Judge", "Judgment",
+    "Cost", "FreeTextResult", "FreeTextVerifier", "GenRMJudge", "Judge", "JudgeSpec", "Judgment",
     "LengthJudge", "OrderResult", "ParsedJudgment", "RandomJudge", "ScalarRMJudge",
     "binary_entropy", "check_judge_spec", "judge_prompt", "make_judge", "neutralise", "parse_judgment",
     "position_consistency", "swap_debias",
 ]
-
-JUDGE_SPECS = (
-    "genrm:<backend spec> (e.g. genrm:local:smollm2-135m-instruct, "
-    "genrm:openai:http://host:port/v1#model)",
-    "scalar:<path to a num_labels=1 reward model directory>",
-    "baseline:length",
-    "baseline:random[:seed]",
-)
-
-
-def _bad_spec(spec: str, why: str) -> ConfigError:
-    forms = "\n  ".join(JUDGE_SPECS)
-    return ConfigError(f"bad judge spec {spec!r}: {why}. Accepted forms:\n  {forms}")
-
 
 def _check_options(cls: type, spec: str, positional: tuple[str, ...], **options) -> None:
     """Reject unknown options with the list of accepted ones, before anything is loaded."""
@@ -55,23 +42,21 @@ def _check_options(cls: type, spec: str, positional: tuple[str, ...], **options)
                           f"{cls.__name__} accepts {accepted}")
 
 
-def check_judge_spec(spec: str) -> None:
-    """Raise a ConfigError listing the accepted forms unless ``spec`` names a judge that
-    :func:`make_judge` can build, without building it: no model is loaded or converted, no
-    server is called. Verbs call it before they open any file."""
-    kind, _, rest = spec.partition(":")
-    if kind == "genrm" and rest:
-        backend, _, model = rest.partition(":")
-        if backend in ("local", "vllm"):
-            _check_model_dir(spec, model)
+def check_judge_spec(spec: str | JudgeSpec) -> JudgeSpec:
+    """The parsed spec, or a ConfigError listing the accepted forms unless ``spec`` names a
+    judge that :func:`make_judge` can build, checked without building it: no model is loaded or
+    converted, no server is called. Verbs call it before they open any file."""
+    parsed = JudgeSpec.parse(spec)
+    if parsed.kind == "genrm":
+        if parsed.backend_kind in ("local", "vllm"):
+            _check_model_dir(parsed.text, parsed.target)
         else:  # an OpenAI-compatible client is only configured here; anything else is refused
             from ..backends import make_backend
 
-            make_backend(rest).close()
-    elif kind == "scalar" and rest:
-        _check_model_dir(spec, rest)
-    else:
-        make_judge(spec)  # the baselines are cheap; a malformed spec raises with the forms
+            make_backend(parsed.backend).close()
+    elif parsed.kind == "scalar":
+        _check_model_dir(parsed.text, parsed.target)
+    return parsed
 
 
 def _check_model_dir(spec: str, model: str) -> None:
@@ -82,13 +67,14 @@ def _check_model_dir(spec: str, model: str) -> None:
         try:
             resolve(model)
         except ModelNotFoundError:
-            raise _bad_spec(spec, f"no model {model!r} (an embedded name, or a directory with "
+            raise bad_spec(spec, f"no model {model!r} (an embedded name, or a directory with "
                             "config.json or adapter_config.json)") from None
 
 
-def make_judge(spec: str, *, mode: str = "reasoning", swap: bool = False,
+def make_judge(spec: str | JudgeSpec, *, mode: str = "reasoning", swap: bool = False,
                backend_options: dict | None = None, **options) -> Judge:
-    """Build a judge from a spec string (see the module docstring for the forms).
+    """Build a judge from a spec string or a parsed :class:`JudgeSpec` (see the module
+    docstring for the forms).
 
     ``mode`` and ``swap`` apply to GenRM judges; the other judges have one way of judging and a
     score that does not depend on order, so they ignore both. ``options`` go to the judge's
@@ -96,34 +82,20 @@ def make_judge(spec: str, *, mode: str = "reasoning", swap: bool = False,
     ``batch_size``, ``max_length``); ``backend_options`` to a GenRM's backend
     (``quillrl.backends.make_backend``: ``device``, ``batch_size``, ``max_concurrency``...).
     """
-    kind, _, rest = spec.partition(":")
-    if kind == "genrm":
-        if not rest:
-            raise _bad_spec(spec, "genrm needs a backend spec after 'genrm:'")
+    spec = JudgeSpec.parse(spec)
+    if spec.kind == "genrm":
         from ..backends import make_backend  # heavy imports only when a GenRM is asked for
 
-        _check_options(GenRMJudge, spec, ("backend",), mode=mode, swap=swap, **options)
-        backend = make_backend(rest, **(backend_options or {}))
+        _check_options(GenRMJudge, spec.text, ("backend",), mode=mode, swap=swap, **options)
+        backend = make_backend(spec.backend, **(backend_options or {}))
         try:
             judge = GenRMJudge(backend, mode=mode, swap=swap, **options)
         except Exception:
             backend.close()  # a bad setting must not leave a loaded model or a client behind
             raise
-        judge.name = spec  # names the model too, for reports
+        judge.name = spec.text  # names the model too, for reports
         return judge
-    if kind == "scalar":
-        if not rest:
-            raise _bad_spec(spec, "scalar needs a model directory after 'scalar:'")
-        _check_options(ScalarRMJudge, spec, ("path",), **options)
-        return ScalarRMJudge(rest, **options)
-    if kind == "baseline":
-        name, _, arg = rest.partition(":")
-        if name == "length" and not arg:
-            return LengthJudge()
-        if name == "random":
-            try:
-                return RandomJudge(int(arg) if arg else 0)
-            except ValueError:
-                raise _bad_spec(spec, f"the random seed must be an integer, got {arg!r}") from None
-        raise _bad_spec(spec, f"unknown baseline {rest!r}")
-    raise _bad_spec(spec, f"unknown judge kind {kind!r}")
+    if spec.kind == "scalar":
+        _check_options(ScalarRMJudge, spec.text, ("path",), **options)
+        return ScalarRMJudge(spec.target, **options)
+    return LengthJudge() if spec.target == "length" else RandomJudge(spec.seed)

@@ -1,2 +1,3 @@
-"""HTTP serving: the group-aware reward server (``serve-reward``) and what it shares with the
-OpenAI-compatible model server (``serve``): limits, auth, errors, uvicorn (:mod:`.http`)."""
+"""The group-aware reward server (``serve-reward``): the group barrier, cross-client judge
+batching, metrics and the engines' endpoints. The HTTP rules it shares with the model server
+(``serve``) live in :mod:`quillrl.httpserve`."""

@@ -1,7 +1,7 @@
 """Cross-client batching: many concurrent ``compare_many`` calls become one call on the judge.
 
 The reward server scores each completed group in its own worker thread with the trainer's
-:class:`~quillrl.train.group_rewards.GroupRewards`, which asks its judge for the group's
+:class:`~quillrl.scoring.group_rewards.GroupRewards`, which asks its judge for the group's
 comparisons in one ``compare_many``. Handing it a :class:`BatchingJudge` instead of the judge
 itself merges the comparisons of every group being scored at that moment into one call on the
 real judge, up to ``max_batch`` pairs, waiting at most ``max_wait_s`` for more to arrive after the

@@ -92,7 +92,7 @@ class RewardService:
     """The judge, the barrier and the metrics behind the endpoints; one per server."""
 
     def __init__(self, config: RewardServerConfig, group_rewards: Any = None):
-        from ..train.policy_run import build_group_rewards
+        from ..scoring.build import build_group_rewards
         from .batcher import BatchingJudge
 
         self.config = config
@@ -174,13 +174,13 @@ class RewardService:
 
 def create_app(config: RewardServerConfig, service: RewardService | None = None,
                token: str | None = None) -> Any:
-    """The ASGI app (FastAPI behind :class:`~quillrl.serving.http.Guard`)."""
+    """The ASGI app (FastAPI behind :class:`~quillrl.httpserve.http.Guard`)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
 
-    from .http import error_body, guarded
+    from ..httpserve.http import error_body, guarded
 
     service = service or RewardService(config)
 
@@ -254,6 +254,6 @@ def _prompt_text(prompt: str | list[dict]) -> str:
     """slime's ``sample.prompt``: a string, or chat messages (the last user turn is the prompt)."""
     if isinstance(prompt, str):
         return prompt
-    from ..train.reward_funcs import prompt_text
+    from ..scoring.reward_funcs import prompt_text
 
     return prompt_text(prompt)

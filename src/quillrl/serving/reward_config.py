@@ -2,7 +2,7 @@
 
 The judge, mode, swap, strategy (``reward:``) and the mixer (``mix:``) are the very sections of
 ``train policy``'s config, built into a judge and a ``GroupRewards`` by the same function
-(:func:`~quillrl.train.policy_run.build_group_rewards`), so the server and the trainer score a
+(:func:`~quillrl.scoring.build.build_group_rewards`), so the server and the trainer score a
 group alike. Example (``configs/serve_reward.yaml``)::
 
     http: {host: 127.0.0.1, port: 8100, token_env: QUILLRL_REWARD_TOKEN}
@@ -31,8 +31,8 @@ from pydantic import Field, model_validator
 
 from ..config import StageConfig
 from ..errors import ConfigError, ConstraintError
-from ..train.policy_run import MixSection, RewardSection
-from .http import HTTPSection
+from ..scoring.config import MixSection, RewardSection
+from ..httpserve.http import HTTPSection
 
 
 class GroupSection(StageConfig):
@@ -183,8 +183,7 @@ class LabelResolver:
         if section.source == "tasks":
             if not section.tasks:
                 raise ConfigError("constraints.source is 'tasks' but constraints.tasks names no file")
-            from ..data import read_tasks
-            from ..train.policy_run import resolve_tasks_path
+            from ..data import read_tasks, resolve_tasks_path
 
             self.tasks = {t.id: t for t in read_tasks(resolve_tasks_path(section.tasks)).records}
 

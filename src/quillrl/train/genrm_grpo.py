@@ -43,7 +43,7 @@ from ..judges.stats import verdict_of
 from ..judges.template import VERDICT_CHOICES, from_conversation
 from ..rewards import shape_by_entropy
 from ..rewards.verdict import verdict_distribution
-from .reward_funcs import completion_text
+from ..scoring.reward_funcs import completion_text
 
 VerdictProbs = Callable[[list[ChatPrompt]], np.ndarray]
 

@@ -82,9 +82,10 @@ def sft_dataset(config: GenRMSFTConfig, tokenizer, mode: str):
     """The distilled examples as a TRL dataset in the form ``mode`` needs; plus counts."""
     from datasets import Dataset
 
-    from ..distill import read_examples
+    from ..data import read_sft_examples
+    from ..judges.template import REASONING_PREFILL
 
-    rows = read_examples(config.data)
+    rows = read_sft_examples(config.data, REASONING_PREFILL)
     random.Random(config.seed).shuffle(rows)
     if config.max_examples:
         rows = rows[: config.max_examples]

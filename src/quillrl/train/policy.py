@@ -1,7 +1,7 @@
 """Policy GRPO with a judge's writing reward and RLMR's dynamic mixed reward.
 
 How this departs from plain TRL GRPO: rewards are computed for *whole groups* after gathering
-across processes (:class:`~quillrl.train.group_rewards.GroupRewards`: one batched judge call
+across processes (:class:`~quillrl.scoring.group_rewards.GroupRewards`: one batched judge call
 for every comparison of the batch, constraint verification, per-group mixing). Everything else
 — generation (transformers or vLLM), advantages ``(r - mean_group(r)) / std``, the clipped loss,
 KL, LoRA, accelerate/DeepSpeed/FSDP — is TRL's, unchanged.
@@ -25,8 +25,8 @@ import torch
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from .group_rewards import GroupRewards
-from .reward_funcs import completion_text, prompt_text
+from ..scoring.group_rewards import GroupRewards, task_constraints
+from ..scoring.reward_funcs import completion_text, prompt_text
 
 
 def _named(name: str):
@@ -71,7 +71,8 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
         # Gather texts from every process: groups can straddle processes (docs/design.md, "Scale").
         all_prompts = gather_object([prompt_text(p) for p in prompts])
         all_texts = gather_object([completion_text(c) for c in completions])
-        all_constraints = gather_object([x.get("constraints") for x in inputs])
+        # gathered as the dataset's JSON strings (cheap to send), then validated once here
+        all_constraints = [task_constraints(c) for c in gather_object([x.get("constraints") for x in inputs])]
         all_refs = gather_object([x.get("reference") or None for x in inputs])
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         batch = self.group_rewards.compute(all_prompts, all_texts, all_constraints, group_size,

@@ -13,57 +13,15 @@ import random
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ..config import StageConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
+from ..scoring.config import MixSection, RewardSection
 from .common import TrainRunConfig, output_dir_field, trl_args, trl_field
 
 BUNDLED_TASKS = "bundled:creative_tasks"
-
-
-class RewardSection(StageConfig):
-    """Where the writing-quality reward comes from."""
-
-    judge: str = Field("genrm:local:smollm2-135m-instruct",
-                       description="judge spec: genrm:<backend>, scalar:<path>, baseline:length|random")
-    mode: Literal["reasoning", "verdict"] = Field("verdict", description="GenRM mode; verdict = one forward pass")
-    swap: bool = Field(True, description="judge both presentation orders and average (position debiasing)")
-    strategy: Literal["pivot", "reference", "round_robin", "scalar"] = Field(
-        "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>)")
-    judge_max_new_tokens: int = Field(384, ge=1, description="GenRM reasoning length (reasoning mode only)")
-    judge_force_verdict: bool = Field(False, description="GenRM reasoning mode: close an analysis that "
-                                      "never reached its verdict and read the verdict there "
-                                      "(docs/design.md, 'Forced verdict')")
-    loose: bool = Field(False, description="verify constraints with IFEval's loose variants")
-    free_text_verifier: str | None = Field(
-        None, description="backend that judges free_text constraints (local:<model>, "
-        "openai:<url>#<model>); required when a task has one")
-    free_text_threshold: float = Field(0.5, ge=0, le=1, description="p(yes) at or above which "
-                                       "a free_text constraint passes")
-    share_policy_weights: bool = Field(True, description="a genrm:local judge on the policy's own model "
-                                       "judges with the policy's base weights (adapter disabled) "
-                                       "instead of loading a second copy")
-
-    @model_validator(mode="after")
-    def _forcing_needs_reasoning(self) -> "RewardSection":
-        if self.judge_force_verdict and self.mode != "reasoning":
-            raise ValueError("judge_force_verdict closes an unfinished analysis, so it needs "
-                             f"mode: reasoning (verdict mode writes none), got mode: {self.mode}")
-        return self
-
-
-class MixSection(StageConfig):
-    """How writing rewards and constraint passes combine (per group)."""
-
-    method: Literal["rlmr", "writing_only", "constraint_only", "linear"] = Field(
-        "rlmr", description="RLMR dynamic mix, or a baseline")
-    margin: float = Field(0.5, ge=0, description="RLMR margin in units of the group's writing-reward std")
-    all_violate: Literal["zero", "writing"] = Field("zero", description="reward when every sample violates")
-    weight: float = Field(1.0, description="constraint weight for method=linear")
-    singleton_penalty: float = Field(1.0, gt=0, description="rlmr, a group of one (validation with "
-                                     "n=1): r = w - singleton_penalty for a violator")
 
 
 class GRPOSection(StageConfig):
@@ -109,23 +67,11 @@ class PolicyConfig(TrainRunConfig):
     trl: dict = trl_field("GRPOConfig")
 
 
-def resolve_tasks_path(tasks: str) -> Path:
-    if tasks.startswith("bundled:"):
-        from importlib.resources import files
-
-        name = tasks.split(":", 1)[1]
-        path = Path(str(files("quillrl.resources") / f"{name}.jsonl"))
-        if not path.exists():
-            raise ConfigError(f"no bundled task set '{name}'")
-        return path
-    return Path(tasks)
-
-
 def tasks_dataset(config: PolicyConfig):
     """Writing tasks as a TRL prompt dataset (conversational prompts; constraints as JSON)."""
     from datasets import Dataset
 
-    from ..data import read_tasks
+    from ..data import read_tasks, resolve_tasks_path
 
     tasks = list(read_tasks(resolve_tasks_path(config.tasks), skip_invalid=config.skip_invalid).records)
     random.Random(config.seed).shuffle(tasks)
@@ -139,20 +85,11 @@ def tasks_dataset(config: PolicyConfig):
     return Dataset.from_list(rows)
 
 
-def free_text_verifier(reward: RewardSection):
-    """The configured verifier of ``free_text`` constraints, or None."""
-    if reward.free_text_verifier is None:
-        return None
-    from ..judges.free_text import make_free_text_verifier
-
-    return make_free_text_verifier(reward.free_text_verifier, threshold=reward.free_text_threshold)
-
-
 def check_free_text(config: PolicyConfig) -> None:
     """Refuse, before any weights load, tasks with ``free_text`` constraints and no verifier:
     every such sample would be undecided, hence a violator, and RLMR would push the whole
     policy down for a constraint nobody checked."""
-    from ..data import read_tasks
+    from ..data import read_tasks, resolve_tasks_path
 
     if config.reward.free_text_verifier is not None:
         return
@@ -164,40 +101,13 @@ def check_free_text(config: PolicyConfig) -> None:
                               "local:smollm2-135m-instruct) or remove such constraints")
 
 
-def judge_model_options(reward: RewardSection) -> dict:
-    """The options a reward section passes to its judge's constructor."""
-    if not reward.judge.startswith("genrm:"):
-        return {}
-    return {"max_new_tokens": reward.judge_max_new_tokens,
-            **({"force_verdict": True} if reward.judge_force_verdict else {})}
-
-
-def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_judge=None,
-                        load_judge: bool = True):
-    """The judge and :class:`~quillrl.train.group_rewards.GroupRewards` a config describes; the
-    reward server (``serve-reward``) builds its own from the same sections, through this
-    function, so both score alike. ``wrap_judge`` (e.g. the server's batcher) wraps the judge;
-    ``load_judge=False`` leaves the judge to be set later (the trainer's shared-weights judge)."""
-    from ..judges import make_judge
-    from .group_rewards import GroupRewards
-
-    judge = None
-    if load_judge:
-        judge = make_judge(reward.judge, mode=reward.mode, swap=reward.swap, **judge_model_options(reward))
-        if wrap_judge is not None:
-            judge = wrap_judge(judge)
-    return GroupRewards(judge, strategy=reward.strategy, seed=seed, mix=mix.model_dump(), loose=reward.loose,
-                        free_text_verifier=free_text_verifier(reward))
-
-
 def judges_with_policy_weights(config: PolicyConfig) -> bool:
     """True when the judge is ``genrm:local:<the policy's own model>`` and the policy trains a
     LoRA adapter: the judge then runs on the policy's base weights with the adapter disabled
     (:class:`~quillrl.backends.base_weights.BaseWeightsBackend`), not on a second copy."""
-    kind, _, rest = config.reward.judge.partition(":")
-    backend, _, name = rest.partition(":")
-    return (config.reward.share_policy_weights and config.lora.enabled and kind == "genrm"
-            and backend == "local" and (name or DEFAULT_MODEL) == config.model)
+    spec = config.reward.judge_spec
+    return (config.reward.share_policy_weights and config.lora.enabled and spec.kind == "genrm"
+            and spec.backend_kind == "local" and (spec.target or DEFAULT_MODEL) == config.model)
 
 
 def build_trainer(config: PolicyConfig, output_dir: Path):
@@ -205,6 +115,7 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
 
     from ..models import load
     from .callbacks import MetricsWriter, RichProgress, SamplesTable
+    from ..scoring.build import build_group_rewards, judge_model_options
     from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
 
     args = grpo_trl_args(config, output_dir)

@@ -43,7 +43,7 @@ DATA_FIELDS = {"tasks": "tasks", "pairs": "pairs", "data": "sft examples"}
 
 def data_files(config: StageConfig) -> dict[str, Path]:
     """The data files a config names, by field (``bundled:`` task sets resolved)."""
-    from .policy_run import resolve_tasks_path
+    from ..data import resolve_tasks_path
 
     found = {}
     for name in DATA_FIELDS:
@@ -59,15 +59,15 @@ def check_data_files(config: StageConfig) -> dict[str, Any]:
     ``skip_invalid``, bad lines are counted and listed (file:line: reason) instead."""
     import logging
 
-    from ..data import read_pairs, read_tasks
-    from ..distill import read_examples
+    from ..data import read_pairs, read_sft_examples, read_tasks
+    from ..judges.template import REASONING_PREFILL
 
     skip = bool(getattr(config, "skip_invalid", False))
     log = logging.getLogger(__name__)
     out = {}
     for name, path in data_files(config).items():
         if name == "data":
-            out[name] = {"records": len(read_examples(path)), "skipped": 0, "skipped_by_reason": {}}
+            out[name] = {"records": len(read_sft_examples(path, REASONING_PREFILL)), "skipped": 0, "skipped_by_reason": {}}
             continue
         result = (read_tasks if name == "tasks" else read_pairs)(path, skip_invalid=skip)
         if not result.records:

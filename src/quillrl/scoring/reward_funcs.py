@@ -4,10 +4,11 @@ TRL calls a reward function as ``f(prompts=..., completions=..., completion_ids=
 where ``columns`` are the dataset's other columns, one value per completion, and expects one
 float (or ``None``) per completion. These are the per-sample parts of quillrl's rewards; the
 group-level parts (pairwise judging, RLMR mixing) need whole groups and live in
-:class:`~quillrl.train.policy.MixedRewardGRPOTrainer`.
+:class:`~quillrl.scoring.group_rewards.GroupRewards` (which the trainer, the reward server and
+the engine adapters all call).
 
 A dataset for these functions carries a ``constraints`` column (a JSON string of
-``[{"id", "kwargs"}]``; see :func:`~quillrl.train.group_rewards.task_constraints`).
+``[{"id", "kwargs"}]``; see :func:`~quillrl.scoring.group_rewards.task_constraints`).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..constraints import Constraint, as_constraint, verify
 from ..rewards import (
     STRATEGIES,
     RLMRStats,
@@ -91,14 +92,20 @@ def shard_map(fn: Callable[[list], list], items: list, shard: tuple[int, int],
     return out
 
 
-def task_constraints(value: Any) -> list[dict]:
-    """Constraints as stored in a training dataset column: a JSON string (Arrow would merge the
-    kwargs dicts of different rows into one struct padded with None) or a list of dicts."""
+def task_constraints(value: Any) -> list[Constraint]:
+    """One sample's constraints, validated: from a JSON string (a training dataset column stores
+    them so, since Arrow would merge the kwargs dicts of different rows into one struct padded
+    with None), a list of ``{"id", "kwargs"}`` dicts, or a list of :class:`Constraint` (kept).
+    A bad constraint raises :class:`~quillrl.errors.ConstraintError`.
+
+    >>> [c.id for c in task_constraints('[{"id": "creative:no_dialogue"}]')], task_constraints("")
+    (['creative:no_dialogue'], [])
+    """
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        return json.loads(value)
-    return list(value)
+        value = json.loads(value)
+    return [as_constraint(c) for c in value]  # dicts seen before are not validated again
 
 
 class GroupRewards:
@@ -181,18 +188,17 @@ class GroupRewards:
 
     # -- constraints -------------------------------------------------------------------------
     def passes(self, prompts: Sequence[str], completions: Sequence[str],
-               constraints: Sequence[Any], shard: tuple[int, int] = (0, 1),
+               constraints: Sequence[Sequence[Constraint]], shard: tuple[int, int] = (0, 1),
                gather: Callable[[list], list] = lambda x: x) -> tuple[np.ndarray, int, list[str]]:
         """``(passed, undecided checks, first failing reason per sample)``, checked in shards.
 
         An undecided check (``None``: e.g. a free_text verifier that gave no answer) does not
         pass, and is counted (docs/design.md, "Undecided constraints")."""
-        from ..constraints import verify
 
         def check(batch: list) -> list[tuple[bool, int, str]]:
             out = []
             for prompt, text, spec in batch:
-                result = verify(text, task_constraints(spec), loose=self.loose, prompt=prompt,
+                result = verify(text, spec, loose=self.loose, prompt=prompt,
                                 free_text_verifier=self.free_text_verifier)
                 failing = next((f"{r.id}: {r.reason}" for r in result.results if not r.passed), "")
                 out.append((bool(result.passed), sum(r.passed is None for r in result.results),
@@ -208,10 +214,14 @@ class GroupRewards:
                 group_size: int, step: int = 0, references: Sequence[str | None] | None = None,
                 shard: tuple[int, int] = (0, 1),
                 gather: Callable[[list], list] = lambda x: x) -> GroupRewardBatch:
+        """Rewards for a flat, group-major batch. ``constraints``: one list of
+        :class:`Constraint` per sample; a sample's constraints given in a training dataset's
+        form (a JSON string or dicts) are validated here, once, before anything is judged."""
         if len(completions) % group_size:
             from ..errors import ConfigError
 
             raise ConfigError(f"{len(completions)} completions do not form whole groups of {group_size}")
+        constraints = [task_constraints(c) for c in constraints]
         references = references or [None] * len(completions)
         w, missing, judged, invalid = self.writing_rewards(prompts, completions, group_size, step,
                                                            references, shard, gather)
