@@ -14,7 +14,7 @@ import pytest
 
 from quillrl.config import validate_config
 from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
-from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupKey, GroupState, Member
+from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupKey, GroupState
 from quillrl.httpserve.http import ServerThread
 from quillrl.serving.reward_app import RewardService, create_app
 from quillrl.serving.reward_config import RewardServerConfig

@@ -1,7 +1,6 @@
 """Shared by tests/engines/test_openrlhf.py and test_slime.py (run inside the engine venvs).
 
-* :class:`RewardServer`: a real ``quillrl serve-reward`` in a subprocess of this interpreter, on
-  a free loopback port (private until tests/engines/_server.py lands; the coordinator dedupes);
+* :class:`RewardServer` (from ``_server``): a real ``quillrl serve-reward`` on loopback;
 * :func:`doc_block`: a marker-delimited block of docs/scale.md, so the flags and the server
   config the tests run are the ones the doc shows;
 * :func:`engine_function`: one function compiled from an engine's own source file, for the
@@ -17,16 +16,12 @@ import ast
 import json
 import os
 import re
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
+from _server import RewardServer  # noqa: F401 - the tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE_MD = REPO / "docs" / "scale.md"
@@ -59,66 +54,6 @@ def flags(command: str) -> dict[str, str | bool]:
             nxt = words[i + 1] if i + 1 < len(words) else None
             out[word] = nxt if nxt is not None and not nxt.startswith("--") else True
     return out
-
-
-class RewardServer:
-    """``sys.executable -m quillrl.cli serve-reward --config <tmp yaml> --port 0`` on loopback."""
-
-    def __init__(self, config: dict):
-        self.config = config
-        self.dir = tempfile.TemporaryDirectory(prefix="quillrl-engine-test-")
-        self.path = Path(self.dir.name) / "serve_reward.yaml"
-        self.path.write_text(yaml.safe_dump(config))
-        self.url = ""
-
-    def __enter__(self) -> "RewardServer":
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-                   OMP_NUM_THREADS="1")
-        self.log = open(Path(self.dir.name) / "server.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "quillrl.cli", "serve-reward", "--config",
-                                      str(self.path), "--host", "127.0.0.1", "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
-        first: list[str] = []
-        reader = threading.Thread(target=lambda: first.append(self.proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(120)
-        if not first or not first[0].strip():
-            self.__exit__()
-            raise RuntimeError("serve-reward printed no URL; its log:\n" + self.stderr())
-        self.url = json.loads(first[0])["url"]
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
-
-    def stderr(self) -> str:
-        self.log.flush()
-        return (Path(self.dir.name) / "server.log").read_text()[-4000:]
-
-    def metrics(self) -> dict[str, float]:
-        """``/metrics`` as {"name{labels}": value}."""
-        text = httpx.get(self.url + "/metrics", timeout=30).text
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                key, value = line.rsplit(" ", 1)
-                out[key] = float(value)
-        return out
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of ``name``'s samples whose labels include ``labels``."""
-        total = 0.0
-        for key, value in self.metrics().items():
-            base, _, rest = key.partition("{")
-            if base == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
-                total += value
-        return total
 
 
 def server_config(doc_yaml: str | None = None, **groups: Any) -> dict:

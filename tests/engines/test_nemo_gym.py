@@ -19,14 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import statistics
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,6 +41,7 @@ from quillrl.integrations.nemo_gym import (  # noqa: E402
     QuillRLVerifyResponse,
 )
 from responses_api_agents.simple_agent.app import SimpleAgent, SimpleAgentConfig  # noqa: E402
+from _server import reward_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "nemo_gym_quillrl.yaml"
@@ -53,44 +49,6 @@ EXAMPLE = REPO / "examples" / "nemo_gym" / "resources_servers" / "quillrl" / "da
 RESOURCE, AGENT, POLICY = "quillrl_resources_server", "quillrl_simple_agent", "policy_model"
 N = 4  # rollouts per prompt in every scenario
 GROUP_TIMEOUT_S = 4.0  # serve-reward's group.timeout_s: how long a partial group waits
-
-
-# -- a real serve-reward (the same API as tests/engines/_server.py on the verl branch; dedupe at merge)
-@contextlib.contextmanager
-def reward_server(tmp_path: Path, group_size: int = 4, timeout_s: float = 30.0):
-    config = {"http": {"host": "127.0.0.1", "port": 0},
-              "reward": {"judge": "baseline:length", "strategy": "round_robin"},
-              "mix": {"method": "rlmr"}, "group": {"size": group_size, "timeout_s": timeout_s},
-              "constraints": {"source": "label"}}
-    path = tmp_path / "serve_reward.yaml"
-    path.write_text(json.dumps(config))  # JSON is YAML
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
-    log = open(path.with_suffix(".log"), "w")  # a file, not a pipe: a full pipe would block the server
-    # QUILLRL_SERVER_PYTHON: an interpreter with quillrl's own dependencies, where this venv lacks them
-    python = os.environ.get("QUILLRL_SERVER_PYTHON", sys.executable)
-    proc = subprocess.Popen([python, "-m", "quillrl.cli", "serve-reward", "--config", str(path)],
-                            stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-    try:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=180)
-        if not (line and line[0].strip()):
-            proc.kill()
-            raise RuntimeError(f"serve-reward printed no URL: {path.with_suffix('.log').read_text()[-3000:]}")
-        url = json.loads(line[0])["url"]
-        with urllib.request.urlopen(url + "/health", timeout=30) as response:
-            assert response.status == 200
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
