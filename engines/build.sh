@@ -112,7 +112,7 @@ if [ "$(cat "$VENV/.engine-key" 2>/dev/null)" != "$ENGINE_KEY" ]; then
     echo "$ENGINE_KEY" > "$VENV/.engine-key"
     log "engine installed in $((SECONDS - T0)) s"
 else
-    log "engine already built in $VENV; reinstalling quillrl (pyproject.toml changed)"
+    log "engine already built in $VENV; reinstalling quillrl (pyproject.toml or this script changed)"
 fi
 
 T1=$SECONDS

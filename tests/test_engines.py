@@ -59,14 +59,14 @@ def _venv_python(venv: str) -> Path:
     return python
 
 
-def _run_pytest(python: Path, args: list[str]) -> None:
-    env = dict(os.environ)
+def _run_pytest(python: Path, args: list[str], **env_extra: str) -> None:
+    env = dict(os.environ, **env_extra)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["QUILLRL_ENGINES_HOME"] = str(ENGINES_HOME)
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    cmd = [str(python), "-m", "pytest", "-q", "--timeout=900", *args]
     try:
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT_S)
@@ -94,5 +94,9 @@ def test_engine_suite_in_its_venv(engine: str) -> None:
 
 
 def test_constraint_and_reward_tests_with_the_lowest_versions_we_claim() -> None:
-    """verl 0.9.1's venv holds the oldest transformers (and numpy, datasets) quillrl's pins allow."""
-    _run_pytest(_venv_python("verl"), LOWEST_VERSIONS_TESTS)
+    """verl 0.9.1's venv holds the oldest transformers (5.10) quillrl's pins allow. Its own
+    QUILLRL_HOME (inside the venv, so rebuilt with it) makes the embedded model's GGUF conversion
+    and the punkt/stopword builds run under those versions too, once per build."""
+    python = _venv_python("verl")
+    _run_pytest(python, LOWEST_VERSIONS_TESTS,
+                QUILLRL_HOME=str(python.parent.parent / ".quillrl-home"))
