@@ -36,7 +36,8 @@ mkdir -p "$HOME_DIR"
 log() { echo "[engines/build.sh $NAME] $*" >&2; }
 
 # ---- the pins: one function per engine; its text (with the interpreter) is phase 1's key --------
-# pip on Python 3.11 finds the CPU build of torch 2.13.0 (the CUDA wheels are never pulled).
+# torch 2.13.0 on Python 3.11: pip finds the CPU wheel in this machine's find-links (/opt/wheels),
+# so the CUDA wheels are never pulled; elsewhere pip takes PyPI's (CUDA) build.
 pins_verl() {
     pip install torch==2.13.0 'verl[verl-core]==0.9.1'
     # slime's reward code (rm_hub) runs in this venv too and imports these.
@@ -102,9 +103,9 @@ if [ "$(cat "$VENV/.engine-key" 2>/dev/null)" != "$ENGINE_KEY" ]; then
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
     (
-        export PATH="$VENV/bin:$PATH" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
-        pip install -q --upgrade pip >&2
-        # the pins' commands, echoed as they run
+        export PATH="$VENV/bin:$PATH" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off PIP_QUIET=1
+        pip install --upgrade pip >&2
+        # the pins' commands, echoed as they run (pip itself quiet: errors and warnings only)
         set -x
         "pins_$NAME" >&2
     ) || { log "engine install failed"; rm -rf "$VENV"; exit 1; }
