@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..home import resolve_data_root
 from .jsonl import write_jsonl
 from .records import PreferencePair, WritingTask
 from .split import SPLITS, split_by_group
@@ -107,33 +108,6 @@ def importer_names() -> list[str]:
     from . import pair_sources, task_sources  # noqa: F401
 
     return sorted(IMPORTERS)
-
-
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[3]
-
-
-def resolve_data_root(data_root: str | Path | None = None) -> Path:
-    """Where the shared data lives: the argument, else ``$QUILLRL_DATA``, else ``../shared/data``
-    relative to the current directory, else relative to the repository.
-
-    An explicit root (argument or variable) that does not exist is an error, never a silent
-    fall-back to another directory.
-    """
-    explicit = data_root if data_root is not None else os.environ.get("QUILLRL_DATA")
-    if explicit:
-        root = Path(explicit).expanduser()
-        if not root.is_dir():
-            source = "--data-root" if data_root is not None else "$QUILLRL_DATA"
-            raise DataError(f"data root {root} (from {source}) is not a directory")
-        return root
-    candidates = [Path.cwd().parent / "shared" / "data", _repo_root().parent / "shared" / "data"]
-    for root in candidates:
-        if root.is_dir():
-            return root
-    raise DataError("shared data not found (looked in "
-                    + ", ".join(str(c) for c in candidates)
-                    + "); pass --data-root DIR or set $QUILLRL_DATA")
 
 
 def source_file(root: Path, relative: str, report: ImportReport) -> Path:

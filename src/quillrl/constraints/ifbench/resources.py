@@ -11,9 +11,11 @@ IFBench calls ``nltk.download("stopwords")`` at run time and tags with NLTK's
 - **POS tagger**: no PyPI package we could find ships NLTK's ``averaged_perceptron_tagger_eng``.
   ``textblob-aptagger`` ships an older averaged-perceptron model, but it is a different model: it
   tags "Does" in IFBench's own test sentence "Does this sentence start with a verb?" as NNS and
-  fails NLTK's own doctest ("The red cat"). So :func:`pos_tagger` uses NLTK's model when the user
-  has it on ``nltk.data.path`` and otherwise returns None; ``words:start_verb`` is then
-  undecided (``None``, counted), never guessed.
+  fails NLTK's own doctest ("The red cat"). So :func:`pos_tagger` uses NLTK's model where it is:
+  on ``nltk.data.path`` (``$NLTK_DATA``, or ``nltk.download('averaged_perceptron_tagger_eng')``
+  on a machine that is online), or under the shared data root's ``nltk/`` folder
+  (``$QUILLRL_DATA`` or ``../shared/data``, :func:`quillrl.home.resolve_data_root`). Without it,
+  ``words:start_verb`` is undecided (``None``, counted), never guessed.
 
 Run ``python -m quillrl.constraints.ifbench.resources`` once at set-up (the Makefile does).
 """
@@ -79,8 +81,24 @@ def pos_tagger():
     try:
         nltk.data.find(TAGGER_RESOURCE)
     except LookupError:
-        return None
+        shared = _shared_nltk_root()
+        if shared is None:
+            return None
+        add_to_nltk_path(shared)
     return PerceptronTagger()
+
+
+def _shared_nltk_root() -> Path | None:
+    """The data root's ``nltk/`` folder when it holds the tagger (docs/design.md, "IFBench
+    constraints"), else None."""
+    from ...errors import DataError
+    from ...home import resolve_data_root
+
+    try:
+        root = resolve_data_root() / "nltk"
+    except DataError:
+        return None
+    return root if (root / TAGGER_RESOURCE).is_dir() else None
 
 
 def ensure_all() -> dict[str, str]:
