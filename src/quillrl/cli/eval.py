@@ -28,6 +28,7 @@ from .judge import (
     PAIR_BATCH_OPTION,
     SAMPLE_OPTION,
     TIMEOUT_OPTION,
+    VLLM_OPTION,
     build_judge,
     judge_options,
     progress_bar,
@@ -216,6 +217,7 @@ def alignment(
         False, "--no-first-order", help="Do not add a swap run's single-order (AB) row."),
     timeout: Optional[float] = TIMEOUT_OPTION,
     attempts: Optional[int] = ATTEMPTS_OPTION,
+    vllm_option: Optional[list[str]] = VLLM_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Agreement of judges with human preference labels.
@@ -239,7 +241,7 @@ def alignment(
     check_output_path(report_dir, option="--report-dir", inputs=inputs, directory=True)
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
                             specs=list(judges or []), timeout=timeout, attempts=attempts,
-                            force_verdict=force_verdict)
+                            force_verdict=force_verdict, vllm_option=vllm_option)
     selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
     if resamples * len(selected) > MAX_BOOTSTRAP_CELLS:
         raise ConfigError(f"--resamples {resamples} x {len(selected)} pairs needs more than "
