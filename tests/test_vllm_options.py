@@ -110,3 +110,14 @@ def test_cli_refuses_bad_vllm_options_before_reading_files(argv, message, tmp_pa
     result = CliRunner().invoke(app, argv + files)
     assert result.exit_code != 0
     assert message in result.output, result.output
+
+
+@pytest.mark.parametrize("flag, value", [("--device", "cpu"), ("--backend-batch-size", 4)])
+def test_local_only_options_are_refused_for_a_vllm_judge(flag, value):
+    from quillrl.cli.judge import judge_options
+
+    kwargs = {"device": value} if flag == "--device" else {"backend_batch_size": value}
+    args = {"device": None, "dtype": None, "backend_batch_size": None, **kwargs}
+    with pytest.raises(ConfigError, match=f"{flag} applies only to local GenRM judges"):
+        judge_options("verdict", False, None, args["device"], args["dtype"], args["backend_batch_size"],
+                      specs=["genrm:vllm:smollm2-135m-instruct"])

@@ -95,9 +95,11 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
         for option, value, needs in (
                 ("--swap", swap or None, genrm), ("--max-new-tokens", max_new_tokens, genrm),
                 ("--force-verdict", force_verdict or None, genrm),
-                ("--device", device, [s for s in genrm if not _remote(s)]),
+                # vLLM places and batches the model itself: --device and --backend-batch-size
+                # are the local backend's (vllm.LLM would refuse them as unknown arguments)
+                ("--device", device, [s for s in genrm if s.startswith("genrm:local")]),
                 ("--dtype", dtype, [s for s in genrm if not _remote(s)]),
-                ("--backend-batch-size", backend_batch_size, [s for s in genrm if not _remote(s)]),
+                ("--backend-batch-size", backend_batch_size, [s for s in genrm if s.startswith("genrm:local")]),
                 ("--timeout", timeout, [s for s in genrm if _remote(s)]),
                 ("--attempts", attempts, [s for s in genrm if _remote(s)]),
                 ("--vllm-option", vllm_options or None, [s for s in genrm if s.startswith("genrm:vllm")])):
@@ -107,7 +109,8 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
                          "GenRM judges (genrm:...)"
                          if option in ("--swap", "--max-new-tokens", "--force-verdict")
                          else "vLLM GenRM judges (genrm:vllm:...)" if option == "--vllm-option"
-                         else "local GenRM judges (genrm:local:..., genrm:vllm:...)")
+                         else "in-process GenRM judges (genrm:local:..., genrm:vllm:...)"
+                         if option == "--dtype" else "local GenRM judges (genrm:local:...)")
                 raise ConfigError(f"{option} applies only to {which}, and none is given "
                                   f"({', '.join(specs) or 'no --judge'})")
     return dict(mode=mode, swap=swap, max_new_tokens=max_new_tokens, device=device,
