@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.quillrl-installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean engines
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,20 @@ demo: setup
 	$(BIN)/quillrl eval policy --base smollm2-135m-instruct --trained $(DEMO_DIR)/final \
 		--out-dir $(DEMO_DIR)/eval $(DEMO_EVAL)
 
-test: setup
-	$(BIN)/python -m pytest -q -x --timeout=1800
+# The RL engines' own venvs (verl, OpenRLHF, NeMo Gym; slime's source beside verl's), each with its
+# own pins and quillrl installed as a user would; cached in $(QUILLRL_ENGINES_HOME) and rebuilt only
+# when engines/build.sh's pins or pyproject.toml change. tests/test_engines.py runs their tests.
+QUILLRL_ENGINES_HOME ?= $(HOME)/.cache/quillrl/engines
+export QUILLRL_ENGINES_HOME
+ENGINES ?= verl openrlhf nemo_gym slime
+engines:
+	@for e in $(ENGINES); do engines/build.sh $$e || exit 1; done
+
+# The main venv's suite (the highest versions we claim), then tests/test_engines.py: each engine
+# venv's own tests and, in verl's venv, our constraint and reward tests (the lowest versions).
+test: setup engines
+	$(BIN)/python -m pytest -q -x --timeout=1800 --ignore=tests/test_engines.py
+	$(BIN)/python -m pytest -q --timeout=3600 tests/test_engines.py
 
 clean:
 	rm -rf $(VENV) runs

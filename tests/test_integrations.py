@@ -1,9 +1,10 @@
 """Engine adapters against a real serve-reward on loopback, called exactly as the engines call them.
 
-verl, OpenRLHF and slime do not install on this CPU machine as extras (verl 0.9.1 pins
-transformers<5.11 and needs ray; openrlhf 0.11.2 pins deepspeed, flash-attn and transformers
-5.15; slime is not on PyPI), so each test sends exactly the arguments or request their sources
-send, cited at each test, and checks that what comes back is what they read.
+These run in the main venv, so each test sends exactly the arguments or request the engine's
+source sends, cited at each test, and checks that what comes back is what it reads. The engines
+themselves (verl, OpenRLHF, slime, NeMo Gym) are installed in venvs of their own
+(engines/build.sh), where tests/engines/ drives their own code against serve-reward
+(tests/test_engines.py runs those).
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ def test_verl_constraint_reward_in_process():
 
 def grpo_outcome_advantage(token_level_rewards, response_mask, index, epsilon=1e-6, norm_adv_by_std_in_grpo=True):
     """verl's ``compute_grpo_outcome_advantage`` (verl/trainer/ppo/core_algos.py, v0.9.1, lines
-    268-331), restated exactly because verl cannot be installed here: per group (``index``, verl's
-    uid) subtract the mean and divide by ``torch.std`` (unbiased) + epsilon; a lone sample gets
-    mean 0 and std 1."""
+    268-331), restated for the main venv, which does not hold verl (verl's own venv is
+    engines/build.sh's): per group (``index``, verl's uid) subtract the mean and divide by
+    ``torch.std`` (unbiased) + epsilon; a lone sample gets mean 0 and std 1."""
     scores = token_level_rewards.sum(dim=-1)
     groups: dict = {}
     for i in range(scores.shape[0]):
