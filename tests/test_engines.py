@@ -28,7 +28,8 @@ SLIME_SRC = ENGINES_HOME / "slime-624b824"
 TIMEOUT_S = 1200
 
 # engine -> the venv its tests run in
-ENGINES = {"verl": "verl", "openrlhf": "openrlhf", "slime": "verl", "nemo_gym": "nemo_gym"}
+ENGINES = {"verl": "verl", "openrlhf": "openrlhf", "slime": "verl", "nemo_gym": "nemo_gym",
+           "vllm": "vllm"}
 
 # Our constraint and reward tests, run again with the lowest versions we claim (verl's venv).
 LOWEST_VERSIONS_TESTS = [

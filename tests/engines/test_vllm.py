@@ -255,12 +255,13 @@ def test_server_choice_probs_exact_outside_the_top_list(local, remote):
 
 def test_server_reasoning_judging_equals_local_where_chains_agree(local, remote):
     start = time.perf_counter()
-    a = GenRMJudge(local, mode="reasoning", max_new_tokens=96, force_verdict=True).compare_many(PAIRS)
-    b = GenRMJudge(remote, mode="reasoning", max_new_tokens=96, force_verdict=True).compare_many(PAIRS)
+    pairs = PAIRS[:3]  # the local backend's chains are the slow part (~15 s each here)
+    a = GenRMJudge(local, mode="reasoning", max_new_tokens=64, force_verdict=True).compare_many(pairs)
+    b = GenRMJudge(remote, mode="reasoning", max_new_tokens=64, force_verdict=True).compare_many(pairs)
     same = [(x, y) for x, y in zip(a, b) if x.raw == y.raw]
     deltas = [abs(x.p_a - y.p_a) for x, y in same if x.p_a is not None]
-    report("openai_vllm_reasoning", chains_identical=f"{len(same)}/{len(PAIRS)}",
+    report("openai_vllm_reasoning", chains_identical=f"{len(same)}/{len(pairs)}",
            max_abs_dp_a=max(deltas, default=None), seconds=round(time.perf_counter() - start, 2))
-    assert len(same) >= len(PAIRS) // 2
+    assert len(same) >= 2
     assert all(d < 1e-4 for d in deltas)
     assert all(x.valid == y.valid for x, y in same)
