@@ -121,3 +121,15 @@ def test_local_only_options_are_refused_for_a_vllm_judge(flag, value):
     with pytest.raises(ConfigError, match=f"{flag} applies only to local GenRM judges"):
         judge_options("verdict", False, None, args["device"], args["dtype"], args["backend_batch_size"],
                       specs=["genrm:vllm:smollm2-135m-instruct"])
+
+
+def test_cli_options_are_written_into_the_spec_that_names_the_judge():
+    from quillrl.backends.vllm_options import with_vllm_options
+
+    assert with_vllm_options("genrm:vllm:m", {"dtype": "float32"}) == "genrm:vllm:m?dtype=float32"
+    assert with_vllm_options("genrm:vllm", {"seed": 2}) == "genrm:vllm?seed=2"
+    assert with_vllm_options("genrm:local:m", {"dtype": "float32"}) == "genrm:local:m"
+    assert with_vllm_options("genrm:vllm:m?seed=1", {}) == "genrm:vllm:m?seed=1"
+    spec = with_vllm_options("genrm:vllm:smollm2-135m-instruct?seed=1", {"enforce_eager": False})
+    assert JudgeSpec.parse(spec).target == "smollm2-135m-instruct"
+    assert split_vllm_spec(JudgeSpec.parse(spec).backend)[1] == {"seed": 1, "enforce_eager": False}

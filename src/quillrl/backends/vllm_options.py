@@ -159,3 +159,26 @@ def _vllm_on_cpu() -> bool:
     except ImportError:
         return False
     return bool(current_platform.is_cpu())
+
+
+def with_vllm_options(spec: str, options: Mapping[str, Any]) -> str:
+    """``spec`` (``vllm:...`` or ``genrm:vllm:...``) with ``options`` written into its query
+    (they win over the spec's own), so the spec that names a judge in its output says how its
+    engine ran. Other specs, or no options: ``spec`` unchanged.
+
+    >>> with_vllm_options("genrm:vllm:m?dtype=bfloat16&seed=1", {"dtype": "float32", "enforce_eager": True})
+    'genrm:vllm:m?dtype=float32&seed=1&enforce_eager=true'
+    """
+    from urllib.parse import parse_qsl, urlencode
+
+    backend = spec[len("genrm:"):] if spec.startswith("genrm:") else spec
+    if not options or not (backend == "vllm" or backend.startswith(("vllm:", "vllm?"))):
+        return spec
+    head, _, query = spec.partition("?")
+    merged = dict(parse_qsl(query, keep_blank_values=True))
+    merged.update({k: _text(v) for k, v in options.items()})
+    return f"{head}?{urlencode(merged)}"
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 
 import typer
 
-from ..backends.vllm_options import parse_cli_pairs
+from ..backends.vllm_options import parse_cli_pairs, with_vllm_options
 from ._common import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
                       report_skipped, user_errors)
@@ -313,6 +313,8 @@ def judge_command(
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
                             specs=[judge], timeout=timeout, attempts=attempts,
                             force_verdict=force_verdict, vllm_option=vllm_option)
+    # --vllm-option goes into the spec, which names the judge in every line (and on resume)
+    judge = with_vllm_options(judge, options["vllm_options"])
     selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
     settings = {**spec_settings(judge, mode, swap, force_verdict), "order_seed": seed}
     # The writer opens first: on resume it drops a line cut off mid-write, so what is read back
