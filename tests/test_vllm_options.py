@@ -133,3 +133,25 @@ def test_cli_options_are_written_into_the_spec_that_names_the_judge():
     spec = with_vllm_options("genrm:vllm:smollm2-135m-instruct?seed=1", {"enforce_eager": False})
     assert JudgeSpec.parse(spec).target == "smollm2-135m-instruct"
     assert split_vllm_spec(JudgeSpec.parse(spec).backend)[1] == {"seed": 1, "enforce_eager": False}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "winrate", "--judge", "baseline:length", "--vllm-option", "dtype=float32"],
+     "--vllm-option applies only to vLLM GenRM judges"),
+    (["eval", "policy", "--base", "smollm2-135m-instruct", "--trained", "smollm2-135m-instruct",
+      "--judge", "baseline:length", "--vllm-option", "dtype=float32"],
+     "--vllm-option applies to vLLM engines"),
+    (["eval", "policy", "--base", "smollm2-135m-instruct", "--trained", "smollm2-135m-instruct",
+      "--judge", "baseline:length", "--backend", "vllm", "--vllm-option", "dtype=fp8"],
+     "dtype must be one of"),
+])
+def test_eval_verbs_check_vllm_options(argv, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from quillrl.cli import app
+
+    files = (["--tasks", str(tmp_path / "t.jsonl"), "--a", str(tmp_path / "a.jsonl"), "--b",
+              str(tmp_path / "b.jsonl")] if argv[1] == "winrate" else
+             ["--tasks", str(tmp_path / "t.jsonl"), "--out-dir", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, argv + files)
+    assert result.exit_code != 0 and message in result.output, result.output

