@@ -11,8 +11,8 @@ twice; every process then folds the same gathered answers into the same rewards.
 Per batch (``n`` completions per prompt, ``G`` groups), in order:
 
 1. writing rewards ``w``: a pairwise judge makes every comparison the strategy needs for every
-   group in **one** ``compare_many`` call, each by its task's principle when it has one, folded per group by
-   :func:`~quillrl.rewards.pairwise_rewards`; a judge with ``score()`` (a scalar reward model)
+   group in **one** ``compare_many`` call (each by its task's principle, when it has one),
+   folded per group by :func:`~quillrl.rewards.pairwise_rewards`; a judge with ``score()`` (a scalar reward model)
    scores every completion in one call instead;
 2. constraint passes ``c`` from :func:`~quillrl.constraints.verify` (all constraints must pass);
 3. ``r = mix_rewards(w, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group

@@ -9,9 +9,10 @@ first failing constraint), ``writing_missing`` and ``partial`` (docs/design.md, 
 
 Group identity (docs/design.md, "Group identity"; :mod:`.barrier`): a group is ``(group_id,
 attempt)`` with ``group_size`` places; every member's prompt, constraints, reference and
-principle (from its label or task) are digested, and a member that disagrees with its group is refused with 409; a member naming its
-``slot`` is found again by it (a client retry gets the same answer); a group of one is scored at
-once by the singleton rule; a timed-out group is scored among the members present, ``partial``.
+principle (from its label or task) are digested, and a member that disagrees with its group is
+refused with 409; a member naming its ``slot`` is found again by it (a client retry gets the
+same answer); a group of one is scored at once by the singleton rule; a timed-out group is
+scored among the members present, ``partial``.
 
 Endpoints (request shapes from the engines' own clients; see docs/scale.md):
 
