@@ -14,7 +14,8 @@ human, would teach the student position bias or a wrong preference.
 
 Every kept order becomes one SFT example (so both orders are trained): chat ``messages`` whose
 system and user turns are exactly what :class:`~quillrl.judges.GenRMJudge` sends (from
-:func:`~quillrl.judges.template.judge_prompt`, reasoning mode), and whose assistant turn is the
+:func:`~quillrl.judges.template.judge_prompt`, reasoning mode, by the pair's principle when it has
+one), and whose assistant turn is the
 teacher's analysis and verdict in the canonical format
 (:func:`~quillrl.judges.template.format_judgment`), i.e. precisely the reply a judge must write.
 
@@ -111,7 +112,7 @@ def examples_for(pair: PreferencePair, judgment: Judgment) -> list[dict]:
     out = []
     for result in judgment.orders:
         a, b = (pair.chosen, pair.rejected) if result.order == "AB" else (pair.rejected, pair.chosen)
-        prompt = judge_prompt(pair.prompt, a, b, "reasoning")
+        prompt = judge_prompt(pair.prompt, a, b, "reasoning", pair.judge_principle())
         reply = format_judgment(result.analysis or "", result.verdict)
         out.append({"id": f"{pair.id}:{result.order}", "pair_id": pair.id, "order": result.order,
                      "label": HUMAN_LETTER[result.order],
@@ -220,7 +221,8 @@ def _prompt_tokens(backend: Backend, pair: PreferencePair) -> int | None:
         return None
     from .backends.prompts import encode
 
-    return max(len(encode(tokenizer, judge_prompt(pair.prompt, a, b, "reasoning")))
+    principle = pair.judge_principle()
+    return max(len(encode(tokenizer, judge_prompt(pair.prompt, a, b, "reasoning", principle)))
                for a, b in ((pair.chosen, pair.rejected), (pair.rejected, pair.chosen)))
 
 
@@ -334,7 +336,7 @@ def _judge_batch(judge: GenRMJudge, batch: list[PreferencePair],
                  failed: Counter) -> list[tuple[PreferencePair, Judgment]]:
     """The batch's judgments; after a failed call, pair by pair, leaving out (and counting by
     reason) the pairs whose call still fails."""
-    items = [(p.prompt, p.chosen, p.rejected) for p in batch]
+    items = [(p.prompt, p.chosen, p.rejected, p.judge_principle()) for p in batch]
     try:
         return list(zip(batch, judge.compare_many(items)))
     except BackendError as exc:

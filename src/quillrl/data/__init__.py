@@ -4,9 +4,10 @@ from .jsonl import JsonlWriter, ReadResult, SkippedLine, write_jsonl
 from .readers import (
     read_judgments, read_pairs, read_responses, read_sft_examples, read_tasks, resolve_tasks_path,
 )
-from .records import PreferencePair, Response, WritingTask
+from .records import Criterion, PreferencePair, Response, WritingTask, render_principle
 
 __all__ = [
+    "Criterion",
     "JsonlWriter",
     "PreferencePair",
     "ReadResult",
@@ -18,6 +19,7 @@ __all__ = [
     "read_responses",
     "read_sft_examples",
     "read_tasks",
+    "render_principle",
     "resolve_tasks_path",
     "write_jsonl",
 ]

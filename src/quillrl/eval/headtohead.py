@@ -44,7 +44,8 @@ def pair_responses(tasks: Sequence[Any], a: Sequence[Any], b: Sequence[Any],
             k = _sample(ra)
             units.append({"task": task, "sample": k, "a": ra, "b": rb,
                           "pair": PreferencePair(id=pair_id(task.id, k), prompt=task.prompt,
-                                                 chosen=ra.response, rejected=rb.response)})
+                                                 chosen=ra.response, rejected=rb.response,
+                                                 principle=task.principle, criteria=task.criteria)})
     only_a = [pair_id(*k) for k in sorted(keys_a - set(by_key_b))]
     only_b = [pair_id(*k) for k in sorted(set(by_key_b) - keys_a)]
     counts = {"only_a": len(only_a), "only_a_ids": only_a[:NAMED],

@@ -39,11 +39,13 @@ def sample_pairs(pairs: Sequence[Any], n: int, seed: int = 0) -> list:
     return [pairs[i] for i in keep]
 
 
-def presented(pair: Any, seed: int = 0) -> tuple[tuple[str, str, str], str]:
-    """``((prompt, text in A, text in B), chosen_slot)`` for a pair record."""
+def presented(pair: Any, seed: int = 0) -> tuple[tuple[str, str, str, str | None], str]:
+    """``((prompt, text in A, text in B, principle), chosen_slot)`` for a pair record; the
+    principle is the pair's rendered principle and criteria (None without)."""
     slot = first_slot(pair.id, seed)
     a, b = (pair.chosen, pair.rejected) if slot == "A" else (pair.rejected, pair.chosen)
-    return (pair.prompt, a, b), slot
+    principle = pair.judge_principle() if hasattr(pair, "judge_principle") else None
+    return (pair.prompt, a, b, principle), slot
 
 
 def judgment_record(pair: Any, judgment: Judgment, slot: str, *, judge: str, mode: str | None,

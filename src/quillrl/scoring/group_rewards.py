@@ -11,8 +11,8 @@ twice; every process then folds the same gathered answers into the same rewards.
 Per batch (``n`` completions per prompt, ``G`` groups), in order:
 
 1. writing rewards ``w``: a pairwise judge makes every comparison the strategy needs for every
-   group in **one** ``compare_many`` call, folded per group by
-   :func:`~quillrl.rewards.pairwise_rewards`; a judge with ``score()`` (a scalar reward model)
+   group in **one** ``compare_many`` call (each by its task's principle, when it has one),
+   folded per group by :func:`~quillrl.rewards.pairwise_rewards`; a judge with ``score()`` (a scalar reward model)
    scores every completion in one call instead;
 2. constraint passes ``c`` from :func:`~quillrl.constraints.verify` (all constraints must pass);
 3. ``r = mix_rewards(w, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group
@@ -149,8 +149,11 @@ class GroupRewards:
     def writing_rewards(self, prompts: Sequence[str], completions: Sequence[str], group_size: int,
                         step: int, references: Sequence[str | None],
                         shard: tuple[int, int] = (0, 1),
-                        gather: Callable[[list], list] = lambda x: x) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """``(w, missing, judgments, invalid)`` for a flat, group-major batch."""
+                        gather: Callable[[list], list] = lambda x: x,
+                        principles: Sequence[str | None] | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """``(w, missing, judgments, invalid)`` for a flat, group-major batch; ``principles``
+        (one per sample, read at each group's first) condition the judge."""
         n_total = len(completions)
         groups = n_total // group_size
         if self.strategy == "scalar":
@@ -165,7 +168,7 @@ class GroupRewards:
         for g, i, j in comps:
             k = g * group_size
             other = references[k] if j == group_size else completions[k + j]
-            items.append((prompts[k], completions[k + i], other))
+            items.append((prompts[k], completions[k + i], other, principles[k] if principles else None))
         probs: list[float | None] = shard_map(
             lambda batch: [j.p_a for j in self.judge.compare_many(batch)], items, shard, gather)
         w = np.zeros(n_total)
@@ -213,10 +216,13 @@ class GroupRewards:
     def compute(self, prompts: Sequence[str], completions: Sequence[str], constraints: Sequence[Any],
                 group_size: int, step: int = 0, references: Sequence[str | None] | None = None,
                 shard: tuple[int, int] = (0, 1),
-                gather: Callable[[list], list] = lambda x: x) -> GroupRewardBatch:
+                gather: Callable[[list], list] = lambda x: x,
+                principles: Sequence[str | None] | None = None) -> GroupRewardBatch:
         """Rewards for a flat, group-major batch. ``constraints``: one list of
         :class:`Constraint` per sample; a sample's constraints given in a training dataset's
-        form (a JSON string or dicts) are validated here, once, before anything is judged."""
+        form (a JSON string or dicts) are validated here, once, before anything is judged.
+        ``principles``: one per sample (its task's rendered principle, or None), handed to the
+        judge with every comparison of the sample's group."""
         if len(completions) % group_size:
             from ..errors import ConfigError
 
@@ -224,7 +230,7 @@ class GroupRewards:
         constraints = [task_constraints(c) for c in constraints]
         references = references or [None] * len(completions)
         w, missing, judged, invalid = self.writing_rewards(prompts, completions, group_size, step,
-                                                           references, shard, gather)
+                                                           references, shard, gather, principles)
         c, unknown, reasons = self.passes(prompts, completions, constraints, shard, gather)
         w = fill_missing_writing(w, missing, group_size)  # docs/design.md, "Group barrier"
         r, stats = mix_groups(w, c, group_size, return_stats=True, **self.mix)

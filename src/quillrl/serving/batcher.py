@@ -38,6 +38,7 @@ class BatchingJudge(Judge):
                  on_batch: Callable[[int, int], None] | None = None):
         self.inner, self.max_batch, self.max_wait_s, self.retries = judge, max_batch, max_wait_s, retries
         self.name = getattr(judge, "name", "judge")
+        self.reads_principle = getattr(judge, "reads_principle", False)  # pass principles through
         self.on_batch = on_batch or (lambda *_: None)
         self._queue: queue.Queue = queue.Queue()
         self._closed = False

@@ -8,10 +8,11 @@ answer carries its mixed ``reward`` plus ``writing``, ``passed``, ``lambda``, ``
 first failing constraint), ``writing_missing`` and ``partial`` (docs/design.md, "Group barrier").
 
 Group identity (docs/design.md, "Group identity"; :mod:`.barrier`): a group is ``(group_id,
-attempt)`` with ``group_size`` places; every member's prompt, constraints and reference are
-digested, and a member that disagrees with its group is refused with 409; a member naming its
-``slot`` is found again by it (a client retry gets the same answer); a group of one is scored at
-once by the singleton rule; a timed-out group is scored among the members present, ``partial``.
+attempt)`` with ``group_size`` places; every member's prompt, constraints, reference and
+principle (from its label or task) are digested, and a member that disagrees with its group is
+refused with 409; a member naming its ``slot`` is found again by it (a client retry gets the
+same answer); a group of one is scored at once by the singleton rule; a timed-out group is
+scored among the members present, ``partial``.
 
 Endpoints (request shapes from the engines' own clients; see docs/scale.md):
 
@@ -121,7 +122,8 @@ class RewardService:
             self._pool, lambda: self.group_rewards.compute(
                 [s.prompt for s in samples], [s.response for s in samples],
                 [s.constraints for s in samples], group_size=n, step=group.serial,
-                references=[s.reference for s in samples]))
+                references=[s.reference for s in samples],
+                principles=[s.principle for s in samples]))
         lam = batch.lambdas[0] if batch.lambdas else 0.0  # the group's λ (0: no violator, or all)
         self.metrics.group_scored(int(batch.writing_missing.sum()), batch.judge_invalid)
         return [{"reward": float(batch.rewards[i]), "writing": float(batch.writing[i]),
@@ -141,7 +143,7 @@ class RewardService:
             if self.labels.source == "tasks":
                 raise BadRequest("constraints.source is 'tasks': send the task id as the label",
                                  f"{field}.constraints")
-        task_prompt, spec, task_reference = self.labels.resolve(label, f"{field}.label")
+        task_prompt, spec, task_reference, principle = self.labels.resolve(label, f"{field}.label")
         reference = reference or task_reference
         if self.group_rewards.strategy == "reference" and not reference:
             raise BadRequest("strategy 'reference' needs a reference text for every sample",
@@ -150,7 +152,7 @@ class RewardService:
         if prompt is None:
             raise BadRequest("no writing prompt: send one, or a label that names a task", f"{field}.prompt")
         return Sample(prompt, strip_suffixes(response, self.config.text.strip_suffixes), spec, reference,
-                      prompt_truncated)
+                      prompt_truncated, principle)
 
     async def join(self, group_id: str | None, size: int | None, samples: list[Sample],
                    attempt: int = 0, slots: list[int | None] | None = None) -> list[dict]:
