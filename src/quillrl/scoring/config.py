@@ -64,3 +64,8 @@ class MixSection(StageConfig):
     weight: float = Field(1.0, description="constraint weight for method=linear")
     singleton_penalty: float = Field(1.0, gt=0, description="rlmr, a group of one (validation with "
                                      "n=1): r = w - singleton_penalty for a violator")
+    length_penalty: float = Field(0.0, ge=0, description="group-relative length penalty α: w_i -= "
+                                  "α·(words_i - mean)/max, before the mix sizes RLMR's λ (0 = off; "
+                                  "docs/design.md, 'Style control')")
+    style_penalty: float = Field(0.0, ge=0, description="group-relative style-density penalty β "
+                                 "(markdown headers + list items + bold per word), like length_penalty")

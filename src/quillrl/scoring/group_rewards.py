@@ -15,7 +15,10 @@ Per batch (``n`` completions per prompt, ``G`` groups), in order:
    :func:`~quillrl.rewards.pairwise_rewards`; a judge with ``score()`` (a scalar reward model)
    scores every completion in one call instead;
 2. constraint passes ``c`` from :func:`~quillrl.constraints.verify` (all constraints must pass);
-3. ``r = mix_rewards(w, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group
+3. optional group-relative length and style-density penalties ``d`` (``mix.length_penalty``,
+   ``mix.style_penalty``; :func:`~quillrl.rewards.style_penalties`) are subtracted from ``w``
+   *before* the mix, so RLMR sizes λ on ``w − d`` and its guarantee holds unchanged;
+4. ``r = mix_rewards(w − d, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group
    :class:`~quillrl.rewards.RLMRStats` (λ, k, σ) are returned as computed, never re-derived.
 
 A pivot strategy draws each group's pivot once (:func:`group_pivot`) and passes that index both
@@ -41,7 +44,11 @@ from ..rewards import (
     mix_groups,
     pairwise_rewards,
     preference_matrix,
+    style_penalties_groups,
 )
+
+# MixSection fields that shape the writing reward before the mix, not arguments of mix_rewards
+PENALTY_KEYS = ("length_penalty", "style_penalty")
 
 # How a group's writing rewards are made: a pairwise-to-scalar strategy
 # (quillrl.rewards.STRATEGIES), or "scalar", a judge that scores each completion alone.
@@ -62,6 +69,7 @@ class GroupRewardBatch:
     lambdas: list[float] = field(default_factory=list)  # RLMR λ per group that was penalised
     reasons: list[str] = field(default_factory=list)  # first failing constraint reason per sample
     stats: list[RLMRStats] = field(default_factory=list)  # the mix's own stats, one per group
+    penalty: np.ndarray | None = None  # group-relative length/style penalty d subtracted from w (None: off)
 
     @property
     def judge_invalid_rate(self) -> float:
@@ -128,7 +136,9 @@ class GroupRewards:
 
             raise ConfigError(f"strategy 'scalar' needs a judge with score(), e.g. scalar:<path>; got {judge!r}")
         self.judge, self.strategy, self.seed = judge, strategy, seed
-        self.mix = {"method": "rlmr", **(mix or {})}
+        mix = dict(mix or {})
+        self.penalties = {k: float(mix.pop(k) or 0.0) for k in PENALTY_KEYS if k in mix}
+        self.mix = {"method": "rlmr", **mix}
         self.loose, self.free_text_verifier = loose, free_text_verifier
 
     # -- writing rewards ---------------------------------------------------------------------
@@ -227,8 +237,10 @@ class GroupRewards:
                                                            references, shard, gather)
         c, unknown, reasons = self.passes(prompts, completions, constraints, shard, gather)
         w = fill_missing_writing(w, missing, group_size)  # docs/design.md, "Group barrier"
-        r, stats = mix_groups(w, c, group_size, return_stats=True, **self.mix)
+        d = (style_penalties_groups(list(completions), group_size, **self.penalties)
+             if any(self.penalties.values()) else None)
+        r, stats = mix_groups(w if d is None else w - d, c, group_size, return_stats=True, **self.mix)
         return GroupRewardBatch(rewards=r, writing=w, passed=c, writing_missing=missing,
                                 judgments=judged, judge_invalid=invalid, constraint_unknown=unknown,
                                 lambdas=[s.lam for s in stats if s.penalised], reasons=reasons,
-                                stats=stats)
+                                stats=stats, penalty=d)
