@@ -21,6 +21,13 @@ Per batch (``n`` completions per prompt, ``G`` groups), in order:
 4. ``r = mix_rewards(w − d, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group
    :class:`~quillrl.rewards.RLMRStats` (λ, k, σ) are returned as computed, never re-derived.
 
+``circular`` lists its ring in the group's rule-fixed order (:func:`~quillrl.rewards.ring_order`
+of the completions, keyed by the prompt), so the ring does not depend on the order completions
+arrive in. ``swiss`` is adaptive: its rounds are sequential ``compare_many`` calls, each holding
+the round's pairs of every group of the batch (round r's pairs come from the Bradley–Terry fit
+of rounds 0..r−1), so a batch of G groups costs ``rounds`` judge calls, not G·rounds; the reward
+server, which scores through this class, does the same.
+
 A pivot strategy draws each group's pivot once (:func:`group_pivot`) and passes that index both
 to the list of comparisons and to the fold, so the two cannot disagree.
 """
@@ -44,7 +51,10 @@ from ..rewards import (
     mix_groups,
     pairwise_rewards,
     preference_matrix,
+    ring_order,
     style_penalties_groups,
+    swiss_pairs,
+    swiss_rounds,
 )
 
 # MixSection fields that shape the writing reward before the mix, not arguments of mix_rewards
@@ -125,7 +135,7 @@ class GroupRewards:
     """
 
     def __init__(self, judge: Any, strategy: str = "pivot", mix: dict | None = None, seed: int = 0,
-                 loose: bool = False, free_text_verifier: Any = None):
+                 loose: bool = False, free_text_verifier: Any = None, rounds: int | None = None):
         if strategy not in WRITING_STRATEGIES:
             from ..errors import ConfigError
 
@@ -135,14 +145,15 @@ class GroupRewards:
             from ..errors import ConfigError
 
             raise ConfigError(f"strategy 'scalar' needs a judge with score(), e.g. scalar:<path>; got {judge!r}")
-        self.judge, self.strategy, self.seed = judge, strategy, seed
+        self.judge, self.strategy, self.seed, self.rounds = judge, strategy, seed, rounds
         mix = dict(mix or {})
         self.penalties = {k: float(mix.pop(k) or 0.0) for k in PENALTY_KEYS if k in mix}
         self.mix = {"method": "rlmr", **mix}
         self.loose, self.free_text_verifier = loose, free_text_verifier
 
     # -- writing rewards ---------------------------------------------------------------------
-    def _comparisons(self, group_size: int, groups: int, step: int, references: Sequence[str | None]):
+    def _comparisons(self, group_size: int, groups: int, step: int, references: Sequence[str | None],
+                     prompts: Sequence[str] = (), completions: Sequence[str] = ()):
         """Every (group, i, j) the strategy needs; j == group_size means the task's reference."""
         out = []
         for g in range(groups):
@@ -152,7 +163,9 @@ class GroupRewards:
                 raise DataError(f"strategy 'reference' needs a 'reference' text for every task; the task "
                                 f"of group {g} has none (use strategy pivot or round_robin)")
             pivot = group_pivot(self.seed, step, g, group_size) if self.strategy == "pivot" else None
-            pairs = comparisons_needed(self.strategy, group_size, pivot=pivot)
+            order = (ring_order(completions[g * group_size:(g + 1) * group_size], key=prompts[g * group_size])
+                     if self.strategy == "circular" else None)
+            pairs = comparisons_needed(self.strategy, group_size, pivot=pivot, order=order)
             out.extend((g, i, j) for i, j in pairs)
         return out
 
@@ -170,14 +183,12 @@ class GroupRewards:
                                 dtype=np.float64)
             missing = ~np.isfinite(scores)
             return np.where(missing, 0.0, scores), missing, n_total, int(missing.sum())
-        comps = self._comparisons(group_size, groups, step, references)
-        items = []
-        for g, i, j in comps:
-            k = g * group_size
-            other = references[k] if j == group_size else completions[k + j]
-            items.append((prompts[k], completions[k + i], other))
-        probs: list[float | None] = shard_map(
-            lambda batch: [j.p_a for j in self.judge.compare_many(batch)], items, shard, gather)
+        if self.strategy == "swiss":
+            comps, probs = self._swiss(prompts, completions, group_size, groups, shard, gather)
+        else:
+            comps = self._comparisons(group_size, groups, step, references, prompts, completions)
+            probs = self._judge(comps, prompts, completions, group_size, references, shard, gather)
+        items = comps
         w = np.zeros(n_total)
         missing = np.zeros(n_total, dtype=bool)
         for g in range(groups):
@@ -195,6 +206,35 @@ class GroupRewards:
             missing[g * group_size:(g + 1) * group_size] = miss
         invalid = sum(p is None for p in probs)
         return w, missing, len(items), invalid
+
+    def _judge(self, comps, prompts, completions, group_size, references, shard, gather) -> list[float | None]:
+        """``p(i ≻ j)`` for every (group, i, j), in one sharded ``compare_many`` call."""
+        items = []
+        for g, i, j in comps:
+            k = g * group_size
+            other = references[k] if j == group_size else completions[k + j]
+            items.append((prompts[k], completions[k + i], other))
+        return shard_map(lambda batch: [j.p_a for j in self.judge.compare_many(batch)], items, shard, gather)
+
+    def _swiss(self, prompts, completions, group_size, groups, shard, gather):
+        """Swiss rounds for every group: one judge call per round, holding all groups' pairs."""
+        rounds = self.rounds or swiss_rounds(group_size)
+        orders = [ring_order(completions[g * group_size:(g + 1) * group_size], key=prompts[g * group_size])
+                  for g in range(groups)]
+        comps: list[tuple[int, int, int]] = []
+        probs: list[float | None] = []
+        for r in range(rounds):
+            new = []
+            for g in range(groups):
+                done = [t for t, c in enumerate(comps) if c[0] == g]
+                p = preference_matrix(group_size, [comps[t][1:] for t in done], [probs[t] for t in done])
+                new.extend((g, i, j) for i, j in swiss_pairs(group_size, p, r, orders[g]))
+            if not new:
+                break
+            probs.extend(self._judge(new, prompts, completions, group_size, [None] * len(completions),
+                                     shard, gather))
+            comps.extend(new)
+        return comps, probs
 
     # -- constraints -------------------------------------------------------------------------
     def passes(self, prompts: Sequence[str], completions: Sequence[str],
