@@ -292,3 +292,26 @@ def test_serve_reward_path(files):
     with pytest.raises(BadRequest) as err:
         service.sample(PROMPT, "x", {"constraints": [], "criteria": [{"name": "x"}]}, "samples[0]")
     assert err.value.field == "samples[0].label.criteria.0.description"
+
+
+@pytest.mark.parametrize("strategy", ["pivot", "round_robin", "circular", "swiss"])
+def test_every_strategy_hands_the_groups_principle_to_the_judge(strategy):
+    """Each comparison of a group, whichever strategy lists it (swiss: round by round), carries
+    that group's principle; a group without one carries none."""
+    from quillrl.judges.base import Judge, scored_judgment
+    from quillrl.scoring import GroupRewards
+
+    seen = []
+
+    class Recording(Judge):
+        reads_principle = True
+
+        def _compare_many(self, pairs):
+            seen.extend((p.prompt, p.principle) for p in pairs)
+            return [scored_judgment(0.6 if len(p.a) > len(p.b) else 0.4) for p in pairs]
+
+    texts = ["one", "two words", "three small words", "four short little words"]
+    GroupRewards(Recording(), strategy=strategy).compute(
+        ["P1"] * 4 + ["P2"] * 4, texts * 2, [[]] * 8, 4, principles=["Be vivid."] * 4 + [None] * 4)
+    assert seen and {principle for prompt, principle in seen if prompt == "P1"} == {"Be vivid."}
+    assert {principle for prompt, principle in seen if prompt == "P2"} == {None}

@@ -33,7 +33,7 @@ JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path
               "baseline:length, baseline:random[:seed].")
 SWAP_HELP = "Pairwise (GenRM) judges see both orders and are debiased (default on)."
 WINRATE_KEYS = ("n", "win_rate", "ci_low", "ci_high", "wins", "ties", "losses", "invalid",
-                "lc_win_rate", "mean_words_a", "mean_words_b")
+                "lc_win_rate", "sc_win_rate", "mean_words_a", "mean_words_b")
 
 
 def _echo_named(counts: dict[str, Any]) -> None:
@@ -213,7 +213,7 @@ def winrate_command(
 
 
 POLICY_KEYS = ("n", "pass_rate_base", "pass_rate_trained", "pass_rate_diff", "diff_ci_low",
-               "diff_ci_high", "win_rate", "ci_low", "ci_high", "lc_win_rate", "mean_words_base",
+               "diff_ci_high", "win_rate", "ci_low", "ci_high", "lc_win_rate", "sc_win_rate", "mean_words_base",
                "mean_words_trained", "report")
 
 
@@ -332,7 +332,8 @@ def compare_policies(task_list: list, files: dict[str, Path], judge: str, *, out
         "pass_rate_trained": rates["trained"]["pass_rate"], "pass_rate_diff": diff["diff"],
         "diff_ci_low": diff["ci_low"], "diff_ci_high": diff["ci_high"],
         "win_rate": h2h["win_rate"], "ci_low": h2h["ci_low"], "ci_high": h2h["ci_high"],
-        "lc_win_rate": h2h["lc_win_rate"], "mean_words_base": h2h["mean_words_b"],
+        "lc_win_rate": h2h["lc_win_rate"], "sc_win_rate": h2h.get("sc_win_rate"),
+        "mean_words_base": h2h["mean_words_b"],
         "mean_words_trained": h2h["mean_words_a"], "report": str(out_dir / "report.md"),
         "tasks": counts["tasks_judged"], "no_constraints": rates["base"]["no_constraints"],
         "invalid": h2h["invalid"], "clipped_share_base": h2h["hacking"]["b"]["clipped_share"],

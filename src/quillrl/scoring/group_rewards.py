@@ -15,8 +15,18 @@ Per batch (``n`` completions per prompt, ``G`` groups), in order:
    folded per group by :func:`~quillrl.rewards.pairwise_rewards`; a judge with ``score()`` (a scalar reward model)
    scores every completion in one call instead;
 2. constraint passes ``c`` from :func:`~quillrl.constraints.verify` (all constraints must pass);
-3. ``r = mix_rewards(w, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group
+3. optional group-relative length and style-density penalties ``d`` (``mix.length_penalty``,
+   ``mix.style_penalty``; :func:`~quillrl.rewards.style_penalties`) are subtracted from ``w``
+   *before* the mix, so RLMR sizes λ on ``w − d`` and its guarantee holds unchanged;
+4. ``r = mix_rewards(w − d, c)`` per group (:func:`~quillrl.rewards.mix_groups`), whose per-group
    :class:`~quillrl.rewards.RLMRStats` (λ, k, σ) are returned as computed, never re-derived.
+
+``circular`` lists its ring in the group's rule-fixed order (:func:`~quillrl.rewards.ring_order`
+of the completions, keyed by the prompt), so the ring does not depend on the order completions
+arrive in. ``swiss`` is adaptive: its rounds are sequential ``compare_many`` calls, each holding
+the round's pairs of every group of the batch (round r's pairs come from the Bradley–Terry fit
+of rounds 0..r−1), so a batch of G groups costs ``rounds`` judge calls, not G·rounds; the reward
+server, which scores through this class, does the same.
 
 A pivot strategy draws each group's pivot once (:func:`group_pivot`) and passes that index both
 to the list of comparisons and to the fold, so the two cannot disagree.
@@ -41,7 +51,14 @@ from ..rewards import (
     mix_groups,
     pairwise_rewards,
     preference_matrix,
+    ring_order,
+    style_penalties_groups,
+    swiss_pairs,
+    swiss_rounds,
 )
+
+# MixSection fields that shape the writing reward before the mix, not arguments of mix_rewards
+PENALTY_KEYS = ("length_penalty", "style_penalty")
 
 # How a group's writing rewards are made: a pairwise-to-scalar strategy
 # (quillrl.rewards.STRATEGIES), or "scalar", a judge that scores each completion alone.
@@ -62,6 +79,7 @@ class GroupRewardBatch:
     lambdas: list[float] = field(default_factory=list)  # RLMR λ per group that was penalised
     reasons: list[str] = field(default_factory=list)  # first failing constraint reason per sample
     stats: list[RLMRStats] = field(default_factory=list)  # the mix's own stats, one per group
+    penalty: np.ndarray | None = None  # group-relative length/style penalty d subtracted from w (None: off)
 
     @property
     def judge_invalid_rate(self) -> float:
@@ -117,7 +135,7 @@ class GroupRewards:
     """
 
     def __init__(self, judge: Any, strategy: str = "pivot", mix: dict | None = None, seed: int = 0,
-                 loose: bool = False, free_text_verifier: Any = None):
+                 loose: bool = False, free_text_verifier: Any = None, rounds: int | None = None):
         if strategy not in WRITING_STRATEGIES:
             from ..errors import ConfigError
 
@@ -127,12 +145,15 @@ class GroupRewards:
             from ..errors import ConfigError
 
             raise ConfigError(f"strategy 'scalar' needs a judge with score(), e.g. scalar:<path>; got {judge!r}")
-        self.judge, self.strategy, self.seed = judge, strategy, seed
-        self.mix = {"method": "rlmr", **(mix or {})}
+        self.judge, self.strategy, self.seed, self.rounds = judge, strategy, seed, rounds
+        mix = dict(mix or {})
+        self.penalties = {k: float(mix.pop(k) or 0.0) for k in PENALTY_KEYS if k in mix}
+        self.mix = {"method": "rlmr", **mix}
         self.loose, self.free_text_verifier = loose, free_text_verifier
 
     # -- writing rewards ---------------------------------------------------------------------
-    def _comparisons(self, group_size: int, groups: int, step: int, references: Sequence[str | None]):
+    def _comparisons(self, group_size: int, groups: int, step: int, references: Sequence[str | None],
+                     prompts: Sequence[str] = (), completions: Sequence[str] = ()):
         """Every (group, i, j) the strategy needs; j == group_size means the task's reference."""
         out = []
         for g in range(groups):
@@ -142,7 +163,9 @@ class GroupRewards:
                 raise DataError(f"strategy 'reference' needs a 'reference' text for every task; the task "
                                 f"of group {g} has none (use strategy pivot or round_robin)")
             pivot = group_pivot(self.seed, step, g, group_size) if self.strategy == "pivot" else None
-            pairs = comparisons_needed(self.strategy, group_size, pivot=pivot)
+            order = (ring_order(completions[g * group_size:(g + 1) * group_size], key=prompts[g * group_size])
+                     if self.strategy == "circular" else None)
+            pairs = comparisons_needed(self.strategy, group_size, pivot=pivot, order=order)
             out.extend((g, i, j) for i, j in pairs)
         return out
 
@@ -163,14 +186,12 @@ class GroupRewards:
                                 dtype=np.float64)
             missing = ~np.isfinite(scores)
             return np.where(missing, 0.0, scores), missing, n_total, int(missing.sum())
-        comps = self._comparisons(group_size, groups, step, references)
-        items = []
-        for g, i, j in comps:
-            k = g * group_size
-            other = references[k] if j == group_size else completions[k + j]
-            items.append((prompts[k], completions[k + i], other, principles[k] if principles else None))
-        probs: list[float | None] = shard_map(
-            lambda batch: [j.p_a for j in self.judge.compare_many(batch)], items, shard, gather)
+        if self.strategy == "swiss":
+            comps, probs = self._swiss(prompts, completions, group_size, groups, shard, gather, principles)
+        else:
+            comps = self._comparisons(group_size, groups, step, references, prompts, completions)
+            probs = self._judge(comps, prompts, completions, group_size, references, shard, gather, principles)
+        items = comps
         w = np.zeros(n_total)
         missing = np.zeros(n_total, dtype=bool)
         for g in range(groups):
@@ -188,6 +209,37 @@ class GroupRewards:
             missing[g * group_size:(g + 1) * group_size] = miss
         invalid = sum(p is None for p in probs)
         return w, missing, len(items), invalid
+
+    def _judge(self, comps, prompts, completions, group_size, references, shard, gather,
+               principles=None) -> list[float | None]:
+        """``p(i ≻ j)`` for every (group, i, j), in one sharded ``compare_many`` call; each pair
+        carries its group's principle (read at the group's first sample)."""
+        items = []
+        for g, i, j in comps:
+            k = g * group_size
+            other = references[k] if j == group_size else completions[k + j]
+            items.append((prompts[k], completions[k + i], other, principles[k] if principles else None))
+        return shard_map(lambda batch: [j.p_a for j in self.judge.compare_many(batch)], items, shard, gather)
+
+    def _swiss(self, prompts, completions, group_size, groups, shard, gather, principles=None):
+        """Swiss rounds for every group: one judge call per round, holding all groups' pairs."""
+        rounds = self.rounds or swiss_rounds(group_size)
+        orders = [ring_order(completions[g * group_size:(g + 1) * group_size], key=prompts[g * group_size])
+                  for g in range(groups)]
+        comps: list[tuple[int, int, int]] = []
+        probs: list[float | None] = []
+        for r in range(rounds):
+            new = []
+            for g in range(groups):
+                done = [t for t, c in enumerate(comps) if c[0] == g]
+                p = preference_matrix(group_size, [comps[t][1:] for t in done], [probs[t] for t in done])
+                new.extend((g, i, j) for i, j in swiss_pairs(group_size, p, r, orders[g]))
+            if not new:
+                break
+            probs.extend(self._judge(new, prompts, completions, group_size, [None] * len(completions),
+                                     shard, gather, principles))
+            comps.extend(new)
+        return comps, probs
 
     # -- constraints -------------------------------------------------------------------------
     def passes(self, prompts: Sequence[str], completions: Sequence[str],
@@ -233,8 +285,10 @@ class GroupRewards:
                                                            references, shard, gather, principles)
         c, unknown, reasons = self.passes(prompts, completions, constraints, shard, gather)
         w = fill_missing_writing(w, missing, group_size)  # docs/design.md, "Group barrier"
-        r, stats = mix_groups(w, c, group_size, return_stats=True, **self.mix)
+        d = (style_penalties_groups(list(completions), group_size, **self.penalties)
+             if any(self.penalties.values()) else None)
+        r, stats = mix_groups(w if d is None else w - d, c, group_size, return_stats=True, **self.mix)
         return GroupRewardBatch(rewards=r, writing=w, passed=c, writing_missing=missing,
                                 judgments=judged, judge_invalid=invalid, constraint_unknown=unknown,
                                 lambdas=[s.lam for s in stats if s.penalised], reasons=reasons,
-                                stats=stats)
+                                stats=stats, penalty=d)
