@@ -282,9 +282,10 @@ class JsonlWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.path.exists():
             self._scan_existing(accept)
-            self._fh = self.path.open("a", encoding="utf-8")
+            self._fh = self.path.open("ab", buffering=0)
         else:
-            self._fh = self.path.open("w", encoding="utf-8")
+            self._fh = self.path.open("wb", buffering=0)
+        self._size = self._fh.seek(0, os.SEEK_END)  # bytes of whole lines written so far
 
     def _scan_existing(self, accept: Callable[[int, Any], None] | None) -> None:
         """Read every line, and only then repair the last one: a file that is not ours (a bad
@@ -318,10 +319,22 @@ class JsonlWriter:
             self.truncated_lines = 1
 
     def write(self, record: Any) -> None:
-        """Write one record as one line and flush it, so it survives an interrupt."""
+        """Write one record as one line, unbuffered, so it survives an interrupt. A write that
+        fails part-way (a full disk: ENOSPC) is cut back to the last whole line before the
+        error goes up, so the file stays valid and a rerun resumes it."""
         data = to_json_dict(record)
-        self._fh.write(_line(data))
-        self._fh.flush()
+        line = _line(data).encode("utf-8")
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[self._fh.write(view):]
+        except OSError:
+            try:
+                os.ftruncate(self._fh.fileno(), self._size)
+            except OSError:
+                pass  # nothing more to do; a resume cuts the torn line
+            raise
+        self._size += len(line)
         self.written += 1
         if data.get(self.id_key) is not None:
             self.done_ids.add(str(data[self.id_key]))
