@@ -42,12 +42,17 @@ What a run never pays twice, and never mixes:
   prices per million tokens, the cost.
 
 Bad teacher output never stops a run. An unparseable reply (garbage, empty, cut off at
-``max_new_tokens``) is an ``invalid`` outcome, counted by reason (``invalid_by_reason``). A
+``max_new_tokens``), or an analysis that does not start with the reasoning prefill's first
+dimension (a teacher that wrote its own ``<analysis>`` instead of continuing ours: no SFT
+target can be made from it), is an ``invalid`` outcome, counted by reason
+(``invalid_by_reason``). A
 teacher call that fails for good (timeout, connection, HTTP error) is retried pair by pair;
 a pair that still fails is counted under ``teacher_failed`` by reason and left out of the
 ledger, so a rerun asks again. A pair whose judge prompt plus ``max_new_tokens`` exceeds the
 teacher's context (when its backend knows its tokenizer) is skipped, counted in
-``too_long`` with its token length, never truncated into a different pair.
+``too_long`` with its token length, never truncated into a different pair. A run in which
+every teacher call failed (a teacher that refuses every connection) is an error naming the
+reasons, not a success with zero examples.
 
 Files. ``--out`` holds the examples (``id`` = ``<pair id>:<order>``, ``pair_id``, ``order``,
 ``label``, ``messages``). Beside it, ``<out>.ledger.jsonl`` holds one line per processed pair,
@@ -75,7 +80,8 @@ from .data.jsonl import json_lines
 from .errors import BackendError, ConfigError, DataError
 from .judges import GenRMJudge, Judge, Judgment, make_judge
 from .judges.genrm import error_kind
-from .judges.template import TEMPLATE_VERSION, format_judgment, judge_prompt
+from .judges.template import (ANALYSIS_OPEN, REASONING_PREFILL, TEMPLATE_VERSION, format_judgment,
+                              judge_prompt)
 
 KEPT = "kept"
 DROP_REASONS = ("invalid", "position_inconsistent", "disagrees_with_human")
@@ -105,6 +111,18 @@ def classify(judgment: Judgment) -> str:
     if picks_chosen[0] != picks_chosen[1]:
         return "position_inconsistent"
     return KEPT if picks_chosen[0] else "disagrees_with_human"
+
+
+# What a kept analysis starts with: the prefill's first dimension ("Coherence:").
+_FIRST_DIMENSION = REASONING_PREFILL[len(ANALYSIS_OPEN) + 1:]
+NO_PREFILL = "analysis does not start with the prefill"
+
+
+def without_prefill(judgment: Judgment) -> bool:
+    """Whether an order's analysis does not start with the prefill's first dimension: the
+    teacher did not continue the prefill, so no SFT target (which starts with it) can be made."""
+    return any(r.analysis is not None and not r.analysis.strip().startswith(_FIRST_DIMENSION)
+               for r in judgment.orders)
 
 
 def examples_for(pair: PreferencePair, judgment: Judgment) -> list[dict]:
@@ -305,6 +323,8 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
                     for pair, judgment in _judge_batch(judge, batch, failed):
                         outcome = classify(judgment)
                         reason = error_kind(judgment.error) if outcome == "invalid" else None
+                        if outcome != "invalid" and without_prefill(judgment):
+                            outcome, reason = "invalid", NO_PREFILL
                         if outcome == KEPT:
                             for example in examples_for(pair, judgment):
                                 examples.write(example)
@@ -315,6 +335,11 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
         judge.backend = teacher_backend
         if isinstance(teacher, str):
             judge.close()  # we built it; a judge handed in stays its caller's
+    if failed and not sum(stats.this_run.values()) and len(todo) - len(too_long) == sum(failed.values()):
+        # Nothing was judged and every call failed: a run that reports success with zero
+        # examples would hide a teacher that is down or unreachable.
+        raise BackendError(f"every teacher call failed ({', '.join(f'{k}: {v}' for k, v in failed.items())}); "
+                           f"nothing was distilled into {out}. Is the teacher running and reachable?")
     spent, saved = cached.usage, cached.usage.extra
     prices = prices or Prices()
     return {"pairs": len(records), "already_done": len(records) - len(todo), "judged": len(todo),

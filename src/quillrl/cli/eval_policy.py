@@ -96,14 +96,15 @@ def judge_units(units: list[dict[str, Any]], spec: str, *, judgments: Optional[P
     from ..data import JsonlWriter
     from ..errors import QuillError
     from .eval import run_judge
-    from .judge import existing_judgments, judge_into, spec_settings
+    from .judge import existing_judgments, judge_into, judgment_line_check, spec_settings
 
     pairs = [u["pair"] for u in units]
     if judgments is None:
         return run_judge(spec, pairs, seed=seed, batch_size=batch_size, options=options), False
     settings = {**spec_settings(spec, options["mode"], options["swap"], options["force_verdict"]),
                 "order_seed": seed}
-    with JsonlWriter(judgments, resume=True) as writer:
+    with JsonlWriter(judgments, resume=True,
+                     accept=judgment_line_check(judgments, settings)) as writer:
         done = existing_judgments(judgments, settings) if writer.done_ids else {}
         records = {p.id: done[p.id] for p in pairs if p.id in done}
         todo = [p for p in pairs if p.id not in done]

@@ -238,15 +238,29 @@ def existing_judgments(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
     from ..errors import ConfigError, DataError
 
     found: dict[str, dict] = {}
+    accept = judgment_line_check(path, settings)
     for line, value in json_lines(path):
         if isinstance(value, DataError):
             raise value
+        accept(line, value)
+        found[str(value.get("id"))] = value
+    return found
+
+
+def judgment_line_check(path: Path, settings: dict[str, Any]):
+    """``accept(line, value)`` for ``JsonlWriter``: raises unless the line is a judgment record
+    made with ``settings``, so a file that is not ours is refused before it is touched."""
+    from ..errors import ConfigError, DataError
+
+    def accept(line: int, value: Any) -> None:
+        if not isinstance(value, dict) or "id" not in value:
+            raise DataError("not a judgment record (needs 'id'); use another --out",
+                            path=str(path), line=line)
         theirs = {k: value.get(k, SETTING_DEFAULTS.get(k)) for k in settings}
         if theirs != settings:
             raise ConfigError(f"{path}:{line} was written with {theirs}, not {settings}; "
                               "use another --out, or --restart to replace the file")
-        found[str(value.get("id"))] = value
-    return found
+    return accept
 
 
 def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
@@ -333,7 +347,7 @@ def judge_command(
     # The writer opens first: on resume it drops a line cut off mid-write, so what is read back
     # is complete. The settings are checked before the judge is built: a refused resume should
     # not first load a model.
-    with JsonlWriter(out, resume=not restart) as writer:
+    with JsonlWriter(out, resume=not restart, accept=judgment_line_check(out, settings)) as writer:
         done = existing_judgments(out, settings) if writer.done_ids else {}
         todo = [p for p in selected if p.id not in done]
         records = {p.id: done[p.id] for p in selected if p.id in done}

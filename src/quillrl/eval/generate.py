@@ -127,7 +127,8 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
     generated, tokens, gen_seconds = 0, 0, 0.0
     policy = None
     try:
-        with JsonlWriter(out, resume=True) as writer:  # repairs a line cut off by a kill
+        # Refuses a file that is not ours before touching it; repairs a line cut off by a kill.
+        with JsonlWriter(out, resume=True, accept=line_check(out, settings)) as writer:
             done = done_keys(out, settings)  # refuse a foreign file before loading the model
             todo = [(t, k) for k in range(n) for t in tasks if (t.id, k) not in done]
             if todo:  # a finished file needs no model
@@ -175,9 +176,19 @@ def done_keys(path: Path, settings: dict[str, Any]) -> set[tuple[str, int]]:
     done: set[tuple[str, int]] = set()
     if not path.exists():
         return done
+    accept = line_check(path, settings)
     for line, value in json_lines(path):
         if isinstance(value, DataError):
             raise value
+        accept(line, value)
+        done.add((str(value["id"]), int(value["sample"])))
+    return done
+
+
+def line_check(path: Path, settings: dict[str, Any]):
+    """``accept(line, value)`` for ``JsonlWriter``: raises unless the line is a `quillrl generate`
+    line made with ``settings``, so a file that is not ours is refused before it is touched."""
+    def accept(line: int, value: Any) -> None:
         if not isinstance(value, dict) or value.get("id") is None or value.get("sample") is None:
             raise DataError("not a `quillrl generate` line (needs 'id' and 'sample'); write to a "
                             "new --out file", path=str(path), line=line)
@@ -187,8 +198,7 @@ def done_keys(path: Path, settings: dict[str, Any]) -> set[tuple[str, int]]:
                     f"{path}:{line}: this file was written with {key}={value.get(key)!r}, this run "
                     f"asks for {key}={wanted!r}; rerun with the file's settings to resume it, or "
                     "write to another --out")
-        done.add((str(value["id"]), int(value["sample"])))
-    return done
+    return accept
 
 
 def length_order(policy: Backend, prompts: Sequence[ChatPrompt]) -> list[int]:

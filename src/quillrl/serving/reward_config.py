@@ -195,7 +195,10 @@ class LabelResolver:
                 raise ConfigError("constraints.source is 'tasks' but constraints.tasks names no file")
             from ..data import read_tasks, resolve_tasks_path
 
-            self.tasks = {t.id: t for t in read_tasks(resolve_tasks_path(section.tasks)).records}
+            path = resolve_tasks_path(section.tasks)
+            self.tasks = {t.id: t for t in read_tasks(path).records}
+            if not self.tasks:  # every request would be refused: refuse once, at start
+                raise ConfigError(f"constraints.tasks: {path} holds no task")
 
     def resolve(self, label: Any, field: str) -> tuple[str | None, str, str | None, str | None]:
         if isinstance(label, str) and label.strip()[:1] in ("[", "{"):
