@@ -30,9 +30,7 @@ from .judge import (
     TIMEOUT_OPTION,
     build_judge,
     judge_options,
-    progress_bar,
     select_pairs,
-    show_retries,
 )
 
 eval_app = typer.Typer(help="Evaluate judges and policies.", no_args_is_help=True)
@@ -50,7 +48,7 @@ SUMMARY_KEYS = ("n", "accuracy", "ci_low", "ci_high", "position_consistency", "i
 def run_judge(spec: str, pairs: list, *, seed: int, batch_size: int, options: dict[str, Any],
               writer: Any = None) -> list[dict]:
     """Judge every pair with one judge (progress bar on stderr); one record per pair."""
-    from ..eval.judging import judge_pairs
+    from ..eval.judging import judge_pairs, progress_bar, show_retries
 
     records = []
     with build_judge(spec, **options) as judge:

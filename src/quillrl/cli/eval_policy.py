@@ -91,28 +91,34 @@ def judge_units(units: list[dict[str, Any]], spec: str, *, judgments: Optional[P
 
     With ``judgments`` the records go to that file and a rerun resumes it, as ``quillrl
     judge --out`` does (same records, same refusal of a file made with another judge, mode,
-    swap or seed). A judge that fails mid-run leaves every finished record in the file."""
-    from ..data import JsonlWriter
+    swap or seed, or of a pair judged on other texts: ``--a`` and ``--b`` swapped). A judge
+    that fails mid-run leaves every finished record in the file."""
     from ..errors import QuillError
+    from ..eval.judging import judge_into, open_judgments, resume_pairs
     from .eval import run_judge
-    from .judge import existing_judgments, judge_into, spec_settings
+    from .judge import build_judge, spec_settings  # at call time: tests replace build_judge
 
     pairs = [u["pair"] for u in units]
     if judgments is None:
         return run_judge(spec, pairs, seed=seed, batch_size=batch_size, options=options), False
     settings = {**spec_settings(spec, options["mode"], options["swap"], options["force_verdict"]),
                 "order_seed": seed}
-    with JsonlWriter(judgments, resume=True) as writer:
-        done = existing_judgments(judgments, settings) if writer.done_ids else {}
-        records = {p.id: done[p.id] for p in pairs if p.id in done}
-        todo = [p for p in pairs if p.id not in done]
+    with open_judgments(judgments, settings, option="--judgments") as writer:
+        records, todo = resume_pairs(writer, pairs, labels=AB_LABELS)
+        interrupted = False
         try:
-            interrupted = bool(todo) and judge_into(writer, records, todo, spec, seed=seed,
-                                                    batch_size=batch_size, options=options)
+            if todo:
+                with build_judge(spec, **options) as model:
+                    interrupted = judge_into(writer, records, todo, model, spec=spec, seed=seed,
+                                             batch_size=batch_size)
         except QuillError as exc:
             raise QuillError(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
                              f"{judgments}; rerun the same command to judge the rest") from exc
     return [records[p.id] for p in pairs if p.id in records], interrupted
+
+
+# a head-to-head pair holds A as chosen and B as rejected (eval/headtohead.py)
+AB_LABELS = {"prompt": "task prompt", "chosen": "A response", "rejected": "B response"}
 
 
 def judged_units(units: list[dict[str, Any]], records: list[dict]) -> list[dict[str, Any]]:

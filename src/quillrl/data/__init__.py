@@ -5,12 +5,14 @@ from .readers import (
     read_judgments, read_pairs, read_responses, read_sft_examples, read_tasks, resolve_tasks_path,
 )
 from .records import PreferencePair, Response, WritingTask
+from .resumable import ResumableJsonl
 
 __all__ = [
     "JsonlWriter",
     "PreferencePair",
     "ReadResult",
     "Response",
+    "ResumableJsonl",
     "SkippedLine",
     "WritingTask",
     "read_judgments",

@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ..data.resumable import input_digests
 from ..judges.base import Judge, Judgment
 from ..judges.placement import first_slot
 from .alignment import p_chosen_of
@@ -135,3 +136,98 @@ def judge_pairs(judge: Judge, pairs: Sequence[Any], *, seed: int = 0, spec: str 
         if on_batch is not None:
             on_batch(records)
         yield from records
+
+
+# -- a resumable judging run (quillrl judge --out, eval winrate --judgments, eval policy) -------
+
+# settings that later versions added: a file written before one existed was written without it
+SETTING_DEFAULTS = {"force_verdict": False}
+
+
+def pair_texts(pair: Any) -> dict[str, str]:
+    """The texts that shape a pair's judgment, by name: the prompt and the two candidates (the
+    placement coin depends only on the id and the order seed, which the settings carry)."""
+    return {"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected}
+
+
+def open_judgments(path: Any, settings: dict[str, Any], *, restart: bool = False,
+                   option: str = "--out") -> Any:
+    """The judgments file ``path`` as a :class:`~quillrl.data.ResumableJsonl`: a resume with
+    other judge settings is refused (one file must not mix two judges' answers), as is a file
+    that is not a judgments file, untouched."""
+    from ..data.resumable import ResumableJsonl
+
+    return ResumableJsonl(path, settings=settings, defaults=SETTING_DEFAULTS, restart=restart,
+                          command="quillrl judge", option=option,
+                          # one wording for judge and eval (scripts and tests match it)
+                          hint="use another --out, or --restart to replace the file"
+                          if option == "--out" else f"use another --out/{option} file")
+
+
+def resume_pairs(writer: Any, pairs: Sequence[Any], labels: dict[str, str] | None = None,
+                 ) -> tuple[dict[str, dict], list]:
+    """``(records done, pairs left)`` for ``pairs`` in ``writer``'s file; a pair judged there on
+    other texts (its prompt, chosen or rejected changed: ``--a``/``--b`` swapped) is refused,
+    naming what changed (``labels`` renames the texts in that message)."""
+    left = set(writer.todo([(p.id, pair_texts(p)) for p in pairs], labels=labels))
+    records = {p.id: writer.records[p.id] for p in pairs if p.id not in left}
+    return records, [p for p in pairs if p.id in left]
+
+
+def judge_into(writer: Any, records: dict[str, dict], todo: list, judge: Judge, *, spec: str,
+               seed: int, batch_size: int, progress: bool = True) -> bool:
+    """Judge ``todo`` into ``writer`` (and ``records``), under a progress bar on stderr; True if
+    the user interrupted it. Lines written before Ctrl-C are complete and flushed, so a rerun
+    resumes. ``writer`` None: the records are only collected."""
+    by_id = {p.id: p for p in todo}
+    bar, task = progress_bar(len(todo), f"judging with {spec}") if progress else (None, None)
+    if bar is not None:
+        show_retries(judge, bar, task, f"judging with {spec}")
+    try:
+        with bar if bar is not None else _nullcontext():
+            for record in judge_pairs(judge, todo, seed=seed, spec=spec, batch_size=batch_size,
+                                      on_batch=lambda b: bar and bar.advance(task, len(b))):
+                record = {**record, "inputs": input_digests(pair_texts(by_id[record["id"]]))}
+                if writer is not None:
+                    writer.write(record)
+                records[record["id"]] = record
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def progress_bar(total: int, description: str):
+    """A rich progress bar on stderr, so stdout keeps only the JSON summary."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True))
+    task = progress.add_task(description, total=total)
+    return progress, task
+
+
+def show_retries(judge: Any, progress: Any, task: Any, description: str) -> None:
+    """Show a remote judge's retries on its progress bar as they happen (a server that never
+    answers would otherwise look like a bar stuck at 0)."""
+    from rich.markup import escape
+
+    backend = getattr(judge, "backend", None)
+    if backend is not None and hasattr(backend, "on_retry"):
+        # escaped: the description is rich markup, where "[...]" would be read as a style
+        backend.on_retry = lambda n, why: progress.update(
+            task, description=escape(f"{description} (retries: {n}, last: {why[:60]})"))
