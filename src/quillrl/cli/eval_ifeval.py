@@ -20,7 +20,6 @@ from ._common import SKIP_INVALID_HELP, check_output_path, print_summary, user_e
 from .eval import eval_app
 from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, check_sampling, read_task_file,
                        resumable)
-from .verify import join_responses, summarize, verify_task
 
 GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "out")
 
@@ -33,6 +32,7 @@ def run_benchmark(name: str, relative: str, model: str, tasks: Optional[Path], l
     from ..data.importers import resolve_data_root
     from ..data.readers import read_responses
     from ..eval.generate import generate_responses
+    from ..eval.ifeval import join_responses, summarize, verify_task
 
     check_sampling(max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
     tasks = tasks or resolve_data_root() / relative
