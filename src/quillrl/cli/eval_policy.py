@@ -276,13 +276,15 @@ def policy_command(
                                         batch_size=judge_batch_size, options=options,
                                         n_resamples=resamples, names={"base": base, "trained": trained})
     if ifeval:
-        from .eval_ifeval import run_benchmark
+        from ..data.importers import resolve_data_root
         from ..data.task_sources import IFEVAL_FILE
+        from ..eval.ifeval import BenchmarkOptions
+        from .eval_ifeval import run_benchmark
 
-        summary["ifeval"] = {side: run_benchmark("ifeval", IFEVAL_FILE, spec, None, limit, 1280,
-                                                 batch_size, out_dir / f"ifeval-{side}.jsonl", None,
-                                                 backend, False)
-                             for side, spec in (("base", base), ("trained", trained))}
+        summary["ifeval"] = {side: run_benchmark(BenchmarkOptions(
+            "ifeval", spec, resolve_data_root() / IFEVAL_FILE, out_dir / f"ifeval-{side}.jsonl",
+            limit=limit, batch_size=batch_size, backend=backend))
+            for side, spec in (("base", base), ("trained", trained))}
     (out_dir / "summary.json").write_text(json.dumps({**summary, "details": details}, indent=1,
                                                      default=str) + "\n")
     print_summary({**{k: summary[k] for k in POLICY_KEYS},

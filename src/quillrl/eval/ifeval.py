@@ -10,8 +10,10 @@ figures (docs/design.md, "Generation and IFEval").
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +225,60 @@ def parity_report(rows: list[dict[str, Any]], summary: dict[str, Any],
 def _same_verdicts(row: dict[str, Any], lm_verdicts: dict[str, list]) -> bool:
     ours = [c["strict"] for c in row["constraints"]], [c["loose"] for c in row["constraints"]]
     return ours == (lm_verdicts["strict"], lm_verdicts["loose"])
+
+
+# -- eval ifeval|ifbench: generate greedily, verify, summarize -----------------------------------
+
+GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "out")
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """One ``quillrl eval ifeval|ifbench`` run (its CLI options, typed)."""
+
+    name: str
+    """``ifeval`` or ``ifbench``: names the default output folder."""
+    model: str
+    """A model spec (``quillrl.eval.generate.spec_forms``)."""
+    tasks: Path
+    """The benchmark's tasks (IFEval's or IFBench's raw JSONL, or quillrl tasks)."""
+    out: Path | None = None
+    """Responses JSONL, resumed by a rerun; default ``runs/eval-<name>/<model>-<tokens>.jsonl``."""
+    limit: int | None = None
+    """Only the first N prompts in file order (as lm-eval's ``--limit``)."""
+    max_new_tokens: int = IFEVAL_MAX_NEW_TOKENS
+    """As lm-eval's ``max_gen_toks`` for ifeval."""
+    batch_size: int = 8
+    """Prompts per batch (local) or requests in flight (openai)."""
+    verdicts: Path | None = None
+    """Write one line per task with every constraint's verdict and reason."""
+    backend: str = "local"
+    """``local``, ``vllm`` or ``openai``."""
+
+    def resolved(self) -> BenchmarkOptions:
+        """These options with the default output path filled in."""
+        if self.out is not None:
+            return self
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.strip("/")).strip("_")[-80:] or "model"
+        return replace(self, out=Path("runs") / f"eval-{self.name}" / f"{slug}-{self.max_new_tokens}.jsonl")
+
+
+def run_benchmark(options: BenchmarkOptions, tasks: Sequence[Any]) -> dict[str, Any]:
+    """Generate greedily (resuming ``options.out``), verify sample 0 of every task, and return
+    the summary of ``eval ifeval|ifbench``: IFEval's four metrics, ``n`` and the generation's
+    counts. ``tasks`` are the benchmark's tasks, read."""
+    from ..data import read_responses, write_jsonl
+    from .generate import generate_responses
+
+    options = options.resolved()
+    tasks = list(tasks)[:options.limit] if options.limit else list(tasks)
+    generation = generate_responses(options.model, tasks, options.out,
+                                    max_new_tokens=options.max_new_tokens,
+                                    batch_size=options.batch_size, backend=options.backend)
+    joined, _ = join_responses(tasks, [r for r in read_responses(options.out).records if r.sample == 0])
+    rows = [verify_task(task, response) for task, response in joined]
+    if options.verdicts is not None:
+        write_jsonl(options.verdicts, rows)
+    summary = summarize(rows)
+    summary.update({k: generation[k] for k in GENERATION_KEYS}, tasks=str(options.tasks))
+    return summary
