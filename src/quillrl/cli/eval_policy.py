@@ -85,46 +85,16 @@ def _joined(tasks: list, responses: list, path: Path) -> tuple[list, dict[str, A
     return pairs, counts
 
 
-def judge_units(units: list[dict[str, Any]], spec: str, *, judgments: Optional[Path], seed: int,
-                batch_size: int, options: dict[str, Any]) -> tuple[list[dict], bool]:
-    """One judgment record per unit's pair, in order, and whether Ctrl-C stopped the run.
+def judge_run(spec: str, options: dict[str, Any], *, seed: int, batch_size: int):
+    """The :class:`~quillrl.eval.judging.JudgeRun` of the CLI's judge options."""
+    from ..eval.judging import JudgeRun
+    from . import judge as judge_cli  # at call time: tests replace build_judge
+    from .judge import spec_settings
 
-    With ``judgments`` the records go to that file and a rerun resumes it, as ``quillrl
-    judge --out`` does (same records, same refusal of a file made with another judge, mode,
-    swap or seed, or of a pair judged on other texts: ``--a`` and ``--b`` swapped). A judge
-    that fails mid-run leaves every finished record in the file."""
-    from ..errors import QuillError
-    from ..eval.judging import judge_into, open_judgments, resume_pairs
-    from .eval import run_judge
-    from .judge import build_judge, spec_settings  # at call time: tests replace build_judge
-
-    pairs = [u["pair"] for u in units]
-    if judgments is None:
-        return run_judge(spec, pairs, seed=seed, batch_size=batch_size, options=options), False
     settings = {**spec_settings(spec, options["mode"], options["swap"], options["force_verdict"]),
                 "order_seed": seed}
-    with open_judgments(judgments, settings, option="--judgments") as writer:
-        records, todo = resume_pairs(writer, pairs, labels=AB_LABELS)
-        interrupted = False
-        try:
-            if todo:
-                with build_judge(spec, **options) as model:
-                    interrupted = judge_into(writer, records, todo, model, spec=spec, seed=seed,
-                                             batch_size=batch_size)
-        except QuillError as exc:
-            raise QuillError(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
-                             f"{judgments}; rerun the same command to judge the rest") from exc
-    return [records[p.id] for p in pairs if p.id in records], interrupted
-
-
-# a head-to-head pair holds A as chosen and B as rejected (eval/headtohead.py)
-AB_LABELS = {"prompt": "task prompt", "chosen": "A response", "rejected": "B response"}
-
-
-def judged_units(units: list[dict[str, Any]], records: list[dict]) -> list[dict[str, Any]]:
-    """The units that have a record (all of them unless the run was interrupted), in order."""
-    ids = {r["id"] for r in records}
-    return [u for u in units if u["pair"].id in ids]
+    return JudgeRun(spec=spec, make=lambda: judge_cli.build_judge(spec, **options),
+                    settings=settings, seed=seed, batch_size=batch_size)
 
 
 @eval_app.command("constraints")
@@ -204,8 +174,10 @@ def winrate_command(
         from ..errors import ConfigError
 
         raise ConfigError(f"--a {a} and --b {b} share no (task id, sample): nothing to judge")
-    records, interrupted = judge_units(units, judge, judgments=judgments, seed=seed,
-                                       batch_size=batch_size, options=options)
+    from ..eval.judging import judge_units, judged_units
+
+    records, interrupted = judge_units(units, judge_run(judge, options, seed=seed,
+                                                        batch_size=batch_size), judgments=judgments)
     summary = head_to_head(judged_units(units, records), records, n_resamples=resamples, seed=seed)
     print_summary({**{k: summary[k] for k in WINRATE_KEYS}, "hacking": summary["hacking"],
                    "judge": judge, "swap": records[0]["swap"] if records else None, **counts,
@@ -272,9 +244,11 @@ def policy_command(
         generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                            backend=backend)
-    summary, details = compare_policies(task_list, files, judge, out_dir=out_dir, seed=seed,
-                                        batch_size=judge_batch_size, options=options,
-                                        n_resamples=resamples, names={"base": base, "trained": trained})
+    from ..eval.policy import compare_policies
+
+    summary, details = compare_policies(
+        task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
+        out_dir=out_dir, n_resamples=resamples, names={"base": base, "trained": trained})
     if ifeval:
         from ..data.importers import resolve_data_root
         from ..data.task_sources import IFEVAL_FILE
@@ -289,56 +263,3 @@ def policy_command(
                                                      default=str) + "\n")
     print_summary({**{k: summary[k] for k in POLICY_KEYS},
                    **{k: v for k, v in summary.items() if k not in POLICY_KEYS}})
-
-
-def compare_policies(task_list: list, files: dict[str, Path], judge: str, *, out_dir: Path,
-                     seed: int, batch_size: int, options: dict[str, Any], n_resamples: int,
-                     names: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Constraints, before/after, win rate (trained as A, base as B) and report, from the two
-    responses files; the judgments go to ``out_dir/judgments.jsonl`` (resumed)."""
-    from ..errors import ConfigError
-    from ..eval.constraint_rates import pass_rates, verdict_rows
-    from ..eval.headtohead import before_after, head_to_head, pair_responses
-    from ..eval.policy_report import plot_lengths, plot_pass_rates, plot_win_rate, policy_report
-
-    units, counts = pair_responses(task_list, _responses(files["trained"]), _responses(files["base"]))
-    if not units:
-        raise ConfigError(f"{files['trained']} and {files['base']} share no (task id, sample)")
-    rows = {side: verdict_rows([(u["task"], u[key]) for u in units])
-            for side, key in (("trained", "a"), ("base", "b"))}
-    rates = {side: pass_rates(r, n_resamples=n_resamples, seed=seed) for side, r in rows.items()}
-    diff = before_after(units, rows["trained"], rows["base"], n_resamples=n_resamples, seed=seed)
-    records, interrupted = judge_units(units, judge, judgments=out_dir / "judgments.jsonl",
-                                       seed=seed, batch_size=batch_size, options=options)
-    if interrupted:
-        raise KeyboardInterrupt
-    h2h = head_to_head(units, records, n_resamples=n_resamples, seed=seed,
-                       rows_a=rows["trained"], rows_b=rows["base"])
-    plots = {"lengths": "lengths.png", "pass rate per family": "pass_rates.png",
-             "win rate": "win_rate.png"}
-    from ..judges.baselines import word_count
-
-    plot_lengths({"base": [word_count(u["b"].response) for u in units],
-                  "trained": [word_count(u["a"].response) for u in units]}, out_dir / "lengths.png")
-    plot_pass_rates({"base": rates["base"], "trained": rates["trained"]}, out_dir / "pass_rates.png")
-    plot_win_rate(h2h, out_dir / "win_rate.png", a="trained", b="base")
-    summary = {
-        "n": len(units), "pass_rate_base": rates["base"]["pass_rate"],
-        "pass_rate_trained": rates["trained"]["pass_rate"], "pass_rate_diff": diff["diff"],
-        "diff_ci_low": diff["ci_low"], "diff_ci_high": diff["ci_high"],
-        "win_rate": h2h["win_rate"], "ci_low": h2h["ci_low"], "ci_high": h2h["ci_high"],
-        "lc_win_rate": h2h["lc_win_rate"], "mean_words_base": h2h["mean_words_b"],
-        "mean_words_trained": h2h["mean_words_a"], "report": str(out_dir / "report.md"),
-        "tasks": counts["tasks_judged"], "no_constraints": rates["base"]["no_constraints"],
-        "invalid": h2h["invalid"], "clipped_share_base": h2h["hacking"]["b"]["clipped_share"],
-        "clipped_share_trained": h2h["hacking"]["a"]["clipped_share"], "judge": judge,
-        "by_family": {side: {k: v["pass_rate"] for k, v in r["by_family"].items()}
-                      for side, r in rates.items()},
-        **counts}
-    details = {"rates_base": rates["base"], "rates_trained": rates["trained"],
-               "ci_base": (rates["base"]["ci_low"], rates["base"]["ci_high"]),
-               "ci_trained": (rates["trained"]["ci_low"], rates["trained"]["ci_high"]),
-               "by_constraint_diff": diff["by_constraint"], "head_to_head": h2h}
-    (out_dir / "report.md").write_text(policy_report(summary, details, names["base"],
-                                                     names["trained"], plots), encoding="utf-8")
-    return summary, details

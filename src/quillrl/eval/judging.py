@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..data.resumable import input_digests
@@ -175,10 +176,12 @@ def resume_pairs(writer: Any, pairs: Sequence[Any], labels: dict[str, str] | Non
 
 
 def judge_into(writer: Any, records: dict[str, dict], todo: list, judge: Judge, *, spec: str,
-               seed: int, batch_size: int, progress: bool = True) -> bool:
+               seed: int, batch_size: int, progress: bool = True,
+               catch_interrupt: bool = True) -> bool:
     """Judge ``todo`` into ``writer`` (and ``records``), under a progress bar on stderr; True if
-    the user interrupted it. Lines written before Ctrl-C are complete and flushed, so a rerun
-    resumes. ``writer`` None: the records are only collected."""
+    the user interrupted it (with ``catch_interrupt``; else Ctrl-C propagates). Lines written
+    before Ctrl-C are complete and flushed, so a rerun resumes. ``writer`` None: the records
+    are only collected."""
     by_id = {p.id: p for p in todo}
     bar, task = progress_bar(len(todo), f"judging with {spec}") if progress else (None, None)
     if bar is not None:
@@ -192,8 +195,66 @@ def judge_into(writer: Any, records: dict[str, dict], todo: list, judge: Judge, 
                     writer.write(record)
                 records[record["id"]] = record
     except KeyboardInterrupt:
+        if not catch_interrupt:
+            raise
         return True
     return False
+
+
+@dataclass(frozen=True)
+class JudgeRun:
+    """How a verb judges pairs: its judge spec, a factory that builds the judge (a context
+    manager), the settings its records carry (and a resume checks), the order seed and the
+    pairs per ``compare_many`` call."""
+
+    spec: str
+    make: Callable[[], Any]
+    settings: dict[str, Any]
+    seed: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+# a head-to-head pair holds A as chosen and B as rejected (eval/headtohead.py)
+AB_LABELS = {"prompt": "task prompt", "chosen": "A response", "rejected": "B response"}
+
+
+def judge_units(units: Sequence[dict[str, Any]], run: JudgeRun, *, judgments: Any = None,
+                catch_interrupt: bool = True) -> tuple[list[dict], bool]:
+    """One judgment record per unit's pair (``eval winrate``, ``eval policy``), in order, and
+    whether Ctrl-C stopped the run.
+
+    With ``judgments`` the records go to that file and a rerun resumes it, as ``quillrl
+    judge --out`` does (same records, same refusal of a file made with another judge, mode,
+    swap or seed, or of a pair judged on other texts: ``--a`` and ``--b`` swapped). A judge
+    that fails mid-run leaves every finished record in the file."""
+    from ..errors import QuillError
+
+    pairs = [u["pair"] for u in units]
+    records: dict[str, dict] = {}
+    if judgments is None:
+        with run.make() as judge:
+            interrupted = judge_into(None, records, pairs, judge, spec=run.spec, seed=run.seed,
+                                     batch_size=run.batch_size, catch_interrupt=False)
+        return [records[p.id] for p in pairs], interrupted
+    with open_judgments(judgments, run.settings, option="--judgments") as writer:
+        records, todo = resume_pairs(writer, pairs, labels=AB_LABELS)
+        interrupted = False
+        try:
+            if todo:
+                with run.make() as judge:
+                    interrupted = judge_into(writer, records, todo, judge, spec=run.spec,
+                                             seed=run.seed, batch_size=run.batch_size,
+                                             catch_interrupt=catch_interrupt)
+        except QuillError as exc:
+            raise QuillError(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
+                             f"{judgments}; rerun the same command to judge the rest") from exc
+    return [records[p.id] for p in pairs if p.id in records], interrupted
+
+
+def judged_units(units: list[dict[str, Any]], records: list[dict]) -> list[dict[str, Any]]:
+    """The units that have a record (all of them unless the run was interrupted), in order."""
+    ids = {r["id"] for r in records}
+    return [u for u in units if u["pair"].id in ids]
 
 
 def _nullcontext():
