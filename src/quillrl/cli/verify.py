@@ -63,15 +63,7 @@ def verify_command(
             verifier.close()
 
     missing = [task.id for task, response in joined if response is None]
-    _report(f"{len(missing)} task(s) have no response (counted as failures)", missing)
-    _report(f"{len(left['unmatched'])} response(s) match no task",
-            left["unmatched"])
-    _report(f"{len(left['duplicate'])} extra response(s) to already answered tasks (ignored)",
-            left["duplicate"])
-    undecided = [(row["id"], c) for row in rows for c in row["constraints"] if c["strict"] is None]
-    _report(f"{len(undecided)} verdict(s) undecided, counted as failures (first: "
-            f"{undecided[0][1]['reason']})" if undecided else "",
-            [f"{task_id} {c['id']}" for task_id, c in undecided])
+    _report_left(missing, left, rows)
     if out is not None:
         from ..data import write_jsonl
 
@@ -83,6 +75,20 @@ def verify_command(
                    skipped_by_reason={"tasks": task_file.skipped_by_reason(),
                                       "responses": response_file.skipped_by_reason()})
     print_summary(summary)
+
+
+def _report_left(missing: list[str], left: dict[str, list], rows: list[dict[str, Any]]) -> None:
+    """Name on stderr what the summary only counts: tasks without a response, responses that
+    join no task or answer one twice, and undecided verdicts."""
+    _report(f"{len(missing)} task(s) have no response (counted as failures)", missing)
+    _report(f"{len(left['unmatched'])} response(s) match no task",
+            left["unmatched"])
+    _report(f"{len(left['duplicate'])} extra response(s) to already answered tasks (ignored)",
+            left["duplicate"])
+    undecided = [(row["id"], c) for row in rows for c in row["constraints"] if c["strict"] is None]
+    _report(f"{len(undecided)} verdict(s) undecided, counted as failures (first: "
+            f"{undecided[0][1]['reason']})" if undecided else "",
+            [f"{task_id} {c['id']}" for task_id, c in undecided])
 
 
 def _out_line(row: dict[str, Any], loose: bool) -> dict[str, Any]:
