@@ -16,22 +16,10 @@ import typer
 from ._common import app
 from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
                       report_skipped, user_errors)
-from .judge import (
-    ATTEMPTS_OPTION,
-    BACKEND_BATCH_OPTION,
-    DEVICE_OPTION,
-    DTYPE_OPTION,
-    FORCE_VERDICT_OPTION,
-    GENRM_MAX_NEW_TOKENS_OPTION,
-    LIMIT_OPTION,
-    MODE_OPTION,
-    PAIR_BATCH_OPTION,
-    SAMPLE_OPTION,
-    TIMEOUT_OPTION,
-    build_judge,
-    judge_options,
-    select_pairs,
-)
+from .judge import (ATTEMPTS_OPTION, BACKEND_BATCH_OPTION, DEVICE_OPTION, DTYPE_OPTION,
+                    FORCE_VERDICT_OPTION, GENRM_MAX_NEW_TOKENS_OPTION, LIMIT_OPTION, MODE_OPTION,
+                    PAIR_BATCH_OPTION, SAMPLE_OPTION, TIMEOUT_OPTION, build_judge, judge_options,
+                    select_pairs)
 
 eval_app = typer.Typer(help="Evaluate judges and policies.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")

@@ -14,7 +14,6 @@ runs and writes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -224,7 +223,8 @@ def policy_command(
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
-    from ..eval.generate import check_spec, generate_responses
+    from ..eval.generate import check_spec
+    from ..eval.policy import write_summary
     from ..judges import check_judge_spec
 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -236,19 +236,15 @@ def policy_command(
     for spec in (base, trained):  # both, before the first one spends minutes generating
         check_spec(spec, backend)
     task_list = _tasks(tasks, skip_invalid)[:limit] if limit else _tasks(tasks, skip_invalid)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for side, spec in (("base", base), ("trained", trained)):
-        files[side] = out_dir / f"responses-{side}.jsonl"
-        typer.echo(f"{side}: {spec}", err=True)
-        generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
+    from ..eval.policy import compare_policies, generate_sides
+
+    names = {"base": base, "trained": trained}
+    files = generate_sides(names, task_list, out_dir, n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                            backend=backend)
-    from ..eval.policy import compare_policies
-
     summary, details = compare_policies(
         task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
-        out_dir=out_dir, n_resamples=resamples, names={"base": base, "trained": trained})
+        out_dir=out_dir, n_resamples=resamples, names=names)
     if ifeval:
         from ..data.importers import resolve_data_root
         from ..data.task_sources import IFEVAL_FILE
@@ -259,7 +255,6 @@ def policy_command(
             "ifeval", spec, resolve_data_root() / IFEVAL_FILE, out_dir / f"ifeval-{side}.jsonl",
             limit=limit, batch_size=batch_size, backend=backend))
             for side, spec in (("base", base), ("trained", trained))}
-    (out_dir / "summary.json").write_text(json.dumps({**summary, "details": details}, indent=1,
-                                                     default=str) + "\n")
+    write_summary(out_dir, summary, details)
     print_summary({**{k: summary[k] for k in POLICY_KEYS},
                    **{k: v for k, v in summary.items() if k not in POLICY_KEYS}})

@@ -13,8 +13,6 @@ refused: one file must not mix two judges' answers. ``--restart`` starts the fil
 
 from __future__ import annotations
 
-from collections import Counter
-
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -167,24 +165,6 @@ LIMIT_OPTION = typer.Option(None, "--limit", help=LIMIT_HELP)
 SAMPLE_OPTION = typer.Option(None, "--sample", help=SAMPLE_HELP)
 
 
-def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
-    """Counts, agreement and cost over the records of the selected pairs."""
-    from ..eval.alignment import accuracy
-    from ..judges.stats import position_consistency
-
-    p_chosen = [r["p_chosen"] for r in records]
-    cost = {k: sum(r["cost"][k] for r in records)
-            for k in ("prompt_tokens", "completion_tokens", "seconds", "backend_calls")}
-    from ..judges.genrm import error_kind
-
-    invalid = Counter(error_kind(r["error"]) for r in records if not r["valid"])
-    return {"n": len(records), "valid": sum(r["valid"] for r in records),
-            "forced": sum(bool(r.get("forced")) and r["valid"] for r in records),
-            "invalid": sum(invalid.values()), "invalid_by_reason": dict(invalid), "accuracy": accuracy(p_chosen),
-            "position_consistency": position_consistency(r["flipped"] for r in records),
-            **extra, "cost": cost}
-
-
 @app.command("judge")
 @user_errors
 def judge_command(
@@ -215,7 +195,7 @@ def judge_command(
 
     Chosen and rejected are shown as A/B in a seeded random order per pair. The JSON summary
     gives accuracy against the human label, the invalid count and the cost."""
-    from ..eval.judging import judge_into, open_judgments, resume_pairs
+    from ..eval.judging import judge_into, open_judgments, resume_pairs, run_summary
 
     at_least("--batch-size", batch_size, 1)
     check_output_path(out, inputs=[pairs])

@@ -175,6 +175,25 @@ def resume_pairs(writer: Any, pairs: Sequence[Any], labels: dict[str, str] | Non
     return records, [p for p in pairs if p.id in left]
 
 
+def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
+    """Counts, agreement and cost over the records of the selected pairs."""
+    from collections import Counter
+
+    from ..judges.genrm import error_kind
+    from ..judges.stats import position_consistency
+    from .alignment import accuracy
+
+    p_chosen = [r["p_chosen"] for r in records]
+    cost = {k: sum(r["cost"][k] for r in records)
+            for k in ("prompt_tokens", "completion_tokens", "seconds", "backend_calls")}
+    invalid = Counter(error_kind(r["error"]) for r in records if not r["valid"])
+    return {"n": len(records), "valid": sum(r["valid"] for r in records),
+            "forced": sum(bool(r.get("forced")) and r["valid"] for r in records),
+            "invalid": sum(invalid.values()), "invalid_by_reason": dict(invalid), "accuracy": accuracy(p_chosen),
+            "position_consistency": position_consistency(r["flipped"] for r in records),
+            **extra, "cost": cost}
+
+
 def judge_into(writer: Any, records: dict[str, dict], todo: list, judge: Judge, *, spec: str,
                seed: int, batch_size: int, progress: bool = True,
                catch_interrupt: bool = True) -> bool:

@@ -19,7 +19,34 @@ from .headtohead import before_after, head_to_head, pair_responses
 from .judging import JudgeRun, judge_units
 from .policy_report import plot_lengths, plot_pass_rates, plot_win_rate, policy_report
 
-__all__ = ["JudgeRun", "compare_policies"]
+__all__ = ["JudgeRun", "compare_policies", "generate_sides", "write_summary"]
+
+
+def generate_sides(specs: dict[str, str], tasks: list, out_dir: Path, **sampling: Any,
+                   ) -> dict[str, Path]:
+    """Each side's responses (``{"base": spec, "trained": spec}``) to ``tasks`` in
+    ``out_dir/responses-<side>.jsonl``, resumed (``quillrl.eval.generate.generate_responses``
+    with ``sampling``); returns the files by side."""
+    import sys
+
+    from .generate import generate_responses
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for side, spec in specs.items():
+        files[side] = out_dir / f"responses-{side}.jsonl"
+        print(f"{side}: {spec}", file=sys.stderr)
+        generate_responses(spec, tasks, files[side], **sampling)
+    return files
+
+
+def write_summary(out_dir: Path, summary: dict[str, Any], details: dict[str, Any]) -> Path:
+    """``out_dir/summary.json``: the summary with every detail behind it."""
+    import json
+
+    path = out_dir / "summary.json"
+    path.write_text(json.dumps({**summary, "details": details}, indent=1, default=str) + "\n")
+    return path
 
 
 def compare_policies(task_list: list, files: dict[str, Path], run: JudgeRun, *, out_dir: Path,
