@@ -187,3 +187,13 @@ def test_writer_cuts_only_a_cut_line_of_its_own(tmp_path):
     with pytest.raises(ConfigError, match="judge='j', this run asks for judge='k'"):
         ResumableJsonl(path, settings={"judge": "k"})
     assert path.read_bytes() == whole
+
+
+# -- bundled task sets (issue #22, section 4) ------------------------------------------------------
+
+def test_generate_reads_a_bundled_task_set(tmp_path, tiny_model_dir):
+    out = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["generate", "--model", str(tiny_model_dir), "--tasks",
+                                 "bundled:demo_heldout", "--out", str(out), "--limit", "1",
+                                 "--max-new-tokens", "2"])
+    assert summary(result)["n_tasks"] == 1  # before: "file not found"

@@ -49,9 +49,7 @@ def _echo_named(counts: dict[str, Any]) -> None:
 
 def _tasks(path: Path, skip_invalid: bool = False) -> list:
     """Tasks from a JSONL path or a bundled set (``bundled:demo_heldout``)."""
-    from ..data import resolve_tasks_path
-
-    return read_task_file(resolve_tasks_path(str(path)), skip_invalid)
+    return read_task_file(path, skip_invalid)
 
 
 def _responses(path: Path, skip_invalid: bool = False) -> list:

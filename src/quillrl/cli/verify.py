@@ -42,11 +42,11 @@ def verify_command(
     """Check every response against its task's constraints; print IFEval's four metrics.
 
     --out is rewritten whole on every run (verifying is cheap; nothing to resume)."""
-    from ..data import read_responses, read_tasks
+    from ..data import read_responses, read_tasks, resolve_tasks_path
     from ..eval.ifeval import join_responses, summarize, verify_task
 
     check_output_path(out, inputs=[tasks, responses])
-    task_file = read_tasks(tasks, skip_invalid=skip_invalid)
+    task_file = read_tasks(resolve_tasks_path(str(tasks)), skip_invalid=skip_invalid)
     response_file = read_responses(responses, skip_invalid=skip_invalid)
     report_skipped(tasks, task_file)
     report_skipped(responses, response_file)
