@@ -298,7 +298,7 @@ def test_serve_reward_path(files):
 def test_every_strategy_hands_the_groups_principle_to_the_judge(strategy):
     """Each comparison of a group, whichever strategy lists it (swiss: round by round), carries
     that group's principle; a group without one carries none."""
-    from quillrl.judges.base import Judge, scored_judgment
+    from quillrl.judges.base import scored_judgment
     from quillrl.scoring import GroupRewards
 
     seen = []

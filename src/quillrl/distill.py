@@ -65,7 +65,6 @@ skips every pair in the ledger, and first removes examples whose pair never reac
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import Counter
@@ -75,9 +74,8 @@ from typing import Iterable
 
 from .backends.base import Backend
 from .backends.cache import CachedBackend, ResponseCache
-from .data import JsonlWriter, PreferencePair, read_pairs, write_jsonl
-from .data.jsonl import json_lines
-from .errors import BackendError, ConfigError, DataError
+from .data import PreferencePair, ResumableJsonl, read_pairs, write_jsonl
+from .errors import BackendError, ConfigError
 from .judges import GenRMJudge, Judge, Judgment, make_judge
 from .judges.genrm import error_kind
 from .judges.template import (ANALYSIS_OPEN, REASONING_PREFILL, TEMPLATE_VERSION, format_judgment,
@@ -199,27 +197,25 @@ def meta_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".meta.json")
 
 
+def open_ledger(out: Path, meta: dict) -> ResumableJsonl:
+    """The ledger of ``out`` (one line per processed pair, keyed by pair id), its settings in
+    ``<out>.meta.json``: a resume with another teacher, template or sampling settings is refused,
+    naming the difference (the examples of two teachers must not end up in one file), and so is
+    a ledger without its meta record."""
+    return ResumableJsonl(ledger_path(out), settings=meta, meta=meta_path(out), defaults=META_DEFAULTS,
+                          required=("id", "outcome"), command="quillrl distill",
+                          meta_names="teacher and template",
+                          hint="Use another --out, or the same teacher and settings to resume")
+
+
 def check_meta(out: Path, meta: dict) -> None:
     """Record ``meta`` beside a new ``out``; refuse to resume one written with other settings."""
-    path = meta_path(out)
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg})", path=str(path)) from None
-        # a setting added later is absent from older files, which were written with its default
-        diff = [f"{k}: {old.get(k, META_DEFAULTS.get(k))!r} there, {v!r} now"
-                for k, v in meta.items() if old.get(k, META_DEFAULTS.get(k)) != v]
-        if diff:
-            raise ConfigError(f"{out} was distilled with other settings ({'; '.join(diff)}); its "
-                              "examples would be mixed with this run's. Use another --out, or the "
-                              "same teacher and settings to resume")
-        return
-    if out.exists() or ledger_path(out).exists():
-        raise ConfigError(f"{out} exists without {path.name}, so the teacher and template that wrote "
-                          "it are unknown; resuming could mix two teachers. Use another --out")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(meta, indent=1) + "\n")
+    open_ledger(out, meta).close()
+
+
+def pair_texts(pair: PreferencePair) -> dict[str, str]:
+    """The texts that shape a pair's judgments (what its ledger line records digests of)."""
+    return {"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected}
 
 
 def _context_window(backend: Backend) -> int | None:
@@ -246,14 +242,18 @@ def _prompt_tokens(backend: Backend, pair: PreferencePair) -> int | None:
 
 def _drop_orphans(out: Path, done: set[str]) -> int:
     """Remove examples whose pair is not in the ledger (a crash between the two writes)."""
-    with JsonlWriter(out, resume=True, id_key="pair_id") as scan:  # also cuts a half-written last line
-        orphans = scan.done_ids - done
-    if not orphans:
+    with open_examples(out) as scan:  # also cuts a half-written last line; refuses a foreign file
+        rows = list(scan.records.values())
+    kept = [r for r in rows if str(r.get("pair_id")) in done]
+    if len(kept) == len(rows):
         return 0
-    rows = [v for _, v in json_lines(out) if not isinstance(v, DataError)]
-    kept = [r for r in rows if str(r.get("pair_id")) not in orphans]
     write_jsonl(out, kept)  # atomic: a crash here leaves the old file
     return len(rows) - len(kept)
+
+
+def open_examples(out: Path) -> ResumableJsonl:
+    """The examples file, appended to (its settings are checked on the ledger)."""
+    return ResumableJsonl(out, settings={}, required=("id", "pair_id"), command="quillrl distill")
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
@@ -292,9 +292,14 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
     judge = make_teacher(teacher, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                          backend_options=options, force_verdict=force_verdict)
     params = judge.params
-    check_meta(out, {"teacher": judge.name, "template": TEMPLATE_VERSION,
-                     "max_new_tokens": params.max_new_tokens, "temperature": params.temperature,
-                     "seed": params.seed, "force_verdict": judge.force_verdict})
+    meta = {"teacher": judge.name, "template": TEMPLATE_VERSION,
+            "max_new_tokens": params.max_new_tokens, "temperature": params.temperature,
+            "seed": params.seed, "force_verdict": judge.force_verdict}
+    if out.exists() and not ledger.exists() and not meta_path(out).exists():
+        raise ConfigError(f"{out} exists without {meta_path(out).name}, so the teacher and "
+                          "template that wrote it are unknown; resuming could mix two teachers. "
+                          "Use another --out")
+    check_meta(out, meta)  # before the cache or any file is touched
     teacher_backend = judge.backend
     cached = judge.backend = CachedBackend(teacher_backend, ResponseCache(
         cache or out.with_name(out.name + ".cache.jsonl"), judge.name, TEMPLATE_VERSION), max_rps=max_rps)
@@ -303,14 +308,15 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
     failed: Counter = Counter()
     too_long: list[dict] = []
     try:
-        with JsonlWriter(ledger, resume=True) as ledger_writer:
-            ids = {p.id for p in records}
-            for _, row in json_lines(ledger) if ledger.exists() else ():
-                if isinstance(row, dict) and row.get("id") in ids and row.get("outcome") in OUTCOMES:
+        with open_ledger(out, meta) as ledger_writer:
+            left = set(ledger_writer.todo([(p.id, pair_texts(p)) for p in records]))
+            for pair in records:
+                row = ledger_writer.records.get(pair.id)
+                if row is not None and row.get("outcome") in OUTCOMES:
                     stats.add(row["outcome"], now=False, reason=row.get("reason"),
                               forced=any((row.get("forced") or {}).values()))
-            orphans = _drop_orphans(out, ledger_writer.done_ids)
-            todo = [p for p in records if p.id not in ledger_writer.done_ids]
+            orphans = _drop_orphans(out, set(ledger_writer.records))
+            todo = [p for p in records if p.id in left]
             fits = []
             for pair in todo:
                 n = _prompt_tokens(teacher_backend, pair) if context else None
@@ -318,7 +324,7 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
                     too_long.append({"id": pair.id, "prompt_tokens": n})
                 else:
                     fits.append(pair)
-            with JsonlWriter(out, resume=True) as examples:
+            with open_examples(out) as examples:
                 for batch in _batches(fits, batch_size):
                     for pair, judgment in _judge_batch(judge, batch, failed):
                         outcome = classify(judgment)
@@ -328,7 +334,8 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
                         if outcome == KEPT:
                             for example in examples_for(pair, judgment):
                                 examples.write(example)
-                        ledger_writer.write({**ledger_entry(pair, judgment, outcome), "reason": reason})
+                        ledger_writer.write({**ledger_entry(pair, judgment, outcome), "reason": reason},
+                                            inputs=pair_texts(pair))
                         stats.add(outcome, now=True, reason=reason, forced=judgment.forced)
     finally:
         cached.cache.close()

@@ -5,6 +5,7 @@ from .readers import (
     read_judgments, read_pairs, read_responses, read_sft_examples, read_tasks, resolve_tasks_path,
 )
 from .records import Criterion, PreferencePair, Response, WritingTask, render_principle
+from .resumable import ResumableJsonl
 
 __all__ = [
     "Criterion",
@@ -12,6 +13,7 @@ __all__ = [
     "PreferencePair",
     "ReadResult",
     "Response",
+    "ResumableJsonl",
     "SkippedLine",
     "WritingTask",
     "read_judgments",

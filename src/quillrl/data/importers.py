@@ -11,7 +11,6 @@ the registry, the report, and where the data root is.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
