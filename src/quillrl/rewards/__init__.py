@@ -2,6 +2,7 @@
 
 - :mod:`.mixing`: RLMR's dynamic mixed reward of writing quality and constraint checks, per group.
 - :mod:`.pairwise`: RLCS's pairwise judge preferences folded into one reward per completion.
+- :mod:`.order`: a group's rule-fixed order (pivot, neighbours, who is shown first), from its texts.
 - :mod:`.shaping`: RLCS's entropy-based reward shaping for training the judge with GRPO.
 - :mod:`.verdict`: a verdict's probability, entropy and swap debiasing, shared by every judge.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from .mixing import (ALL_VIOLATE, MIX_METHODS, RLMRStats, fill_missing_writing, mix_groups, mix_rewards,
                      rlmr_lambda)
+from .order import fixed_order, member_key
 from .pairwise import STRATEGIES, choose_pivot, comparisons_needed, pairwise_rewards, preference_matrix
 from .shaping import shape_by_entropy
 from .verdict import binary_entropy, swap_debias, verdict_distribution
@@ -20,5 +22,6 @@ from .verdict import binary_entropy, swap_debias, verdict_distribution
 __all__ = [
     "mix_rewards", "mix_groups", "rlmr_lambda", "fill_missing_writing", "RLMRStats", "MIX_METHODS", "ALL_VIOLATE",
     "pairwise_rewards", "comparisons_needed", "preference_matrix", "choose_pivot", "STRATEGIES",
+    "fixed_order", "member_key",
     "shape_by_entropy", "binary_entropy", "swap_debias", "verdict_distribution",
 ]
