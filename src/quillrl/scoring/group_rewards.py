@@ -134,6 +134,13 @@ class GroupRewards:
         self.mix = {"method": "rlmr", **(mix or {})}
         self.loose, self.free_text_verifier = loose, free_text_verifier
 
+    @property
+    def lists_comparisons(self) -> bool:
+        """Whether the strategy lists its comparisons up front from (n, the rule-fixed order),
+        so that ``serve-reward`` can judge them as a group arrives; a scalar judge (and an
+        adaptive design, whose next pairs follow the last round's verdicts) is judged at the barrier."""
+        return self.strategy in STRATEGIES
+
     # -- the plan: order, then comparisons -------------------------------------------------------
     def order(self, completions: Sequence[str], group_size: int, group_ids: Sequence[str]) -> list[int]:
         """The flat permutation that puts every group in its rule-fixed order

@@ -50,7 +50,7 @@ class ArrivalJudging:
 
     def __init__(self, group_rewards: GroupRewards, pool: Executor):
         self.group_rewards, self.pool = group_rewards, pool
-        self.pairwise = group_rewards.strategy != "scalar"  # a scalar judge scores at the barrier
+        self.pairwise = group_rewards.lists_comparisons  # else judged at the barrier, checked on arrival
 
     def arrived(self, group: Group) -> None:
         """The barrier's ``on_joined``: start on the group's newest member (on the event loop)."""
