@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reward_server import CONSTRAINT, make_groups  # noqa: E402  (bench scripts are not a package)
 
 
-def schedule(n_groups: int, size: int, spread_s: float, mean_gap_s: float, seed: int) -> list[tuple[float, int, int]]:
+def schedule(n_groups: int, size: int, spread_s: float, mean_gap_s: float,
+             seed: int) -> list[tuple[float, int, int]]:
     """``(seconds from start, group, member)`` for every member, sorted by time."""
     rng = random.Random(seed)
     out = []

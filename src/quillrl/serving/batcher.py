@@ -1,12 +1,14 @@
 """Cross-client batching: many concurrent ``compare_many`` calls become one call on the judge.
 
-The reward server queues each group's comparisons as its members arrive (:meth:`BatchingJudge.submit`),
-or, with ``group.judge_on_arrival: false``, scores each completed group in its own worker thread
-with the trainer's :class:`~quillrl.scoring.group_rewards.GroupRewards`, which asks its judge for
-the group's comparisons in one ``compare_many``. Either way the :class:`BatchingJudge` merges the
-comparisons of every group in flight at that moment into one call on the real judge, up to ``max_batch`` pairs, waiting at most ``max_wait_s`` for more to arrive after the
-first. A local model then runs one padded forward batch for many groups, and an OpenAI-compatible
-judge gets them all in flight together.
+The reward server queues each group's comparisons as its members arrive
+(:meth:`BatchingJudge.submit`), or, with ``group.judge_on_arrival: false``, scores each completed
+group in its own worker thread with the trainer's
+:class:`~quillrl.scoring.group_rewards.GroupRewards`, which asks its judge for the group's
+comparisons in one ``compare_many``. Either way the :class:`BatchingJudge` merges the comparisons
+of every group in flight at that moment into one call on the real judge, up to ``max_batch``
+pairs, waiting at most ``max_wait_s`` for more to arrive after the first. A local model then runs
+one padded forward batch for many groups, and an OpenAI-compatible judge gets them all in flight
+together.
 
 Failures (docs/design.md, "Scale-out"): a call that raises, or judgments that come back invalid,
 are retried up to ``retries`` times; what is still invalid after that is returned invalid, so

@@ -3,7 +3,8 @@
 ``quillrl_requests_total{path,status}``, ``quillrl_request_seconds{path}`` (histogram),
 ``quillrl_judge_batch_pairs`` (histogram of pairs per judge call), ``quillrl_judge_failures_total``
 (pairs still invalid after a call), ``quillrl_comparisons_unused_total`` (judged as a group
-arrived, then not needed by it: a pivot that a later member displaced), ``quillrl_groups_total{outcome=complete|partial}``,
+arrived, then not needed by it: a pivot that a later member displaced),
+``quillrl_groups_total{outcome=complete|partial}``,
 ``quillrl_writing_missing_total``, ``quillrl_open_groups``, ``quillrl_reward_members_total{outcome}``
 (each member a request brought: ``joined``, ``replayed``, ``taken_over``, or refused:
 ``refused_digest``, ``refused_slot``, ``refused_size``). A request whose client went away before
