@@ -127,6 +127,7 @@ class RewardService:
         judged, checked = None, None
         if group.work is not None:
             judged, checked, unused = await self.arrival.collect(group)
+            group.work = None  # a closed group is remembered for replays: keep its answers only
             self.metrics.comparisons_unused(unused)
         batch = await asyncio.get_running_loop().run_in_executor(
             self._pool, lambda: self.group_rewards.compute(
