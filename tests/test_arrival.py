@@ -97,7 +97,8 @@ def serve_in_order(service: RewardService, key: str, order: list[int], gaps: lis
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_rewards_are_those_of_the_completed_group_in_any_arrival_order(strategy):
-    service = RewardService(make_config(reward={"strategy": strategy}, batch={"max_wait_s": 0.002}),
+    service = RewardService(make_config(reward={"strategy": strategy}, batch={"max_wait_s": 0.002},
+                                        group={"judge_on_arrival": True}),
                             GroupRewards(HashJudge(), strategy=strategy))
     queued = []  # (members present, comparisons queued then)
     queue = service.arrival._queue
@@ -151,7 +152,7 @@ def test_judge_on_arrival_false_judges_at_the_barrier_with_the_same_rewards():
 def test_over_http_members_in_random_order_get_the_rewards_of_the_whole_group(strategy):
     rng = random.Random(21)
     order = rng.sample(range(8), 8)
-    config = make_config(reward={"strategy": strategy}, group={"size": 8})
+    config = make_config(reward={"strategy": strategy}, group={"size": 8, "judge_on_arrival": True})
     with served(config, GroupRewards(HashJudge(), strategy=strategy)) as server, ThreadPoolExecutor(8) as pool:
 
         def post(i, delay):
