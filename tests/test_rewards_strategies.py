@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from quillrl.errors import ConfigError
 from quillrl.rewards import (STRATEGIES, bradley_terry, comparisons_needed, mix_rewards, pairwise_rewards,
-                             preference_matrix, ring_order, swiss_pairs)
+                             preference_matrix, swiss_pairs)
+from quillrl.rewards import fixed_order
 from quillrl.scoring.group_rewards import GroupRewards
 
 from test_group_rewards import FORBID_X, SCORES, TEXTS, ScriptedJudge
@@ -33,12 +34,12 @@ def test_circular_rewards_are_the_mean_over_both_neighbours():
     assert r.sum() == pytest.approx(0.0)
 
 
-def test_ring_order_does_not_depend_on_arrival_order():
+def test_the_fixed_order_does_not_depend_on_arrival_order():
     texts = ["a", "b", "c", "d", "e"]
-    order = ring_order(texts, key="prompt")
+    order = fixed_order("prompt", texts)
     perm = [3, 0, 4, 1, 2]
     shuffled = [texts[i] for i in perm]
-    assert [shuffled[i] for i in ring_order(shuffled, key="prompt")] == [texts[i] for i in order]
+    assert [shuffled[i] for i in fixed_order("prompt", shuffled)] == [texts[i] for i in order]
 
 
 def test_swiss_is_adaptive_and_never_listed_up_front():

@@ -9,7 +9,7 @@ variance (docs/design.md, "Pairwise → scalar rewards"):
 - ``reference``: compare everyone with the task's reference text: n comparisons;
 - ``round_robin``: compare every pair: n(n − 1)/2 comparisons;
 - ``circular``: compare each member with its successor on a ring in a rule-fixed order
-  (:func:`ring_order`): n comparisons (1 for n = 2, none for n = 1);
+  (:func:`~quillrl.rewards.order.fixed_order`): n comparisons (1 for n = 2, none for n = 1);
 - ``swiss``: Swiss-style rounds (each round pairs members of similar fitted strength that have
   not met), ⌊n/2⌋ comparisons a round, folded by a Bradley–Terry fit (:func:`bradley_terry`);
   its pairs depend on earlier results, so it is listed round by round (:func:`swiss_pairs`).
@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from .verdict import swap_debias
 
 __all__ = ["STRATEGIES", "ADAPTIVE", "choose_pivot", "comparisons_needed", "preference_matrix",
-           "pairwise_rewards", "ring_order", "swiss_pairs", "swiss_rounds", "bradley_terry", "BTFit"]
+           "pairwise_rewards", "swiss_pairs", "swiss_rounds", "bradley_terry", "BTFit"]
 
 STRATEGIES = ("pivot", "reference", "round_robin", "circular", "swiss")
 ADAPTIVE = ("swiss",)  # strategies whose comparisons depend on earlier results: no up-front list
@@ -55,25 +55,6 @@ def _check_order(order: Sequence[int] | None, n: int) -> list[int]:
     if sorted(order) != list(range(n)):
         raise ConfigError(f"order={order!r} must be a permutation of 0..{n - 1}")
     return order
-
-
-def ring_order(texts: Sequence[str], key: str = "") -> list[int]:
-    """The rule-fixed order of a group: member indices sorted by ``sha256(key, text)``.
-
-    It depends on the members' texts (and a group key, e.g. the prompt), never on the order in
-    which they arrived or were generated, so a trainer and a server that see the same group
-    list the same ring (``circular``) and the same first Swiss round. Identical texts keep
-    their index order.
-
-    >>> ring_order(["b", "a", "c"], key="p") == ring_order(["b", "a", "c"], key="p")
-    True
-    >>> sorted(ring_order(["x", "x", "y"]))
-    [0, 1, 2]
-    """
-    import hashlib
-
-    digest = [hashlib.sha256(f"{key}\0{t}".encode()).hexdigest() for t in texts]
-    return sorted(range(len(texts)), key=lambda i: (digest[i], i))
 
 
 def _check_pivot(pivot: int, n: int) -> int:
@@ -108,7 +89,7 @@ def comparisons_needed(strategy: str, n: int, pivot: int | None = None,
     ``reference``: ``(i, n)`` for every i (n pairs); index n stands for the reference text.
     ``round_robin``: ``(i, j)`` for every ``i < j`` (n(n − 1)/2 pairs); ``p(j ≻ i) = 1 − p(i ≻ j)``.
     ``circular``: ``(o_k, o_{k+1 mod n})`` for the ring ``o = order`` (default ``0..n−1``; use
-    :func:`ring_order`): n pairs for n ≥ 3, 1 for n = 2, none for n = 1. Each member meets its
+    :func:`~quillrl.rewards.order.fixed_order`): n pairs for n ≥ 3, 1 for n = 2, none for n = 1. Each member meets its
     two ring neighbours, once as the first of a pair and once as the second.
     ``swiss``: its pairs depend on earlier results; this raises, use :func:`swiss_pairs`.
     Each pair is one swap-debiased comparison (both presentation orders) of RLCS's judge, so
@@ -328,7 +309,7 @@ def swiss_pairs(n: int, p: ArrayLike | None = None, round: int = 0,
                 order: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """The pairs of one Swiss round of a group of n, from the comparisons so far.
 
-    Round 0 pairs neighbours of the rule-fixed ``order`` (:func:`ring_order`):
+    Round 0 pairs neighbours of the rule-fixed ``order`` (:func:`~quillrl.rewards.order.fixed_order`):
     ``(o_0, o_1), (o_2, o_3), …``. A later round ranks the members by their Bradley–Terry
     strength on ``p`` (every comparison so far; ties by position in ``order``) and pairs them
     greedily from the top: each unpaired member with the next-ranked unpaired member it has not

@@ -46,6 +46,12 @@ class GroupSection(StageConfig):
                       "n_samples_per_prompt); a request's group_size overrides it")
     timeout_s: float = Field(120.0, gt=0, description="an incomplete group is scored among the "
                              "members present after this long, and flagged partial")
+    judge_on_arrival: bool = Field(False, description="judge a comparison as soon as both of its "
+                                   "members are in, and check constraints as each member arrives; "
+                                   "false: judge the whole group once it is complete. The same "
+                                   "rewards either way; faster only where the judge has idle time "
+                                   "while groups fill (docs/design.md, \"Judging while the group "
+                                   "arrives\")")
 
 
 class ConstraintsSection(StageConfig):
