@@ -111,7 +111,7 @@ def classify(judgment: Judgment) -> str:
     return KEPT if picks_chosen[0] else "disagrees_with_human"
 
 
-# What a kept analysis starts with: the prefill's first dimension ("Coherence:").
+# What a kept analysis starts with: the prefill's first dimension (judges/template.py spells it).
 _FIRST_DIMENSION = REASONING_PREFILL[len(ANALYSIS_OPEN) + 1:]
 NO_PREFILL = "analysis does not start with the prefill"
 
