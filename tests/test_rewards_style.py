@@ -52,7 +52,7 @@ class _LongerWins:
         from types import SimpleNamespace
 
         return [SimpleNamespace(p_a=1.0 if len(a.split()) > len(b.split()) else
-                                0.5 if len(a.split()) == len(b.split()) else 0.0) for _, a, b in items]
+                                0.5 if len(a.split()) == len(b.split()) else 0.0) for _, a, b, *_ in items]
 
 
 def test_group_rewards_subtract_the_penalty_before_the_mix():
