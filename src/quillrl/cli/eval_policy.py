@@ -236,7 +236,7 @@ def policy_command(
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token limit per response."),
     seed: int = typer.Option(0, "--seed", help="Seed of sampling, A/B placement and bootstrap."),
     batch_size: int = typer.Option(8, "--batch-size", help=BATCH_HELP),
-    backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     swap: bool = typer.Option(True, "--swap/--no-swap", help=SWAP_HELP),
     mode: str = MODE_OPTION,
     judge_max_new_tokens: Optional[int] = typer.Option(None, "--judge-max-new-tokens",
@@ -252,7 +252,7 @@ def policy_command(
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
-    from ..eval.generate import check_spec, generate_responses
+    from ..eval.generate import check_spec, generate_responses, resolve_backend
     from ..judges import check_judge_spec
 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -261,7 +261,8 @@ def policy_command(
     check_output_path(out_dir, option="--out-dir", inputs=[tasks], directory=True)
     options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
     engine = parse_cli_pairs(vllm_option or ())
-    if engine and backend != "vllm" and not judge.startswith("genrm:vllm"):
+    generator = resolve_backend(backend)[0]  # what auto means here
+    if engine and generator != "vllm" and not judge.startswith("genrm:vllm"):
         from ..errors import ConfigError
 
         raise ConfigError("--vllm-option applies to vLLM engines (--backend vllm, a genrm:vllm "
@@ -278,7 +279,7 @@ def policy_command(
         typer.echo(f"{side}: {spec}", err=True)
         generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                           backend=backend, backend_options=engine if backend == "vllm" else None)
+                           backend=backend, backend_options=engine if generator == "vllm" else None)
     summary, details = compare_policies(task_list, files, judge, out_dir=out_dir, seed=seed,
                                         batch_size=judge_batch_size, options=options,
                                         n_resamples=resamples, names={"base": base, "trained": trained})
