@@ -110,6 +110,27 @@ def open_policy(model: str, *, backend: str = "local", batch_size: int = 8,
     return make_backend(f"{backend}:{model}", **options, **(backend_options or {}))
 
 
+def judge_on(judge: str, backend: str = "auto") -> str:
+    """A ``genrm:local:<model>`` judge spec moved to vLLM where ``backend`` resolves to vllm
+    (:func:`resolve_backend`, with auto's float32 options written into the spec, which names the
+    judge in judgments files); any other spec, or ``local``, unchanged. The benches' long judging
+    runs use it (``--judge-backend``).
+
+    >>> judge_on("genrm:local:smollm2-135m-instruct", "local")
+    'genrm:local:smollm2-135m-instruct'
+    """
+    if not judge.startswith("genrm:local:"):
+        return judge
+    target = judge.removeprefix("genrm:local:")
+    kind, options = resolve_backend(backend, target)
+    if backend == "vllm" and not options:  # explicit vllm: the same parity options
+        options = {"dtype": "float32", "enforce_eager": True}
+    if kind != "vllm" and backend != "vllm":
+        return judge
+    query = "&".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in options.items())
+    return f"genrm:vllm:{target}" + (f"?{query}" if query else "")
+
+
 def check_spec(model: str, backend: str = "local") -> None:
     """Raise a ConfigError unless ``model`` names something ``backend`` can run (no loading)."""
     if backend == "auto":
