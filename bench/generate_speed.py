@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from quillrl.backends import ChatPrompt, LocalBackend
-from quillrl.cli.verify import join_responses, summarize, verify_task
+from quillrl.eval.ifeval import join_responses, summarize, verify_task
 from quillrl.data import read_responses, read_tasks
 from quillrl.data.importers import resolve_data_root
 from quillrl.data.task_sources import IFEVAL_FILE

@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from quillrl.cli.verify import join_responses, summarize, verify_task
+from quillrl.eval.ifeval import join_responses, summarize, verify_task
 from quillrl.data import read_responses, read_tasks, write_jsonl
 from quillrl.data.importers import resolve_data_root
 from quillrl.data.task_sources import IFEVAL_FILE

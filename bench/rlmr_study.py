@@ -84,6 +84,8 @@ def main() -> None:
                         help="extra `eval policy` option, e.g. --eval-arg=--n=4 (repeatable; after "
                         "the defaults, so it overrides them)")
     parser.add_argument("--skip-eval", action="store_true", help="train (and tabulate) only")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated mixers to run (default all four), e.g. writing_only")
     args = parser.parse_args()
     from quillrl.eval.generate import judge_on
 
@@ -92,7 +94,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     args.heldout = split_tasks(args.tasks, out)
     args.set = [f"tasks={out / 'tasks-train.jsonl'}", *args.set]
-    results = {m: run(m, args, out) for m in METHODS}
+    results = {m: run(m, args, out) for m in args.methods.split(",")}
 
     lines = [(f"Steps: {args.steps}; means over the first and last {args.window} steps, and over all "
               "steps (every arm sees the same task at the same step, so the all-steps means compare "
@@ -153,7 +155,7 @@ def evaluate_arms(args, out: Path) -> dict:
 
     shared = out / "eval-base" / "responses-base.jsonl"
     results = {}
-    for method in METHODS:
+    for method in args.methods.split(","):
         eval_dir = out / method / "eval"
         eval_dir.mkdir(parents=True, exist_ok=True)
         if shared.exists() and not (eval_dir / "responses-base.jsonl").exists():

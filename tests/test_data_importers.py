@@ -25,6 +25,8 @@ EXPECTED = {
     "writingbench-length": ("tasks", 222, {"Chinese query (length stated in characters)": 95,
                                            "no word-count requirement on the whole response": 28,
                                            "stated length over 20000 words": 1}, 98),
+    "writingbench-format": ("tasks", 342, {}, 342),
+    "writingbench-style": ("tasks", 395, {}, 395),
     "eqbench": ("tasks", 321, {"repeated seed modifier": 1}, 320),
 }
 
@@ -183,6 +185,25 @@ def test_writingbench_length_tasks(shared_data, tmp_path):
     assert tasks["writingbench-length-130"].constraints[0].kwargs == {"max_words": 1000}
     assert all(len(t.constraints) == 1 and t.constraints[0].id == "creative:word_range"
                for t in tasks.values())
+    # the query's rubric rides along as criteria, rendered into the judge's principle
+    first = tasks["writingbench-length-16"]
+    assert [c.name for c in first.criteria][:2] == ["Introduction_Comprehensiveness", "Technical_Accuracy"]
+    assert len(first.criteria) == 5 and "checklist" not in first.to_json_dict()
+    assert first.judge_principle().startswith("Criteria:\n1. Introduction_Comprehensiveness: Evaluates how")
+
+
+@pytest.mark.parametrize("subset", ["format", "style"])
+def test_writingbench_rubric_tasks_carry_their_criteria(shared_data, tmp_path, subset):
+    run_import(f"writingbench-{subset}", tmp_path / "w.jsonl", data_root=shared_data)
+    tasks = read_tasks(tmp_path / "w.jsonl")
+    source = [json.loads(line) for line in
+              (shared_data / f"prompts/writingbench/{subset}/{subset}_subset.jsonl").open()]
+    assert [t.id for t in tasks] == [f"writingbench-{subset}-{item['index']}" for item in source]
+    for task, item in zip(tasks, source):
+        assert task.prompt == item["query"] and not task.constraints
+        assert [(c.name, c.description) for c in task.criteria] == [
+            (c["name"].strip(), c["criteria_description"].strip()) for c in item["criteria"]]
+    assert {t.language for t in tasks} == {"en", "zh"}
 
 
 def test_eqbench_fills_every_seed_with_stable_ids(shared_data, tmp_path):

@@ -285,3 +285,41 @@ def test_loopback_teacher_through_quillrl_serve_continues_the_prefill_and_caches
     prompt = judge_prompt(pair["prompt"], pair["chosen"], pair["rejected"], "reasoning")
     assert prompt.assistant_prefix == REASONING_PREFILL
     assert local.generate([prompt], params)[0].text in {r["value"]["text"] for r in rows}
+
+
+class NoPrefillBackend(ScriptedBackend):
+    """p0 and p4 write an analysis of their own instead of continuing the prefill."""
+
+    def generate(self, prompts, params):
+        out = super().generate(prompts, params)
+        for p, gen in zip(prompts, out):
+            if "prompt of p0" in p.messages[1]["content"] or "prompt of p4" in p.messages[1]["content"]:
+                gen.text = "<analysis>\nOverall A is better.\n</analysis>\n<verdict>" + gen.text[-1]
+        return out
+
+
+def test_an_analysis_without_the_prefill_is_invalid_by_reason_and_the_run_goes_on(tmp_path):
+    # Issue 23 §5: this was a bare ValueError from format_judgment, ending the run.
+    pairs, out = write_pairs(tmp_path / "pairs.jsonl"), tmp_path / "sft.jsonl"
+    summary = distill(pairs, GenRMJudge(NoPrefillBackend(), swap=True), out)
+    assert summary["invalid_by_reason"]["analysis does not start with the prefill"] == 2
+    assert summary["judged"] == 5 and summary["kept"] == 0 and summary["examples"] == 0
+
+
+def test_a_teacher_that_refuses_every_connection_exits_non_zero_saying_why(tmp_path):
+    # Issue 23 §5: this exited 0 with zero examples.
+    import socket
+
+    from typer.testing import CliRunner
+
+    from quillrl.cli import app
+
+    with socket.socket() as s:  # a port nobody listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        pairs = write_pairs(tmp_path / "pairs.jsonl")
+        result = CliRunner().invoke(app, [
+            "distill", "--pairs", str(pairs), "--out", str(tmp_path / "sft.jsonl"),
+            "--teacher", f"genrm:openai:http://127.0.0.1:{port}/v1?timeout=2&attempts=1#m"])
+    assert result.exit_code == 2, result.output
+    assert "every teacher call failed" in result.stderr and "connection" in result.stderr

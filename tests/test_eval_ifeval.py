@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quillrl.cli.verify import join_responses, summarize, verify_task
+from quillrl.eval.ifeval import join_responses, summarize, verify_task
 from quillrl.data import read_responses, read_tasks
 from quillrl.eval.generate import generate_responses
 from quillrl.eval.ifeval import lm_eval_ifeval, parity_report

@@ -122,3 +122,47 @@ def test_head_to_head_reads_judge_records_in_slot_free_terms():
     assert s["invalid"] == 1 and s["n"] == 39
     assert s["wins"] == slots.count("A") and s["losses"] == slots.count("B") and s["ties"] == 0
     assert counts["only_a"] == counts["only_b"] == 0 and counts["tasks_judged"] == 40
+
+
+# ------------------------------------------------ style control: LC and SC win rates (issue 21)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from quillrl.eval.winrate import controlled_win_rate, length_covariate, sc_win_rate  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(8, 200), st.floats(-1.5, 1.5), st.integers(0, 2**31 - 1))
+def test_a_length_only_judge_is_even_under_lc_and_sc(n, shift, seed):
+    """Whatever the lengths (A longer on average or not), a judge that decides by length alone
+    has LC and SC win rates within 0.45–0.55."""
+    rng = np.random.default_rng(seed)
+    words_b = rng.integers(20, 600, n)
+    words_a = np.maximum(1, (words_b * np.exp(shift + rng.normal(0, 0.6, n))).astype(int))
+    s = np.where(words_a > words_b, 1.0, np.where(words_a == words_b, 0.5, 0.0))
+    lc = controlled_win_rate(s, length_covariate(words_a - words_b))["win_rate"]
+    counts_a = np.column_stack([words_a, rng.integers(0, 4, n), rng.integers(0, 9, n), rng.integers(0, 5, n)])
+    counts_b = np.column_stack([words_b, rng.integers(0, 4, n), rng.integers(0, 9, n), rng.integers(0, 5, n)])
+    sc = sc_win_rate(s, counts_a, counts_b)["win_rate"]
+    assert 0.45 <= lc <= 0.55 and 0.45 <= sc <= 0.55
+
+
+@pytest.mark.parametrize("quality", [-0.8, 0.0, 0.7])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_quality_plus_length_bias_is_recovered_within_the_interval(quality, seed):
+    """A judge with a known quality effect q and a length bias: the LC and SC win rates'
+    intervals hold sigmoid(q), which the raw win rate misses."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    words_b = rng.integers(50, 400, n)
+    words_a = (words_b * np.exp(0.4 + rng.normal(0, 0.5, n))).astype(int)  # A is longer
+    x = length_covariate(words_a - words_b)
+    s = (rng.random(n) < 1 / (1 + np.exp(-(quality + 1.5 * x[:, 0])))).astype(float)
+    truth = 1 / (1 + np.exp(-quality))
+    lc = controlled_win_rate(s, x)
+    sc = sc_win_rate(s, np.column_stack([words_a, np.zeros((n, 3))]), np.column_stack([words_b, np.zeros((n, 3))]))
+    assert lc["ci_low"] <= truth <= lc["ci_high"]
+    assert abs(s.mean() - truth) > 0.05  # the raw win rate is off: the bias is real
+    # SC uses (a−b)/(a+b), not tanh(Δ/sd): a different length model, so a looser check
+    assert abs(sc["win_rate"] - truth) < 0.05

@@ -11,7 +11,7 @@ from quillrl.constraints import Constraint
 from quillrl.errors import ConfigError, ConstraintError, DataError
 from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
 from quillrl.rewards import comparisons_needed, mix_rewards
-from quillrl.scoring.group_rewards import GroupRewards, group_seed, task_constraints
+from quillrl.scoring.group_rewards import GroupRewards, task_constraints
 from quillrl.train.policy import violator_max_advantage
 
 
@@ -52,7 +52,8 @@ def compute(strategy="round_robin", group_size=4, **kw):
 def test_one_judge_call_with_exactly_the_needed_comparisons(strategy):
     judge, batch = compute(strategy)
     assert judge.calls == 1
-    per_group = [len(comparisons_needed(strategy, 4, seed=group_seed(7, 3, g))) for g in range(2)]
+    per_group = [len(comparisons_needed(strategy, 4, pivot=0 if strategy == "pivot" else None))
+                 for g in range(2)]
     assert len(judge.items) == sum(per_group) == batch.judgments
     # comparisons never cross groups
     for prompt, a, b in judge.items:
@@ -158,9 +159,9 @@ def test_sharded_scalar_scores_and_checks_split_the_work():
 
 
 def test_mixed_stats_come_from_the_mix():
-    """λ per penalised group is the mix's own, and the pivot is drawn once per group."""
-    from quillrl.rewards import mix_groups
-    from quillrl.scoring.group_rewards import group_pivot
+    """λ per penalised group is the mix's own, and the pivot is the first of the group's
+    rule-fixed order (salted with the seed and the group id, "<step>:<g>" in the trainer)."""
+    from quillrl.rewards import fixed_order, mix_groups
 
     judge, batch = compute("pivot")
     r, stats = mix_groups(batch.writing, batch.passed, 4, return_stats=True)
@@ -168,7 +169,7 @@ def test_mixed_stats_come_from_the_mix():
     assert batch.lambdas == [s.lam for s in stats if s.penalised] and batch.stats == stats
     assert batch.lambdas  # the fixture has mixed groups: some λ is logged
     for g in range(2):
-        u = group_pivot(7, 3, g, 4)
+        u = fixed_order(f"7:3:{g}", TEXTS[4 * g:4 * g + 4])[0]
         # every comparison of the group is against the pivot, and the fold gives the pivot 0
         assert {b for p, _, b in judge.items if p == f"p{g}"} == {TEXTS[4 * g + u]}
         assert batch.writing[4 * g + u] == 0.0

@@ -181,10 +181,11 @@ class FaultyJudge(Judge):
     """Length judge that raises, or answers invalid for pairs involving ``bad``."""
 
     def __init__(self, mode: str, bad: str = ""):
-        self.mode, self.bad, self.calls = mode, bad, 0
+        self.mode, self.bad, self.calls, self.pairs = mode, bad, 0, 0
 
     def _compare_many(self, pairs):
         self.calls += 1
+        self.pairs += len(pairs)
         if self.mode == "down":
             raise ConnectionError("judge unreachable: secret-host:1234")
         if self.mode == "slow":
@@ -193,12 +194,16 @@ class FaultyJudge(Judge):
                 scored_judgment(0.5 + 0.5 * np.tanh(len(a) - len(b))) for _, a, b in pairs]
 
 
-def test_judge_down_every_writing_reward_missing_and_constraints_still_apply():
+@pytest.mark.parametrize("on_arrival", [True, False])
+def test_judge_down_every_writing_reward_missing_and_constraints_still_apply(on_arrival):
     judge = FaultyJudge("down")
     group_rewards = GroupRewards(judge, strategy="round_robin")
-    with served(make_config(batch={"judge_retries": 2}), group_rewards) as server, ThreadPoolExecutor(4) as pool:
+    config = make_config(batch={"judge_retries": 2}, group={"judge_on_arrival": on_arrival})
+    with served(config, group_rewards) as server, ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda t: single(server, t).json()["results"][0], TEXTS))
-        assert judge.calls == 3  # one call for the group's six pairs, then two retries
+        assert judge.pairs == 6 * 3  # each of the group's six pairs, then two retries
+        if not on_arrival:  # judged at the barrier: one call for the six pairs, then two retries
+            assert judge.calls == 3
         assert all(a["writing_missing"] and a["writing"] == 0.0 for a in answers)
         passed = [a for a in answers if a["passed"]]
         assert passed and all(a["reward"] > b["reward"] for a in passed for b in answers if not b["passed"])

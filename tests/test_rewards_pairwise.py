@@ -141,7 +141,7 @@ def test_raw_one_order_matrix_is_swap_debiased():
     (lambda: pairwise_rewards(P, "pivot", pivot=3), ConfigError, "0 <= pivot < 3"),
     (lambda: pairwise_rewards(P, "pivot", pivot=1.0), ConfigError, "pivot"),
     (lambda: comparisons_needed("pivot", 4), ConfigError, "pivot=<index> or seed=<int>"),
-    (lambda: comparisons_needed("swiss", 4), ConfigError, "round_robin"),
+    (lambda: comparisons_needed("tournament", 4), ConfigError, "round_robin"),
     (lambda: pairwise_rewards(P[:, :2]), ValueError, r"n×n matrix.*\(3, 2\)"),
     (lambda: pairwise_rewards(P, "reference"), ValueError, "vector of p"),
     (lambda: pairwise_rewards([0.5, 0.5], "round_robin"), ValueError, "n×n"),

@@ -58,3 +58,15 @@ def test_a_warning_when_bound_beyond_loopback_without_a_token():
 
     assert "without a token" in warn_if_exposed("0.0.0.0", None)
     assert warn_if_exposed("0.0.0.0", "token") is None and warn_if_exposed("127.0.0.1", None) is None
+
+
+def test_an_empty_tasks_file_is_refused_at_start(tmp_path):
+    # Issue 23 §7: it used to start and wait, refusing every request it would ever get.
+    empty = tmp_path / "tasks.jsonl"
+    empty.write_text("")
+    run = subprocess.run([sys.executable, "-c", LAUNCH, "serve-reward", "--port", "0",
+                          "--set", "constraints.source=tasks", "--set", f"constraints.tasks={empty}",
+                          "--set", "reward.judge=baseline:length"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"{empty} holds no task" in run.stderr and "Traceback" not in run.stderr

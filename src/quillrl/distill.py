@@ -14,7 +14,8 @@ human, would teach the student position bias or a wrong preference.
 
 Every kept order becomes one SFT example (so both orders are trained): chat ``messages`` whose
 system and user turns are exactly what :class:`~quillrl.judges.GenRMJudge` sends (from
-:func:`~quillrl.judges.template.judge_prompt`, reasoning mode), and whose assistant turn is the
+:func:`~quillrl.judges.template.judge_prompt`, reasoning mode, by the pair's principle when it has
+one), and whose assistant turn is the
 teacher's analysis and verdict in the canonical format
 (:func:`~quillrl.judges.template.format_judgment`), i.e. precisely the reply a judge must write.
 
@@ -41,12 +42,17 @@ What a run never pays twice, and never mixes:
   prices per million tokens, the cost.
 
 Bad teacher output never stops a run. An unparseable reply (garbage, empty, cut off at
-``max_new_tokens``) is an ``invalid`` outcome, counted by reason (``invalid_by_reason``). A
+``max_new_tokens``), or an analysis that does not start with the reasoning prefill's first
+dimension (a teacher that wrote its own ``<analysis>`` instead of continuing ours: no SFT
+target can be made from it), is an ``invalid`` outcome, counted by reason
+(``invalid_by_reason``). A
 teacher call that fails for good (timeout, connection, HTTP error) is retried pair by pair;
 a pair that still fails is counted under ``teacher_failed`` by reason and left out of the
 ledger, so a rerun asks again. A pair whose judge prompt plus ``max_new_tokens`` exceeds the
 teacher's context (when its backend knows its tokenizer) is skipped, counted in
-``too_long`` with its token length, never truncated into a different pair.
+``too_long`` with its token length, never truncated into a different pair. A run in which
+every teacher call failed (a teacher that refuses every connection) is an error naming the
+reasons, not a success with zero examples.
 
 Files. ``--out`` holds the examples (``id`` = ``<pair id>:<order>``, ``pair_id``, ``order``,
 ``label``, ``messages``). Beside it, ``<out>.ledger.jsonl`` holds one line per processed pair,
@@ -59,7 +65,6 @@ skips every pair in the ledger, and first removes examples whose pair never reac
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import Counter
@@ -69,12 +74,12 @@ from typing import Iterable
 
 from .backends.base import Backend
 from .backends.cache import CachedBackend, ResponseCache
-from .data import JsonlWriter, PreferencePair, read_pairs, write_jsonl
-from .data.jsonl import json_lines
-from .errors import BackendError, ConfigError, DataError
+from .data import PreferencePair, ResumableJsonl, read_pairs, write_jsonl
+from .errors import BackendError, ConfigError
 from .judges import GenRMJudge, Judge, Judgment, make_judge
 from .judges.genrm import error_kind
-from .judges.template import TEMPLATE_VERSION, format_judgment, judge_prompt
+from .judges.template import (ANALYSIS_OPEN, REASONING_PREFILL, TEMPLATE_VERSION, format_judgment,
+                              judge_prompt)
 
 KEPT = "kept"
 DROP_REASONS = ("invalid", "position_inconsistent", "disagrees_with_human")
@@ -106,12 +111,24 @@ def classify(judgment: Judgment) -> str:
     return KEPT if picks_chosen[0] else "disagrees_with_human"
 
 
+# What a kept analysis starts with: the prefill's first dimension (judges/template.py spells it).
+_FIRST_DIMENSION = REASONING_PREFILL[len(ANALYSIS_OPEN) + 1:]
+NO_PREFILL = "analysis does not start with the prefill"
+
+
+def without_prefill(judgment: Judgment) -> bool:
+    """Whether an order's analysis does not start with the prefill's first dimension: the
+    teacher did not continue the prefill, so no SFT target (which starts with it) can be made."""
+    return any(r.analysis is not None and not r.analysis.strip().startswith(_FIRST_DIMENSION)
+               for r in judgment.orders)
+
+
 def examples_for(pair: PreferencePair, judgment: Judgment) -> list[dict]:
     """One chat example per order of a kept pair: the judge prompt and the teacher's reply."""
     out = []
     for result in judgment.orders:
         a, b = (pair.chosen, pair.rejected) if result.order == "AB" else (pair.rejected, pair.chosen)
-        prompt = judge_prompt(pair.prompt, a, b, "reasoning")
+        prompt = judge_prompt(pair.prompt, a, b, "reasoning", pair.judge_principle())
         reply = format_judgment(result.analysis or "", result.verdict)
         out.append({"id": f"{pair.id}:{result.order}", "pair_id": pair.id, "order": result.order,
                      "label": HUMAN_LETTER[result.order],
@@ -180,27 +197,25 @@ def meta_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".meta.json")
 
 
+def open_ledger(out: Path, meta: dict) -> ResumableJsonl:
+    """The ledger of ``out`` (one line per processed pair, keyed by pair id), its settings in
+    ``<out>.meta.json``: a resume with another teacher, template or sampling settings is refused,
+    naming the difference (the examples of two teachers must not end up in one file), and so is
+    a ledger without its meta record."""
+    return ResumableJsonl(ledger_path(out), settings=meta, meta=meta_path(out), defaults=META_DEFAULTS,
+                          required=("id", "outcome"), command="quillrl distill",
+                          meta_names="teacher and template",
+                          hint="Use another --out, or the same teacher and settings to resume")
+
+
 def check_meta(out: Path, meta: dict) -> None:
     """Record ``meta`` beside a new ``out``; refuse to resume one written with other settings."""
-    path = meta_path(out)
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg})", path=str(path)) from None
-        # a setting added later is absent from older files, which were written with its default
-        diff = [f"{k}: {old.get(k, META_DEFAULTS.get(k))!r} there, {v!r} now"
-                for k, v in meta.items() if old.get(k, META_DEFAULTS.get(k)) != v]
-        if diff:
-            raise ConfigError(f"{out} was distilled with other settings ({'; '.join(diff)}); its "
-                              "examples would be mixed with this run's. Use another --out, or the "
-                              "same teacher and settings to resume")
-        return
-    if out.exists() or ledger_path(out).exists():
-        raise ConfigError(f"{out} exists without {path.name}, so the teacher and template that wrote "
-                          "it are unknown; resuming could mix two teachers. Use another --out")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(meta, indent=1) + "\n")
+    open_ledger(out, meta).close()
+
+
+def pair_texts(pair: PreferencePair) -> dict[str, str]:
+    """The texts that shape a pair's judgments (what its ledger line records digests of)."""
+    return {"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected}
 
 
 def _context_window(backend: Backend) -> int | None:
@@ -220,20 +235,25 @@ def _prompt_tokens(backend: Backend, pair: PreferencePair) -> int | None:
         return None
     from .backends.prompts import encode
 
-    return max(len(encode(tokenizer, judge_prompt(pair.prompt, a, b, "reasoning")))
+    principle = pair.judge_principle()
+    return max(len(encode(tokenizer, judge_prompt(pair.prompt, a, b, "reasoning", principle)))
                for a, b in ((pair.chosen, pair.rejected), (pair.rejected, pair.chosen)))
 
 
 def _drop_orphans(out: Path, done: set[str]) -> int:
     """Remove examples whose pair is not in the ledger (a crash between the two writes)."""
-    with JsonlWriter(out, resume=True, id_key="pair_id") as scan:  # also cuts a half-written last line
-        orphans = scan.done_ids - done
-    if not orphans:
+    with open_examples(out) as scan:  # also cuts a half-written last line; refuses a foreign file
+        rows = list(scan.records.values())
+    kept = [r for r in rows if str(r.get("pair_id")) in done]
+    if len(kept) == len(rows):
         return 0
-    rows = [v for _, v in json_lines(out) if not isinstance(v, DataError)]
-    kept = [r for r in rows if str(r.get("pair_id")) not in orphans]
     write_jsonl(out, kept)  # atomic: a crash here leaves the old file
     return len(rows) - len(kept)
+
+
+def open_examples(out: Path) -> ResumableJsonl:
+    """The examples file, appended to (its settings are checked on the ledger)."""
+    return ResumableJsonl(out, settings={}, required=("id", "pair_id"), command="quillrl distill")
 
 
 def _batches(items: list, size: int) -> Iterable[list]:
@@ -272,9 +292,14 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
     judge = make_teacher(teacher, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                          backend_options=options, force_verdict=force_verdict)
     params = judge.params
-    check_meta(out, {"teacher": judge.name, "template": TEMPLATE_VERSION,
-                     "max_new_tokens": params.max_new_tokens, "temperature": params.temperature,
-                     "seed": params.seed, "force_verdict": judge.force_verdict})
+    meta = {"teacher": judge.name, "template": TEMPLATE_VERSION,
+            "max_new_tokens": params.max_new_tokens, "temperature": params.temperature,
+            "seed": params.seed, "force_verdict": judge.force_verdict}
+    if out.exists() and not ledger.exists() and not meta_path(out).exists():
+        raise ConfigError(f"{out} exists without {meta_path(out).name}, so the teacher and "
+                          "template that wrote it are unknown; resuming could mix two teachers. "
+                          "Use another --out")
+    check_meta(out, meta)  # before the cache or any file is touched
     teacher_backend = judge.backend
     cached = judge.backend = CachedBackend(teacher_backend, ResponseCache(
         cache or out.with_name(out.name + ".cache.jsonl"), judge.name, TEMPLATE_VERSION), max_rps=max_rps)
@@ -283,14 +308,15 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
     failed: Counter = Counter()
     too_long: list[dict] = []
     try:
-        with JsonlWriter(ledger, resume=True) as ledger_writer:
-            ids = {p.id for p in records}
-            for _, row in json_lines(ledger) if ledger.exists() else ():
-                if isinstance(row, dict) and row.get("id") in ids and row.get("outcome") in OUTCOMES:
+        with open_ledger(out, meta) as ledger_writer:
+            left = set(ledger_writer.todo([(p.id, pair_texts(p)) for p in records]))
+            for pair in records:
+                row = ledger_writer.records.get(pair.id)
+                if row is not None and row.get("outcome") in OUTCOMES:
                     stats.add(row["outcome"], now=False, reason=row.get("reason"),
                               forced=any((row.get("forced") or {}).values()))
-            orphans = _drop_orphans(out, ledger_writer.done_ids)
-            todo = [p for p in records if p.id not in ledger_writer.done_ids]
+            orphans = _drop_orphans(out, set(ledger_writer.records))
+            todo = [p for p in records if p.id in left]
             fits = []
             for pair in todo:
                 n = _prompt_tokens(teacher_backend, pair) if context else None
@@ -298,21 +324,29 @@ def distill(pairs: str | Path, teacher: str | Judge, out: str | Path, *, limit: 
                     too_long.append({"id": pair.id, "prompt_tokens": n})
                 else:
                     fits.append(pair)
-            with JsonlWriter(out, resume=True) as examples:
+            with open_examples(out) as examples:
                 for batch in _batches(fits, batch_size):
                     for pair, judgment in _judge_batch(judge, batch, failed):
                         outcome = classify(judgment)
                         reason = error_kind(judgment.error) if outcome == "invalid" else None
+                        if outcome != "invalid" and without_prefill(judgment):
+                            outcome, reason = "invalid", NO_PREFILL
                         if outcome == KEPT:
                             for example in examples_for(pair, judgment):
                                 examples.write(example)
-                        ledger_writer.write({**ledger_entry(pair, judgment, outcome), "reason": reason})
+                        ledger_writer.write({**ledger_entry(pair, judgment, outcome), "reason": reason},
+                                            inputs=pair_texts(pair))
                         stats.add(outcome, now=True, reason=reason, forced=judgment.forced)
     finally:
         cached.cache.close()
         judge.backend = teacher_backend
         if isinstance(teacher, str):
             judge.close()  # we built it; a judge handed in stays its caller's
+    if failed and not sum(stats.this_run.values()) and len(todo) - len(too_long) == sum(failed.values()):
+        # Nothing was judged and every call failed: a run that reports success with zero
+        # examples would hide a teacher that is down or unreachable.
+        raise BackendError(f"every teacher call failed ({', '.join(f'{k}: {v}' for k, v in failed.items())}); "
+                           f"nothing was distilled into {out}. Is the teacher running and reachable?")
     spent, saved = cached.usage, cached.usage.extra
     prices = prices or Prices()
     return {"pairs": len(records), "already_done": len(records) - len(todo), "judged": len(todo),
@@ -334,7 +368,7 @@ def _judge_batch(judge: GenRMJudge, batch: list[PreferencePair],
                  failed: Counter) -> list[tuple[PreferencePair, Judgment]]:
     """The batch's judgments; after a failed call, pair by pair, leaving out (and counting by
     reason) the pairs whose call still fails."""
-    items = [(p.prompt, p.chosen, p.rejected) for p in batch]
+    items = [(p.prompt, p.chosen, p.rejected, p.judge_principle()) for p in batch]
     try:
         return list(zip(batch, judge.compare_many(items)))
     except BackendError as exc:

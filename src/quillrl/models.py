@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError
+from .errors import ConfigError, DataError, ModelNotFoundError
 from .home import quillrl_home
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ def resolve(name_or_path: str | Path) -> Path:
     if path.is_dir() and (path / "config.json").exists():
         return path
     if path.is_dir() and (path / "adapter_config.json").exists():
+        _adapter_base(path)  # a readable config naming its base, and weights beside it
         return path  # a PEFT adapter directory; load() attaches it to its base model
     raise ModelNotFoundError(
         f"no model '{key}': expected one of the embedded names {sorted(EMBEDDED)} or a local "
@@ -153,11 +154,27 @@ def load_tokenizer(name_or_path: str | Path) -> Any:
     return tokenizer
 
 
-def _adapter_base(adapter_dir: Path) -> str:
-    import json
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
-    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
-    return cfg["base_model_name_or_path"]
+
+def _adapter_base(adapter_dir: Path) -> str:
+    """The base model an adapter directory names, after checking the directory is complete: a
+    JSON object in ``adapter_config.json`` with ``base_model_name_or_path``, and the weights.
+    (PEFT would look a missing weights file up on a hub, which we never reach.)"""
+    from .data.jsonl import load_json_file
+
+    config_file = adapter_dir / "adapter_config.json"
+    cfg = load_json_file(config_file, dict)  # DataError naming the file when empty or malformed
+    base = cfg.get("base_model_name_or_path")
+    if not isinstance(base, str) or not base:
+        raise DataError("needs 'base_model_name_or_path', the base model's name or directory",
+                        path=str(config_file))
+    if not any((adapter_dir / name).is_file() for name in ADAPTER_WEIGHTS):
+        # ConfigError, not ModelNotFoundError: the directory was found, it is incomplete
+        raise ConfigError(f"adapter directory {adapter_dir} has no weights "
+                                 f"({' or '.join(ADAPTER_WEIGHTS)}); quillrl never looks them up "
+                                 "on a hub")
+    return base
 
 
 def load(name_or_path: str | Path = DEFAULT_MODEL, *, dtype: Any = None, device: str | None = None,

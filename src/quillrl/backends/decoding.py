@@ -61,6 +61,19 @@ class StopStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class RowsGone:
+    """Stopping criterion: row ``r`` is done once ``gone(r)`` (its request was abandoned)."""
+
+    def __init__(self, gone: Any):
+        self.gone = gone
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = [bool(self.gone(r)) for r in range(input_ids.shape[0])]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 class LogprobRecorder:
     """Records, per decoding step, the top-k log-probabilities and the chosen token's.
 

@@ -34,24 +34,36 @@ Where we depart from plain ``model.generate``, and why:
 * A live model passed in (a trainer's policy) is switched to eval mode for the call and back
   after, and runs under ``no_grad`` rather than ``inference_mode``: tensors a model caches
   under inference mode cannot be used by autograd when training resumes.
+* A prompt plus ``max_new_tokens`` never runs past the model's context
+  (``max_position_embeddings``): a larger ``max_new_tokens`` is clamped to the room left after
+  the batch's longest prompt, with a warning (the row ends as ``"length"``), and a prompt that
+  leaves no room is an error naming both lengths. Without it a huge ``--max-new-tokens`` ran
+  for ever, past the positions the model was trained on.
+* ``generate(..., cancelled=f)``: ``f(i)`` says prompt ``i``'s request is gone (``quillrl
+  serve``'s scheduler); its row stops at the next token and batches of such rows are skipped,
+  so a client that left does not keep the model busy. Its result is an empty ``"cancelled"``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
 from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
-from .decoding import LogprobRecorder, StopStrings, finish_row
+from .decoding import LogprobRecorder, RowsGone, StopStrings, finish_row
 from .kept_cache import GENERATION_CACHE_BYTES, KeptCaches, common_prefix_len
 from .prompts import encode, encode_choices
+
+log = logging.getLogger(__name__)
 
 # below this many shared tokens a separate prefix pass costs more than it saves
 MIN_SHARED_PREFIX = 16
@@ -107,6 +119,7 @@ class LocalBackend(Backend):
         self._eos_ids = _eos_ids(self.model, self.tokenizer)
         self._token_text: dict[int, str] = {}
         self._keep_last: bool | None = None
+        self._warned_clamp = False  # the context clamp warns once per backend
 
     def __repr__(self) -> str:
         return f"LocalBackend(model={self.model_name!r}, batch_size={self.batch_size}, device={self.device})"
@@ -133,7 +146,8 @@ class LocalBackend(Backend):
 
     # ------------------------------------------------------------------ generation
 
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[Generation]:
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams, *,
+                 cancelled: Callable[[int], bool] | None = None) -> list[Generation]:
         params.validate()
         prompts = list(prompts)
         encoded = [encode(self.tokenizer, p) for p in prompts]
@@ -141,8 +155,16 @@ class LocalBackend(Backend):
         start = time.perf_counter()
         with self._lock, _eval_no_grad(self.model), _seeded(params.seed, self.device):
             for idx in _length_batches(encoded, self.batch_size):
+                if cancelled is not None and all(cancelled(i) for i in idx):
+                    for i in idx:
+                        results[i] = Generation(text="", finish_reason="cancelled",
+                                                prompt_tokens=len(encoded[i]), completion_tokens=0)
+                    continue
                 t0 = time.perf_counter()
-                gens = self._generate_batch([encoded[i] for i in idx], params)
+                rows_gone = None if cancelled is None else (lambda r, idx=idx: cancelled(idx[r]))
+                gens = self._generate_batch([encoded[i] for i in idx],
+                                            self._fit_context([encoded[i] for i in idx], params),
+                                            rows_gone)
                 share = (time.perf_counter() - t0) / len(idx)
                 for i, g in zip(idx, gens):
                     g.seconds = share
@@ -153,7 +175,34 @@ class LocalBackend(Backend):
         self.usage.seconds += time.perf_counter() - start
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, rows: list[list[int]], params: SamplingParams) -> list[Generation]:
+    @property
+    def context_window(self) -> int | None:
+        """The model's context in tokens (``max_position_embeddings``), if its config says."""
+        n = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        return int(n) if isinstance(n, int) and n > 0 else None
+
+    def _fit_context(self, rows: list[list[int]], params: SamplingParams) -> SamplingParams:
+        """``params`` with ``max_new_tokens`` clamped to the context left after the longest row
+        (module docstring); a row that leaves no room is a ConfigError."""
+        context = self.context_window
+        if context is None:
+            return params
+        longest = max(map(len, rows))
+        if longest >= context:
+            raise ConfigError(f"a prompt of {longest} tokens does not fit the model's context of "
+                              f"{context} tokens ({self.model_name}); shorten it")
+        room = context - longest
+        if params.max_new_tokens <= room:
+            return params
+        if not self._warned_clamp:
+            self._warned_clamp = True
+            log.warning("max_new_tokens %d is more than the model's context of %d leaves after "
+                        "a %d-token prompt; generating at most %d tokens", params.max_new_tokens,
+                        context, longest, room)
+        return dataclasses.replace(params, max_new_tokens=room)
+
+    def _generate_batch(self, rows: list[list[int]], params: SamplingParams,
+                        rows_gone: Callable[[int], bool] | None = None) -> list[Generation]:
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         input_ids, attention = self._left_pad(rows)
@@ -170,11 +219,13 @@ class LocalBackend(Backend):
             return_dict_in_generate=True,
         )
         recorder = None if params.logprobs is None else LogprobRecorder(params.logprobs)
-        stopper = StopStrings(params.stop, input_ids.shape[1], self.tokenizer) if params.stop else None
+        stoppers = [StopStrings(params.stop, input_ids.shape[1], self.tokenizer)] if params.stop else []
+        if rows_gone is not None:
+            stoppers.append(RowsGone(rows_gone))
         out = self.model.generate(
             input_ids=input_ids, attention_mask=attention, generation_config=config,
             logits_processor=LogitsProcessorList([recorder]) if recorder else None,
-            stopping_criteria=StoppingCriteriaList([stopper]) if stopper else None,
+            stopping_criteria=StoppingCriteriaList(stoppers) if stoppers else None,
         )
         new = out.sequences[:, input_ids.shape[1]:]
         if self._kept is not None:

@@ -19,7 +19,9 @@ per-request timeout, optional bearer token). Requests are parsed on the event lo
 prompts handed to a :class:`~quillrl.httpserve.scheduler.FairScheduler`, which batches the prompts
 of concurrent requests that share sampling settings into one ``generate`` call, taking them
 round-robin across requests so that a small request is never starved behind a large one.
-``n`` × prompts is capped per request (``max_prompts``), and so is ``max_tokens``.
+``n`` × prompts is capped per request (``max_prompts``), and so are ``max_tokens`` and their
+product (``max_request_tokens``). A request whose client has gone is cancelled: its queued
+prompts are dropped and its rows stop generating at the next token (see the scheduler).
 """
 
 from __future__ import annotations
@@ -61,13 +63,15 @@ class OpenAIServer:
 
     def __init__(self, backend: LocalBackend, host: str = "127.0.0.1", port: int = 8000, *,
                  model_name: str | None = None, default_max_tokens: int = 512, max_tokens: int = 4096,
-                 max_prompts: int = 256, max_batch: int = 32, limits: Any = None, token: str | None = None):
+                 max_prompts: int = 256, max_batch: int = 32, limits: Any = None, token: str | None = None,
+                 max_request_tokens: int = 65536):
         from ..httpserve.http import HTTPSection
         from ..httpserve.scheduler import FairScheduler
 
         self.backend = backend
         self.model_name = model_name or backend.model_name
         self.default_max_tokens, self.max_tokens, self.max_prompts = default_max_tokens, max_tokens, max_prompts
+        self.max_request_tokens = max_request_tokens  # completions × max_tokens of one request
         self.host, self.port = host, port
         self.limits = limits or HTTPSection(host=host, port=port)
         self.token = token
@@ -186,6 +190,7 @@ class OpenAIServer:
         max_tokens = req.get("max_completion_tokens", req.get("max_tokens"))
         params = self._params(req, max_tokens, self.default_max_tokens, top)
         n = _int(req, "n", 1, 1, self.max_prompts)
+        self._check_budget(n, params, "n")
         gens = await self.scheduler.generate([prompt] * n, params)
         choices = [{"index": i, "message": {"role": "assistant", "content": g.text},
                     "logprobs": _chat_logprobs(g) if top is not None else None,
@@ -210,6 +215,7 @@ class OpenAIServer:
         if n * len(prompts) > self.max_prompts:
             raise ApiError(400, f"{len(prompts)} prompts × n={n} is over this server's limit of "
                            f"{self.max_prompts} completions per request", "prompt")
+        self._check_budget(n * len(prompts), params, "prompt")
         gens = await self.scheduler.generate([p for p in prompts for _ in range(n)], params)
         choices = [{"index": i, "text": g.text,
                     "logprobs": _completion_logprobs(g) if top is not None else None,
@@ -225,6 +231,15 @@ class OpenAIServer:
                            f"'{self.model_name}'", "model", kind="not_found_error")
         if req.get("stream"):
             raise ApiError(400, "streaming is not supported by quillrl serve", "stream")
+
+    def _check_budget(self, completions: int, params: SamplingParams, param: str) -> None:
+        """One request may ask for at most ``max_request_tokens`` tokens in all (completions ×
+        max_tokens): a larger one would hold the model for many batches; split it."""
+        asked = completions * params.max_new_tokens
+        if asked > self.max_request_tokens:
+            raise ApiError(400, f"{completions} completions × max_tokens={params.max_new_tokens} = "
+                           f"{asked} tokens is over this server's limit of {self.max_request_tokens} "
+                           "tokens per request; split it into smaller requests", param)
 
     def _params(self, req: dict, max_tokens: Any, default_max: int, top: int | None) -> SamplingParams:
         stop = req.get("stop")

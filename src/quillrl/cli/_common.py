@@ -9,7 +9,9 @@ with ``--skip-invalid``, so every verb refuses and reports the same things the s
 
 from __future__ import annotations
 
+import errno
 import functools
+import math
 import json
 import os
 import sys
@@ -65,8 +67,14 @@ def user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except QuillError as exc:
             message = str(exc)
-        except (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError) as exc:
-            message = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        except OSError as exc:
+            # A file-system error below us: a directory where a file was expected, a permission,
+            # a full disk (ENOSPC), a path under /proc. Outputs written line by line stay valid
+            # up to their last whole line (JsonlWriter), so a rerun resumes them.
+            where = f"{exc.filename}: " if exc.filename else ""
+            message = f"{where}{exc.strerror or exc}"
+            if exc.errno == errno.ENOSPC:
+                message += "; free some space and run the same command again to resume"
         except RecursionError:
             message = "input nested too deeply to read"
         typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
@@ -126,6 +134,8 @@ def at_least(option: str, value: int | float | None, low: int | float,
     """Refuse a count option outside ``[low, high]`` (None: the option was not given)."""
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{option} must be a finite number, got {value}")
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ConfigError(f"{option} must be {bound}, got {value}")

@@ -19,7 +19,9 @@ app.add_typer(data_app, name="data")
 @user_errors
 def import_(
     name: str = typer.Argument(..., help="Data set: eqbench, ifbench, ifeval, lamp-p, storyer, "
-                               "wq-style-mimic, wqrm, writingbench-length."),
+                               "wq-style-mimic, wqrm, writingbench-length, writingbench-format, "
+                               "writingbench-style (the WritingBench sets carry each query's rubric "
+                               "as criteria)."),
     out: Path = typer.Option(..., "--out", help="JSONL file to write (replaced whole on every "
                              "run: importing is quick, so there is nothing to resume)."),
     split: str = typer.Option("all", help="train, test or all: a fixed 80/20 split by prompt."),

@@ -9,7 +9,6 @@ sessions. On the local backend the responses are those of lm-eval's own ``ifeval
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -20,40 +19,18 @@ from ._common import SKIP_INVALID_HELP, check_output_path, print_summary, user_e
 from .eval import eval_app
 from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, VLLM_OPTION, check_sampling,
                        read_task_file, resumable, vllm_backend_options)
-from .verify import join_responses, summarize, verify_task
 
-GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "out")
+def run_benchmark(options, skip_invalid: bool = False) -> dict:
+    """Check ``options`` (a :class:`~quillrl.eval.ifeval.BenchmarkOptions`), read its tasks and
+    run it (``quillrl.eval.ifeval.run_benchmark``)."""
+    from ..eval.ifeval import run_benchmark as run
 
-
-def run_benchmark(name: str, relative: str, model: str, tasks: Optional[Path], limit: Optional[int],
-                  max_new_tokens: int, batch_size: int, out: Optional[Path], verdicts: Optional[Path],
-                  backend: str, skip_invalid: bool, vllm_option: Optional[list[str]] = None) -> dict:
-    """Generate (resuming ``out``), verify, and return the summary of ``eval ifeval|ifbench``."""
-    from ..data import write_jsonl
-    from ..data.importers import resolve_data_root
-    from ..data.readers import read_responses
-    from ..eval.generate import generate_responses
-
-    check_sampling(max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit)
-    engine = vllm_backend_options(vllm_option, backend)
-    tasks = tasks or resolve_data_root() / relative
-    out = out or Path("runs") / f"eval-{name}" / f"{_slug(model)}-{max_new_tokens}.jsonl"
-    check_output_path(out, inputs=[tasks])
-    check_output_path(verdicts, option="--verdicts", inputs=[tasks, out])
-    task_list = read_task_file(tasks, skip_invalid)[:limit] if limit else read_task_file(tasks, skip_invalid)
-    generation = generate_responses(model, task_list, out, max_new_tokens=max_new_tokens,
-                                    batch_size=batch_size, backend=backend, backend_options=engine)
-    joined, _ = join_responses(task_list, [r for r in read_responses(out).records if r.sample == 0])
-    rows = [verify_task(task, response) for task, response in joined]
-    if verdicts is not None:
-        write_jsonl(verdicts, rows)
-    summary = summarize(rows)
-    summary.update({k: generation[k] for k in GENERATION_KEYS}, tasks=str(tasks))
-    return summary
-
-
-def _slug(spec: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec.strip("/")).strip("_")[-80:] or "model"
+    check_sampling(max_new_tokens=options.max_new_tokens, batch_size=options.batch_size,
+                   limit=options.limit)
+    options = options.resolved()
+    check_output_path(options.out, inputs=[options.tasks])
+    check_output_path(options.verdicts, option="--verdicts", inputs=[options.tasks, options.out])
+    return run(options, read_task_file(options.tasks, skip_invalid))
 
 
 def _register(name: str, relative: str, what: str) -> None:
@@ -77,8 +54,13 @@ def _register(name: str, relative: str, what: str) -> None:
         vllm_option: Optional[list[str]] = VLLM_OPTION,
         skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
     ) -> None:
-        print_summary(run_benchmark(name, relative, model, tasks, limit, max_new_tokens, batch_size,
-                                    out, verdicts, backend, skip_invalid, vllm_option))
+        from ..data.importers import resolve_data_root
+        from ..eval.ifeval import BenchmarkOptions
+
+        options = BenchmarkOptions(name, model, tasks or resolve_data_root() / relative, out,
+                                   limit, max_new_tokens, batch_size, verdicts, backend,
+                                   vllm_backend_options(vllm_option, backend))
+        print_summary(run_benchmark(options, skip_invalid))
 
 
 _register("ifeval", IFEVAL_FILE, "IFEval's 541 prompts")

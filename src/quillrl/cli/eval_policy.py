@@ -14,7 +14,6 @@ runs and writes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,7 +32,7 @@ JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path
               "baseline:length, baseline:random[:seed].")
 SWAP_HELP = "Pairwise (GenRM) judges see both orders and are debiased (default on)."
 WINRATE_KEYS = ("n", "win_rate", "ci_low", "ci_high", "wins", "ties", "losses", "invalid",
-                "lc_win_rate", "mean_words_a", "mean_words_b")
+                "lc_win_rate", "sc_win_rate", "mean_words_a", "mean_words_b")
 
 
 def _echo_named(counts: dict[str, Any]) -> None:
@@ -51,9 +50,7 @@ def _echo_named(counts: dict[str, Any]) -> None:
 
 def _tasks(path: Path, skip_invalid: bool = False) -> list:
     """Tasks from a JSONL path or a bundled set (``bundled:demo_heldout``)."""
-    from ..data import resolve_tasks_path
-
-    return read_task_file(resolve_tasks_path(str(path)), skip_invalid)
+    return read_task_file(path, skip_invalid)
 
 
 def _responses(path: Path, skip_invalid: bool = False) -> list:
@@ -86,40 +83,16 @@ def _joined(tasks: list, responses: list, path: Path) -> tuple[list, dict[str, A
     return pairs, counts
 
 
-def judge_units(units: list[dict[str, Any]], spec: str, *, judgments: Optional[Path], seed: int,
-                batch_size: int, options: dict[str, Any]) -> tuple[list[dict], bool]:
-    """One judgment record per unit's pair, in order, and whether Ctrl-C stopped the run.
+def judge_run(spec: str, options: dict[str, Any], *, seed: int, batch_size: int):
+    """The :class:`~quillrl.eval.judging.JudgeRun` of the CLI's judge options."""
+    from ..eval.judging import JudgeRun
+    from . import judge as judge_cli  # at call time: tests replace build_judge
+    from .judge import spec_settings
 
-    With ``judgments`` the records go to that file and a rerun resumes it, as ``quillrl
-    judge --out`` does (same records, same refusal of a file made with another judge, mode,
-    swap or seed). A judge that fails mid-run leaves every finished record in the file."""
-    from ..data import JsonlWriter
-    from ..errors import QuillError
-    from .eval import run_judge
-    from .judge import existing_judgments, judge_into, spec_settings
-
-    pairs = [u["pair"] for u in units]
-    if judgments is None:
-        return run_judge(spec, pairs, seed=seed, batch_size=batch_size, options=options), False
     settings = {**spec_settings(spec, options["mode"], options["swap"], options["force_verdict"]),
                 "order_seed": seed}
-    with JsonlWriter(judgments, resume=True) as writer:
-        done = existing_judgments(judgments, settings) if writer.done_ids else {}
-        records = {p.id: done[p.id] for p in pairs if p.id in done}
-        todo = [p for p in pairs if p.id not in done]
-        try:
-            interrupted = bool(todo) and judge_into(writer, records, todo, spec, seed=seed,
-                                                    batch_size=batch_size, options=options)
-        except QuillError as exc:
-            raise QuillError(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
-                             f"{judgments}; rerun the same command to judge the rest") from exc
-    return [records[p.id] for p in pairs if p.id in records], interrupted
-
-
-def judged_units(units: list[dict[str, Any]], records: list[dict]) -> list[dict[str, Any]]:
-    """The units that have a record (all of them unless the run was interrupted), in order."""
-    ids = {r["id"] for r in records}
-    return [u for u in units if u["pair"].id in ids]
+    return JudgeRun(spec=spec, make=lambda: judge_cli.build_judge(spec, **options),
+                    settings=settings, seed=seed, batch_size=batch_size)
 
 
 @eval_app.command("constraints")
@@ -201,8 +174,10 @@ def winrate_command(
         from ..errors import ConfigError
 
         raise ConfigError(f"--a {a} and --b {b} share no (task id, sample): nothing to judge")
-    records, interrupted = judge_units(units, judge, judgments=judgments, seed=seed,
-                                       batch_size=batch_size, options=options)
+    from ..eval.judging import judge_units, judged_units
+
+    records, interrupted = judge_units(units, judge_run(judge, options, seed=seed,
+                                                        batch_size=batch_size), judgments=judgments)
     summary = head_to_head(judged_units(units, records), records, n_resamples=resamples, seed=seed)
     print_summary({**{k: summary[k] for k in WINRATE_KEYS}, "hacking": summary["hacking"],
                    "judge": judge, "swap": records[0]["swap"] if records else None, **counts,
@@ -213,7 +188,7 @@ def winrate_command(
 
 
 POLICY_KEYS = ("n", "pass_rate_base", "pass_rate_trained", "pass_rate_diff", "diff_ci_low",
-               "diff_ci_high", "win_rate", "ci_low", "ci_high", "lc_win_rate", "mean_words_base",
+               "diff_ci_high", "win_rate", "ci_low", "ci_high", "lc_win_rate", "sc_win_rate", "mean_words_base",
                "mean_words_trained", "report")
 
 
@@ -252,7 +227,8 @@ def policy_command(
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
-    from ..eval.generate import check_spec, generate_responses, resolve_backend
+    from ..eval.generate import check_spec, resolve_backend
+    from ..eval.policy import write_summary
     from ..judges import check_judge_spec
 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
@@ -272,79 +248,26 @@ def policy_command(
     for spec in (base, trained):  # both, before the first one spends minutes generating
         check_spec(spec, backend)
     task_list = _tasks(tasks, skip_invalid)[:limit] if limit else _tasks(tasks, skip_invalid)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for side, spec in (("base", base), ("trained", trained)):
-        files[side] = out_dir / f"responses-{side}.jsonl"
-        typer.echo(f"{side}: {spec}", err=True)
-        generate_responses(spec, task_list, files[side], n=n, temperature=temperature, top_p=top_p,
+    from ..eval.policy import compare_policies, generate_sides
+
+    names = {"base": base, "trained": trained}
+    files = generate_sides(names, task_list, out_dir, n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                            backend=backend, backend_options=engine if generator == "vllm" else None)
-    summary, details = compare_policies(task_list, files, judge, out_dir=out_dir, seed=seed,
-                                        batch_size=judge_batch_size, options=options,
-                                        n_resamples=resamples, names={"base": base, "trained": trained})
+    summary, details = compare_policies(
+        task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
+        out_dir=out_dir, n_resamples=resamples, names=names)
     if ifeval:
-        from .eval_ifeval import run_benchmark
+        from ..data.importers import resolve_data_root
         from ..data.task_sources import IFEVAL_FILE
+        from ..eval.ifeval import BenchmarkOptions
+        from .eval_ifeval import run_benchmark
 
-        summary["ifeval"] = {side: run_benchmark("ifeval", IFEVAL_FILE, spec, None, limit, 1280,
-                                                 batch_size, out_dir / f"ifeval-{side}.jsonl", None,
-                                                 backend, False)
-                             for side, spec in (("base", base), ("trained", trained))}
-    (out_dir / "summary.json").write_text(json.dumps({**summary, "details": details}, indent=1,
-                                                     default=str) + "\n")
+        summary["ifeval"] = {side: run_benchmark(BenchmarkOptions(
+            "ifeval", spec, resolve_data_root() / IFEVAL_FILE, out_dir / f"ifeval-{side}.jsonl",
+            limit=limit, batch_size=batch_size, backend=backend,
+            backend_options=engine if generator == "vllm" else None))
+            for side, spec in (("base", base), ("trained", trained))}
+    write_summary(out_dir, summary, details)
     print_summary({**{k: summary[k] for k in POLICY_KEYS},
                    **{k: v for k, v in summary.items() if k not in POLICY_KEYS}})
-
-
-def compare_policies(task_list: list, files: dict[str, Path], judge: str, *, out_dir: Path,
-                     seed: int, batch_size: int, options: dict[str, Any], n_resamples: int,
-                     names: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Constraints, before/after, win rate (trained as A, base as B) and report, from the two
-    responses files; the judgments go to ``out_dir/judgments.jsonl`` (resumed)."""
-    from ..errors import ConfigError
-    from ..eval.constraint_rates import pass_rates, verdict_rows
-    from ..eval.headtohead import before_after, head_to_head, pair_responses
-    from ..eval.policy_report import plot_lengths, plot_pass_rates, plot_win_rate, policy_report
-
-    units, counts = pair_responses(task_list, _responses(files["trained"]), _responses(files["base"]))
-    if not units:
-        raise ConfigError(f"{files['trained']} and {files['base']} share no (task id, sample)")
-    rows = {side: verdict_rows([(u["task"], u[key]) for u in units])
-            for side, key in (("trained", "a"), ("base", "b"))}
-    rates = {side: pass_rates(r, n_resamples=n_resamples, seed=seed) for side, r in rows.items()}
-    diff = before_after(units, rows["trained"], rows["base"], n_resamples=n_resamples, seed=seed)
-    records, interrupted = judge_units(units, judge, judgments=out_dir / "judgments.jsonl",
-                                       seed=seed, batch_size=batch_size, options=options)
-    if interrupted:
-        raise KeyboardInterrupt
-    h2h = head_to_head(units, records, n_resamples=n_resamples, seed=seed,
-                       rows_a=rows["trained"], rows_b=rows["base"])
-    plots = {"lengths": "lengths.png", "pass rate per family": "pass_rates.png",
-             "win rate": "win_rate.png"}
-    from ..judges.baselines import word_count
-
-    plot_lengths({"base": [word_count(u["b"].response) for u in units],
-                  "trained": [word_count(u["a"].response) for u in units]}, out_dir / "lengths.png")
-    plot_pass_rates({"base": rates["base"], "trained": rates["trained"]}, out_dir / "pass_rates.png")
-    plot_win_rate(h2h, out_dir / "win_rate.png", a="trained", b="base")
-    summary = {
-        "n": len(units), "pass_rate_base": rates["base"]["pass_rate"],
-        "pass_rate_trained": rates["trained"]["pass_rate"], "pass_rate_diff": diff["diff"],
-        "diff_ci_low": diff["ci_low"], "diff_ci_high": diff["ci_high"],
-        "win_rate": h2h["win_rate"], "ci_low": h2h["ci_low"], "ci_high": h2h["ci_high"],
-        "lc_win_rate": h2h["lc_win_rate"], "mean_words_base": h2h["mean_words_b"],
-        "mean_words_trained": h2h["mean_words_a"], "report": str(out_dir / "report.md"),
-        "tasks": counts["tasks_judged"], "no_constraints": rates["base"]["no_constraints"],
-        "invalid": h2h["invalid"], "clipped_share_base": h2h["hacking"]["b"]["clipped_share"],
-        "clipped_share_trained": h2h["hacking"]["a"]["clipped_share"], "judge": judge,
-        "by_family": {side: {k: v["pass_rate"] for k, v in r["by_family"].items()}
-                      for side, r in rates.items()},
-        **counts}
-    details = {"rates_base": rates["base"], "rates_trained": rates["trained"],
-               "ci_base": (rates["base"]["ci_low"], rates["base"]["ci_high"]),
-               "ci_trained": (rates["trained"]["ci_low"], rates["trained"]["ci_high"]),
-               "by_constraint_diff": diff["by_constraint"], "head_to_head": h2h}
-    (out_dir / "report.md").write_text(policy_report(summary, details, names["base"],
-                                                     names["trained"], plots), encoding="utf-8")
-    return summary, details

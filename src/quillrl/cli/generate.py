@@ -68,9 +68,11 @@ def resumable(fn: Callable) -> Callable:
 
 
 def read_task_file(path: Path, skip_invalid: bool) -> list:
-    """The tasks of ``path``; skipped lines (with ``skip_invalid``) are listed on stderr."""
-    from ..data import read_tasks
+    """The tasks of ``path`` (or of a bundled set, ``bundled:demo_heldout``); skipped lines
+    (with ``skip_invalid``) are listed on stderr."""
+    from ..data import read_tasks, resolve_tasks_path
 
+    path = resolve_tasks_path(str(path))
     result = read_tasks(path, skip_invalid=skip_invalid)
     report_skipped(path, result)
     return result.records
@@ -95,7 +97,8 @@ def check_sampling(*, n: int | None = None, temperature: float | None = None,
 @resumable
 def generate_command(
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
-    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL (quillrl, or IFEval/IFBench raw)."),
+    tasks: Path = typer.Option(..., "--tasks", help="Tasks JSONL (quillrl, or IFEval/IFBench raw), "
+                               "or bundled:NAME."),
     out: Path = typer.Option(..., "--out", help="Responses JSONL; an existing file is resumed."),
     n: int = N_OPTION,
     temperature: float = TEMPERATURE_OPTION,

@@ -13,8 +13,6 @@ refused: one file must not mix two judges' answers. ``--restart`` starts the fil
 
 from __future__ import annotations
 
-from collections import Counter
-
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -146,10 +144,6 @@ def spec_settings(spec: str, mode: str, swap: bool, force_verdict: bool = False)
             "force_verdict": bool(force_verdict) and genrm}
 
 
-# settings that later versions added: a file written before one existed was written without it
-SETTING_DEFAULTS = {"force_verdict": False}
-
-
 def select_pairs(path: Path, limit: int | None, sample: int | None = None,
                  seed: int = 0, skip_invalid: bool = False) -> list:
     """The first ``limit`` pairs of the file, or a seeded random ``sample`` of them (in file
@@ -201,93 +195,6 @@ LIMIT_OPTION = typer.Option(None, "--limit", help=LIMIT_HELP)
 SAMPLE_OPTION = typer.Option(None, "--sample", help=SAMPLE_HELP)
 
 
-def progress_bar(total: int, description: str):
-    """A rich progress bar on stderr, so stdout keeps only the JSON summary."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True))
-    task = progress.add_task(description, total=total)
-    return progress, task
-
-
-def show_retries(judge: Any, progress: Any, task: Any, description: str) -> None:
-    """Show a remote judge's retries on its progress bar as they happen (a server that never
-    answers would otherwise look like a bar stuck at 0)."""
-    from rich.markup import escape
-
-    backend = getattr(judge, "backend", None)
-    if backend is not None and hasattr(backend, "on_retry"):
-        # escaped: the description is rich markup, where "[...]" would be read as a style
-        backend.on_retry = lambda n, why: progress.update(
-            task, description=escape(f"{description} (retries: {n}, last: {why[:60]})"))
-
-
-def existing_judgments(path: Path, settings: dict[str, Any]) -> dict[str, dict]:
-    """Records already in ``path`` by id; refuses a file written with other settings."""
-    from ..data.jsonl import json_lines
-    from ..errors import ConfigError, DataError
-
-    found: dict[str, dict] = {}
-    for line, value in json_lines(path):
-        if isinstance(value, DataError):
-            raise value
-        theirs = {k: value.get(k, SETTING_DEFAULTS.get(k)) for k in settings}
-        if theirs != settings:
-            raise ConfigError(f"{path}:{line} was written with {theirs}, not {settings}; "
-                              "use another --out, or --restart to replace the file")
-        found[str(value.get("id"))] = value
-    return found
-
-
-def run_summary(records: list[dict], **extra: Any) -> dict[str, Any]:
-    """Counts, agreement and cost over the records of the selected pairs."""
-    from ..eval.alignment import accuracy
-    from ..judges.stats import position_consistency
-
-    p_chosen = [r["p_chosen"] for r in records]
-    cost = {k: sum(r["cost"][k] for r in records)
-            for k in ("prompt_tokens", "completion_tokens", "seconds", "backend_calls")}
-    from ..judges.genrm import error_kind
-
-    invalid = Counter(error_kind(r["error"]) for r in records if not r["valid"])
-    return {"n": len(records), "valid": sum(r["valid"] for r in records),
-            "forced": sum(bool(r.get("forced")) and r["valid"] for r in records),
-            "invalid": sum(invalid.values()), "invalid_by_reason": dict(invalid), "accuracy": accuracy(p_chosen),
-            "position_consistency": position_consistency(r["flipped"] for r in records),
-            **extra, "cost": cost}
-
-
-def judge_into(writer: Any, records: dict[str, dict], todo: list, spec: str, *, seed: int,
-                batch_size: int, options: dict[str, Any]) -> bool:
-    """Judge ``todo`` into ``writer`` (and ``records``) under a progress bar; True if the user
-    interrupted it. Lines written before Ctrl-C are complete and flushed, so a rerun resumes."""
-    from ..eval.judging import judge_pairs
-
-    with build_judge(spec, **options) as model:
-        progress, task = progress_bar(len(todo), f"judging with {spec}")
-        show_retries(model, progress, task, f"judging with {spec}")
-        try:
-            with progress:
-                for record in judge_pairs(model, todo, seed=seed, spec=spec,
-                                          batch_size=batch_size,
-                                          on_batch=lambda b: progress.advance(task, len(b))):
-                    writer.write(record)
-                    records[record["id"]] = record
-        except KeyboardInterrupt:
-            return True
-    return False
-
-
 @app.command("judge")
 @user_errors
 def judge_command(
@@ -319,7 +226,7 @@ def judge_command(
 
     Chosen and rejected are shown as A/B in a seeded random order per pair. The JSON summary
     gives accuracy against the human label, the invalid count and the cost."""
-    from ..data import JsonlWriter
+    from ..eval.judging import judge_into, open_judgments, resume_pairs, run_summary
 
     at_least("--batch-size", batch_size, 1)
     check_output_path(out, inputs=[pairs])
@@ -330,17 +237,16 @@ def judge_command(
     judge = with_vllm_options(judge, options["vllm_options"])
     selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
     settings = {**spec_settings(judge, mode, swap, force_verdict), "order_seed": seed}
-    # The writer opens first: on resume it drops a line cut off mid-write, so what is read back
-    # is complete. The settings are checked before the judge is built: a refused resume should
-    # not first load a model.
-    with JsonlWriter(out, resume=not restart) as writer:
-        done = existing_judgments(out, settings) if writer.done_ids else {}
-        todo = [p for p in selected if p.id not in done]
-        records = {p.id: done[p.id] for p in selected if p.id in done}
+    # The file is checked (settings, texts, a line cut off mid-write) before the judge is
+    # built: a refused resume should not first load a model.
+    with open_judgments(out, settings, restart=restart) as writer:
+        records, todo = resume_pairs(writer, selected)
         start = time.perf_counter()
-        # nothing left to judge (a finished resume): report without loading a model
-        interrupted = bool(todo) and judge_into(
-            writer, records, todo, judge, seed=seed, batch_size=batch_size, options=options)
+        interrupted = False
+        if todo:  # nothing left to judge (a finished resume): report without loading a model
+            with build_judge(judge, **options) as model:
+                interrupted = judge_into(writer, records, todo, model, spec=judge, seed=seed,
+                                         batch_size=batch_size)
         wall = time.perf_counter() - start
     ordered = [records[p.id] for p in selected if p.id in records]
     print_summary(run_summary(ordered, pairs=len(selected), written=writer.written,

@@ -28,6 +28,8 @@ def serve(
     max_tokens_cap: int = typer.Option(4096, "--max-tokens-cap", help="Largest max_tokens a request may ask for."),
     max_prompts: int = typer.Option(256, help="Most completions (prompts × n) in one request."),
     max_batch: int = typer.Option(32, help="Most prompts, across concurrent requests, in one generate call."),
+    max_request_tokens: int = typer.Option(65536, "--max-request-tokens", help="Most tokens one request "
+                                           "may ask for (completions × max_tokens); larger ones get 400."),
     token_env: Optional[str] = typer.Option(None, "--token-env", help="Environment variable holding the "
                                             "bearer token clients must send (default: no auth)."),
     max_body_bytes: int = typer.Option(8 * 1024 * 1024, help="Larger request bodies get 413."),
@@ -45,7 +47,7 @@ def serve(
 
     for option, value in (("--batch-size", batch_size), ("--max-tokens", max_tokens),
                           ("--max-tokens-cap", max_tokens_cap), ("--max-prompts", max_prompts),
-                          ("--max-batch", max_batch)):
+                          ("--max-batch", max_batch), ("--max-request-tokens", max_request_tokens)):
         at_least(option, value, 1)
     limits = validate_config({"host": host, "port": port, "token_env": token_env, "max_body_bytes": max_body_bytes,
                               "request_timeout_s": request_timeout, "max_inflight": max_inflight},
@@ -57,7 +59,7 @@ def serve(
     backend = LocalBackend(model, batch_size=batch_size, device=device, dtype=dtype)
     server = OpenAIServer(backend, host, port, model_name=served_model_name, default_max_tokens=max_tokens,
                           max_tokens=max_tokens_cap, max_prompts=max_prompts, max_batch=max_batch,
-                          limits=limits, token=token)
+                          limits=limits, token=token, max_request_tokens=max_request_tokens)
     try:
         server.serve_forever(lambda _port: print_summary({"url": server.url, "model": server.model_name}))
     except KeyboardInterrupt:

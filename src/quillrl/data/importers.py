@@ -11,7 +11,6 @@ the registry, the report, and where the data root is.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -119,6 +118,18 @@ def source_file(root: Path, relative: str, report: ImportReport) -> Path:
     return path
 
 
+def _refuse_source_overwrite(out: Path, root: Path, inputs: list[Path]) -> None:
+    """Refuse ``--out`` when it is an input of this import or any existing file inside the data
+    root: the root holds the raw source files, and importing replaces ``out`` whole."""
+    target = out.resolve()
+    if any(target == p.resolve() for p in inputs):
+        raise DataError("--out is a source file of this import; write the import elsewhere",
+                        path=str(out))
+    if target.exists() and target.is_relative_to(root.resolve()):
+        raise DataError(f"--out is an existing file inside the data root {root}, which holds the "
+                        "raw source files; write the import elsewhere", path=str(out))
+
+
 def run_import(name: str, out: str | Path, *, split: str = "all", seed: int = DEFAULT_SEED,
                data_root: str | Path | None = None) -> dict[str, Any]:
     """Import data set ``name`` into the JSONL file ``out``; returns the summary dict."""
@@ -126,8 +137,10 @@ def run_import(name: str, out: str | Path, *, split: str = "all", seed: int = DE
     if split not in SPLITS:
         raise DataError(f"--split must be one of {', '.join(SPLITS)}; got {split!r}")
     root = resolve_data_root(data_root)
+    _refuse_source_overwrite(Path(out), root, [])
     report = ImportReport(dataset=name, kind=importer.kind)
     records = list(importer.read(root, report))
+    _refuse_source_overwrite(Path(out), root, [root / f for f in report.files])
     chosen = split_by_group(records, importer.group_of, split, seed, TEST_FRACTION)
     written = write_jsonl(out, chosen)
     groups = {importer.group_of(r) for r in chosen}

@@ -259,7 +259,9 @@ class JsonlWriter:
     there and appends; ``done_ids`` holds the ``id_key`` values already written, so a resumed
     command can skip them. A last line cut off mid-write (no newline and not valid JSON) is
     removed on resume and counted in ``truncated_lines``; any other bad line raises DataError,
-    because appending to a file we cannot read would hide the damage.
+    because appending to a file we cannot read would hide the damage. ``accept(line, value)``,
+    called on each existing line, raises for a line the command did not write. Every line is
+    read before the last one is repaired, so a refused file is left as it was.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.jsonl"
@@ -270,7 +272,8 @@ class JsonlWriter:
     ['a']
     """
 
-    def __init__(self, path: str | Path, *, resume: bool = False, id_key: str = "id"):
+    def __init__(self, path: str | Path, *, resume: bool = False, id_key: str = "id",
+                 accept: Callable[[int, Any], None] | None = None):
         self.path = Path(path)
         self.id_key = id_key
         self.done_ids: set[str] = set()
@@ -278,35 +281,60 @@ class JsonlWriter:
         self.written = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.path.exists():
-            self._scan_existing()
-            self._fh = self.path.open("a", encoding="utf-8")
+            self._scan_existing(accept)
+            self._fh = self.path.open("ab", buffering=0)
         else:
-            self._fh = self.path.open("w", encoding="utf-8")
+            self._fh = self.path.open("wb", buffering=0)
+        self._size = self._fh.seek(0, os.SEEK_END)  # bytes of whole lines written so far
 
-    def _scan_existing(self) -> None:
+    def _scan_existing(self, accept: Callable[[int, Any], None] | None) -> None:
+        """Read every line, and only then repair the last one: a file that is not ours (a bad
+        line, or one ``accept(line, value)`` raises on) is refused untouched, never cut first."""
         data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
+        cut = data.rfind(b"\n") + 1
+        torn = bool(data) and not data.endswith(b"\n")
+        tail_ok = False
+        if torn:
             try:
                 json.loads(data[cut:].decode("utf-8"))
-                # A complete record that only lacks its newline: keep it, end the line.
-                with self.path.open("ab") as fh:
-                    fh.write(b"\n")
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                with self.path.open("r+b") as fh:
-                    fh.truncate(cut)
-                self.truncated_lines = 1
-        for _, value in json_lines(self.path):
+                tail_ok = True  # a complete record that only lacks its newline
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                pass
+        tail_line = data[:cut].count(b"\n") + 1
+        for line, value in json_lines(self.path):
+            if torn and not tail_ok and line == tail_line:
+                continue  # cut off mid-write: removed below
             if isinstance(value, DataError):
                 raise value
+            if accept is not None:
+                accept(line, value)
             if isinstance(value, dict) and value.get(self.id_key) is not None:
                 self.done_ids.add(str(value[self.id_key]))
+        if tail_ok:
+            with self.path.open("ab") as fh:
+                fh.write(b"\n")
+        elif torn:
+            with self.path.open("r+b") as fh:
+                fh.truncate(cut)
+            self.truncated_lines = 1
 
     def write(self, record: Any) -> None:
-        """Write one record as one line and flush it, so it survives an interrupt."""
+        """Write one record as one line, unbuffered, so it survives an interrupt. A write that
+        fails part-way (a full disk: ENOSPC) is cut back to the last whole line before the
+        error goes up, so the file stays valid and a rerun resumes it."""
         data = to_json_dict(record)
-        self._fh.write(_line(data))
-        self._fh.flush()
+        line = _line(data).encode("utf-8")
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[self._fh.write(view):]
+        except OSError:
+            try:
+                os.ftruncate(self._fh.fileno(), self._size)
+            except OSError:
+                pass  # nothing more to do; a resume cuts the torn line
+            raise
+        self._size += len(line)
         self.written += 1
         if data.get(self.id_key) is not None:
             self.done_ids.add(str(data[self.id_key]))

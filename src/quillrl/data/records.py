@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..constraints.spec import Constraint
 
@@ -29,11 +29,86 @@ class _Record(BaseModel):
         return data
 
 
-class WritingTask(_Record):
+class Criterion(BaseModel):
+    """One criterion of a rubric: a short ``name`` and what it asks (``description``).
+
+    WritingBench's criteria also grade five score bands (``"1-2"`` ... ``"9-10"``) for a
+    pointwise 1-10 score; a pairwise judge gives no such score, so importers keep the name and
+    the description only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+    @field_validator("name", "description")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+def render_principle(principle: str | None, criteria: list[Criterion] | None) -> str | None:
+    """The one text a judge is conditioned on, from a record's ``principle`` and ``criteria``:
+    the principle, then the criteria as a numbered list; None when the record has neither.
+
+    Every path that judges a task or a pair (``judge``, ``distill``, ``train genrm-sft|genrm-grpo``,
+    ``train policy``, ``serve-reward``, ``eval``) renders it here and hands the text to
+    :func:`quillrl.judges.template.judge_prompt` (docs/design.md, "Principles and rubrics").
+
+    >>> print(render_principle("Reward restraint.", [Criterion(name="Pacing", description="Scenes breathe.")]))
+    Reward restraint.
+    <BLANKLINE>
+    Criteria:
+    1. Pacing: Scenes breathe.
+    >>> render_principle(None, None) is None
+    True
+    """
+    parts = [principle.strip()] if principle and principle.strip() else []
+    if criteria:
+        parts.append("Criteria:\n" + "\n".join(f"{i}. {c.name.strip()}: {c.description.strip()}"
+                                                for i, c in enumerate(criteria, start=1)))
+    return "\n\n".join(parts) or None
+
+
+class _Principled(_Record):
+    """A record a judge may be conditioned on: a free-text ``principle``, a rubric of
+    ``criteria``, both, or neither (the judge's five story dimensions alone). Subclasses
+    declare the two fields after their own, so files keep ``id`` and ``prompt`` first."""
+
+    @field_validator("principle", check_fields=False)
+    @classmethod
+    def _principle_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is blank; leave 'principle' out for none")
+        return value
+
+    @field_validator("criteria", check_fields=False)
+    @classmethod
+    def _criteria_named_once(cls, value: list[Criterion] | None) -> list[Criterion] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("is an empty list; leave 'criteria' out for none")
+        names = [c.name.strip() for c in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"names a criterion more than once: {', '.join(repeated)}")
+        return value
+
+    def judge_principle(self) -> str | None:
+        """The principle text the judge sees (:func:`render_principle`), or None."""
+        return render_principle(self.principle, self.criteria)
+
+
+class WritingTask(_Principled):
     """A prompt to write for, with the constraints a response must meet.
 
     ``reference`` is an optional reference text (a human draft), used by the ``reference``
-    pairwise reward strategy.
+    pairwise reward strategy. ``principle`` and ``criteria`` (a rubric) condition the judge of
+    its responses (:meth:`judge_principle`).
     """
 
     id: str = Field(min_length=1)
@@ -41,8 +116,10 @@ class WritingTask(_Record):
     # Optional on input: a task with no constraints is a plain writing prompt (EQ-Bench).
     constraints: list[Constraint] = Field(default_factory=list)
     reference: str | None = None
+    principle: str | None = None
+    criteria: list[Criterion] | None = None
 
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("reference",)
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("reference", "principle", "criteria")
 
     def messages(self) -> list[dict[str, str]]:
         """The chat a policy answers: the task prompt as the one user turn.
@@ -55,8 +132,9 @@ class WritingTask(_Record):
         return [{"role": "user", "content": self.prompt}]
 
 
-class PreferencePair(_Record):
-    """Two responses to one prompt, ``chosen`` preferred over ``rejected``."""
+class PreferencePair(_Principled):
+    """Two responses to one prompt, ``chosen`` preferred over ``rejected``; with a
+    ``principle`` or ``criteria``, preferred under that standard, and judged with it."""
 
     id: str = Field(min_length=1)
     prompt: str
@@ -64,8 +142,10 @@ class PreferencePair(_Record):
     rejected: str
     rationale: str | None = None
     source: str | None = None
+    principle: str | None = None
+    criteria: list[Criterion] | None = None
 
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("rationale", "source")
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("rationale", "source", "principle", "criteria")
 
 
 class Response(_Record):

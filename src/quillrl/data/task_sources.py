@@ -1,4 +1,4 @@
-"""Importers of writing tasks: IFEval, IFBench, WQRM, WritingBench (length), EQ-Bench.
+"""Importers of writing tasks: IFEval, IFBench, WQRM, WritingBench (length, format, style), EQ-Bench.
 
 Choices that are ours, not the data sets':
 
@@ -10,10 +10,17 @@ Choices that are ours, not the data sets':
   annotators ranked best (2 points for "Most Preferred", 1 for "Second Favorite", summed over
   annotators); a tie leaves no reference. 33 items carry only a plot label such as
   ``llama_marketing_food_processor`` and no instruction to write from; they are skipped.
-- WritingBench: only ``length_subset.jsonl`` is read; ``length_subset_C.jsonl`` holds the same
-  222 queries with other rubrics. Chinese queries state lengths in characters (字), which
-  ``creative:word_range`` does not count, so they are skipped with their own reason rather than
-  given a word range that would misjudge them.
+- WritingBench: one importer per subset, reading ``<subset>_subset.jsonl`` (the ``_C`` files hold
+  the same queries with one to three category-specific criteria instead of five). Every task
+  carries its query's rubric as ``criteria`` (``name`` and ``criteria_description``; the five
+  score bands grade a pointwise 1-10 score, which a pairwise judge does not give, and would
+  multiply the principle's length by six), so the judge of its responses is conditioned on it.
+  ``writingbench-length`` also turns the stated length into ``creative:word_range``; its Chinese
+  queries state lengths in characters (字), which ``creative:word_range`` does not count, so they
+  are skipped with their own reason rather than given a word range that would misjudge them.
+  ``writingbench-format`` and ``writingbench-style`` have no constraint to derive and keep every
+  query, Chinese ones included (``language`` says which). A query found in two subsets (58 in
+  length and format, 125 in format and style) is a task in each, under each subset's rubric.
 - EQ-Bench: one task per (prompt, seed modifier), ``<SEED>`` replaced by the modifier; ids are
   ``eqbench-<prompt key>-<seed number>``, and the train/test split keeps a prompt's seeds together.
 """
@@ -34,7 +41,8 @@ from .records import WritingTask
 IFEVAL_FILE = "ifeval/input_data.jsonl"
 IFBENCH_FILE = "ifbench/IFBench_test.jsonl"
 WQRM_FILE = "preferences/creativity_eval/wqrm_annotations.json"
-WRITINGBENCH_LENGTH_FILE = "prompts/writingbench/length/length_subset.jsonl"
+WRITINGBENCH_FILE = "prompts/writingbench/{subset}/{subset}_subset.jsonl"
+WRITINGBENCH_LENGTH_FILE = WRITINGBENCH_FILE.format(subset="length")
 EQBENCH_FILE = "prompts/eqbench/creative_writing_prompts_v3.json"
 
 # Above this a stated length describes the work being planned (a 100,000-word novel for an
@@ -142,11 +150,36 @@ def is_chinese(text: str) -> bool:
     return bool(head) and len(_CJK.findall(head)) / len(head) >= 0.2
 
 
+def writingbench_criteria(item: dict) -> list[dict] | str:
+    """A WritingBench item's rubric (``criteria``, or ``checklist`` in the length subset) as our
+    ``criteria``: ``[{"name", "description"}]``, or why it cannot be one.
+
+    >>> writingbench_criteria({"checklist": [{"name": "Flow", "criteria_description": "Reads on.",
+    ...                                        "1-2": "Halts."}]})
+    [{'name': 'Flow', 'description': 'Reads on.'}]
+    """
+    rubric = item.get("criteria", item.get("checklist"))
+    if not isinstance(rubric, list) or not rubric:
+        return "no rubric ('criteria' or 'checklist' list)"
+    out = []
+    for c in rubric:
+        name = c.get("name") if isinstance(c, dict) else None
+        text = c.get("criteria_description") if isinstance(c, dict) else None
+        if not isinstance(name, str) or not name.strip() or not isinstance(text, str) or not text.strip():
+            return "a criterion without a name or criteria_description"
+        out.append({"name": name.strip(), "description": text.strip()})
+    return out
+
+
 def writingbench_task(item: Any) -> WritingTask | str:
-    """A WritingBench length-subset query as a task with a word range, or why it cannot be one."""
+    """A WritingBench length-subset query as a task with a word range and its rubric as
+    ``criteria``, or why it cannot be one."""
     if not isinstance(item, dict) or not isinstance(item.get("query"), str):
         return "no 'query' string"
     query = item["query"]
+    criteria = writingbench_criteria(item)
+    if isinstance(criteria, str):
+        return criteria
     if is_chinese(query):
         return "Chinese query (length stated in characters)"
     found = parse_word_requirement(query)
@@ -154,16 +187,44 @@ def writingbench_task(item: Any) -> WritingTask | str:
         return "no word-count requirement on the whole response"
     if (found.min_words or 0) > MAX_RESPONSE_WORDS:
         return f"stated length over {MAX_RESPONSE_WORDS} words"
-    extra = {k: item[k] for k in ("domain1", "domain2", "checklist") if k in item}
+    extra = {k: item[k] for k in ("domain1", "domain2") if k in item}
     return WritingTask(id=f"writingbench-length-{item.get('index')}", prompt=query,
                        constraints=[{"id": "creative:word_range", "kwargs": found.kwargs()}],
-                       source="writingbench-length", length_statement=found.text, **extra)
+                       criteria=criteria, source="writingbench-length",
+                       length_statement=found.text, **extra)
 
 
 def read_writingbench_length(root: Path, report: ImportReport) -> Iterator[WritingTask]:
     numbered = json_lines(source_file(root, WRITINGBENCH_LENGTH_FILE, report))
     for _, task in parsed_items(report, numbered, writingbench_task):
         yield task
+
+
+def writingbench_rubric_task(subset: str):
+    """A ``parse`` for :func:`~.importers.parsed_items`: a WritingBench query of ``subset`` as a
+    task with its rubric as ``criteria`` and no constraints, or why it cannot be one."""
+
+    def parse(item: Any) -> WritingTask | str:
+        if not isinstance(item, dict) or not isinstance(item.get("query"), str) or not item["query"].strip():
+            return "no 'query' string"
+        criteria = writingbench_criteria(item)
+        if isinstance(criteria, str):
+            return criteria
+        extra = {k: item[k] for k in ("domain1", "domain2") if k in item}
+        return WritingTask(id=f"writingbench-{subset}-{item.get('index')}", prompt=item["query"],
+                           criteria=criteria, source=f"writingbench-{subset}",
+                           language="zh" if is_chinese(item["query"]) else "en", **extra)
+
+    return parse
+
+
+def _read_writingbench(subset: str):
+    def read(root: Path, report: ImportReport) -> Iterator[WritingTask]:
+        numbered = json_lines(source_file(root, WRITINGBENCH_FILE.format(subset=subset), report))
+        for _, task in parsed_items(report, numbered, writingbench_rubric_task(subset)):
+            yield task
+
+    return read
 
 
 # --- EQ-Bench ---------------------------------------------------------------------------------
@@ -207,7 +268,11 @@ register(Importer("ifbench", "tasks", _raw_tasks(IFBENCH_FILE, "ifbench"),
 register(Importer("wqrm", "tasks", read_wqrm,
                   "WQRM writing instructions (voice, word count) with human-ranked drafts"))
 register(Importer("writingbench-length", "tasks", read_writingbench_length,
-                  "WritingBench length-subset queries with their stated word range"))
+                  "WritingBench length-subset queries with their stated word range and rubric"))
+register(Importer("writingbench-format", "tasks", _read_writingbench("format"),
+                  "WritingBench format-subset queries with their rubric as criteria"))
+register(Importer("writingbench-style", "tasks", _read_writingbench("style"),
+                  "WritingBench style-subset queries with their rubric as criteria"))
 register(Importer("eqbench", "tasks", read_eqbench,
                   "EQ-Bench creative-writing prompts, one per seed modifier",
                   group_of=lambda task: task.prompt_key))

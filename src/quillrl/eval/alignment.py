@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -191,3 +192,153 @@ def p_chosen_of(p_a: float | None, chosen_slot: str) -> float | None:
     if p_a is None:
         return None
     return float(p_a) if chosen_slot == "A" else 1.0 - float(p_a)
+
+
+# -- scoring judges' runs against the labels (``quillrl eval alignment``) --------------------------
+
+def score_runs(runs: list[list[dict]], pairs: list, *, seed: int, n_resamples: int,
+               bootstrap_by: str) -> dict[str, Any]:
+    """Every judge run scored on ``pairs`` (records in pair order): ``rows`` (one summary each),
+    ``labels``, ``curves`` (reliability bins by label), ``diffs`` (paired differences against
+    the first run) and ``table`` (both as markdown)."""
+    from .alignment_report import markdown_table
+
+    rows, labels, curves = [], [], {}
+    for records in runs:
+        row, bins = score(records, pairs, seed=seed, n_resamples=n_resamples,
+                          bootstrap_by=bootstrap_by)
+        rows.append(row)
+        label = row["judge"] + (f" ({row['mode']}, {swap_label(row)})" if row["mode"] else "")
+        labels.append(label)
+        curves[label] = bins
+    diffs = paired_rows(runs, rows, pairs, seed=seed, n_resamples=n_resamples,
+                        bootstrap_by=bootstrap_by)
+    table = markdown_table(rows) + ("\n" + paired_table(diffs) if diffs else "")
+    return {"rows": rows, "labels": labels, "curves": curves, "diffs": diffs, "table": table}
+
+
+def with_first_order(runs: list[list[dict]], add: bool = True) -> list[list[dict]]:
+    """Each swap run followed by its single-order (AB) view (:func:`~quillrl.eval.judging.first_order`):
+    the same judge without swap, at no extra cost."""
+    from .judging import first_order
+
+    return [view for records in runs
+            for view in ([records, [first_order(r) for r in records]]
+                         if records[0]["swap"] and add else [records])]
+
+
+def score(records: list[dict], pairs: list, *, seed: int, n_resamples: int,
+          bootstrap_by: str) -> tuple[dict[str, Any], list]:
+    """One judge's summary row and its reliability bins, from its records (in pair order)."""
+    from ..judges.baselines import word_count
+    from .hacking import length_preference
+
+    p_chosen = [r["p_chosen"] for r in records]
+    groups = [p.prompt for p in pairs] if bootstrap_by == "prompt" else None
+    row = alignment_summary(p_chosen, [r["flipped"] for r in records], groups=groups,
+                            n_resamples=n_resamples, seed=seed)
+    seconds = sum(r["cost"]["seconds"] for r in records)
+    first = records[0]
+    row.update(judge=first["judge"], mode=first["mode"], swap=first["swap"],
+               **({"view": first["view"]} if "view" in first else {}),
+               # share of decided verdicts naming slot A: far from 0.5 is position bias, since
+               # the chosen text sits in A for about half the pairs
+               a_share=_mean_known(float(r["verdict"] == "A") for r in records if r["verdict"]),
+               mean_entropy=_mean_known(r["entropy"] for r in records),
+               # Spearman's rho of p(chosen) with len(chosen) - len(rejected) in words: near 1 is
+               # a judge that mostly counts words (docs/design.md, "Policy evaluation")
+               length_preference=length_preference(
+                   p_chosen, [word_count(p.chosen) - word_count(p.rejected) for p in pairs]),
+               force_verdict=bool(first.get("force_verdict")),
+               forced_rate=_mean_known(float(bool(r.get("forced")) and r["valid"]) for r in records),
+               seconds_per_pair=seconds / len(records),
+               completion_tokens=sum(r["cost"]["completion_tokens"] for r in records))
+    return row, reliability_bins(p_chosen)
+
+
+def paired_rows(runs: list[list[dict]], rows: list[dict], pairs: list, *, seed: int,
+                n_resamples: int, bootstrap_by: str) -> list[dict[str, Any]]:
+    """Each judge's accuracy minus the first judge's on the same pairs, with a paired bootstrap
+    interval (by pair or by prompt, as the table's): two judges' separate intervals overlap far
+    more often than their difference's interval contains 0, so "which judge is better" is read
+    here, not from the table."""
+    from .winrate import paired_difference  # winrate imports this module
+
+    groups = [p.prompt for p in pairs] if bootstrap_by == "prompt" else [p.id for p in pairs]
+    base = pair_scores([r["p_chosen"] for r in runs[0]])
+    out = []
+    for records, row in zip(runs[1:], rows[1:]):
+        diff, low, high = paired_difference(pair_scores([r["p_chosen"] for r in records]), base,
+                                            groups=groups, n_resamples=n_resamples, seed=seed)
+        out.append({"judge": row_label(row), "minus": row_label(rows[0]), "accuracy_diff": diff,
+                    "ci_low": low, "ci_high": high,
+                    "excludes_0": None if low is None else bool(low > 0 or high < 0)})
+    return out
+
+
+def paired_table(diffs: list[dict[str, Any]]) -> str:
+    """The paired differences as a markdown table (empty for a single judge)."""
+    if not diffs:
+        return ""
+    lines = ["| judge | − judge | accuracy difference (95% CI, paired) | excludes 0 |",
+             "|---|---|---:|---|"]
+    lines += [f"| {d['judge']} | {d['minus']} | {100 * d['accuracy_diff']:+.1f} points "
+              f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}] | "
+              f"{'yes' if d['excludes_0'] else 'no'} |" for d in diffs]
+    return "\n".join(lines) + "\n"
+
+
+def row_label(row: dict[str, Any]) -> str:
+    return f"`{row['judge']}`" + (f" ({row['mode']}, {swap_label(row)})" if row["mode"] else "")
+
+
+def swap_label(row: dict[str, Any]) -> str:
+    return "swap" if row["swap"] else "AB of swap run" if row.get("view") else "no swap"
+
+
+def _mean_known(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def saved_judgments(paths: list, pairs: list, skip_invalid: bool = False,
+                    on_skipped: Any = None) -> list[list[dict]]:
+    """Records from ``quillrl judge`` / ``eval alignment --out`` files, one list per judge setting
+    (judge, mode, swap, order seed), each in the order of ``pairs``. Every line is validated
+    like a data file (``quillrl.data.read_judgments``), and one setting may not judge a pair
+    twice, even across files. Every selected pair must have a record: scoring a judge on a
+    subset of the pairs would compare it unfairly. ``on_skipped(path, result)`` sees each file's
+    result (to list its skipped lines)."""
+    from ..data import read_judgments
+    from ..errors import ConfigError, DataError
+
+    runs: dict[tuple, dict[str, dict]] = {}
+    first_seen: dict[tuple, str] = {}
+    for path in paths:
+        result = read_judgments(path, skip_invalid=skip_invalid)
+        if on_skipped is not None:
+            on_skipped(path, result)
+        if not result.records:
+            raise DataError("holds no judgments" + (
+                f" ({len(result.skipped)} bad lines skipped)" if result.skipped else ""),
+                path=str(path))
+        for record in result.records:
+            key = record.setting()
+            if (key, record.id) in first_seen and first_seen[key, record.id] != str(path):
+                raise DataError(f"judge {key[0]!r} (mode {key[1]}, swap {key[2]}, order seed "
+                                f"{key[3]}) judged pair {record.id!r} in "
+                                f"{first_seen[key, record.id]} too; give each judgment once",
+                                path=str(path), field="id")
+            first_seen[key, record.id] = str(path)
+            runs.setdefault(key, {})[record.id] = record.to_json_dict()
+    out = []
+    for key, by_id in runs.items():
+        missing = [p.id for p in pairs if p.id not in by_id]
+        if missing:
+            raise ConfigError(f"--judgments: judge {key[0]!r} (mode {key[1]}, swap {key[2]}) has "
+                              f"no judgment for {len(missing)} of the {len(pairs)} pairs "
+                              f"(first: {missing[0]}); finish it with `quillrl judge` (it "
+                              "resumes) or select the pairs it judged (the same --limit, or "
+                              "--sample and --seed)")
+        out.append([by_id[p.id] for p in pairs])
+    return out

@@ -116,3 +116,19 @@ def plot_accuracy(panels: dict[str, list[tuple[str, dict[str, Any]]]], path: str
         ax.set_title(f"{name} (n = {rows[0][1]['n']})", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
+
+
+def write_alignment_report(report_dir: Path, scored: dict[str, Any], *, header: str,
+                           name: str) -> dict[str, str]:
+    """``alignment.md`` (``header`` under the title, then the tables), ``reliability.png`` and
+    ``accuracy.png`` in ``report_dir``, from :func:`~quillrl.eval.alignment.score_runs`;
+    returns their paths by summary key."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "alignment.md").write_text(
+        f"# Judge agreement with human preferences\n\n{header}\n\n" + scored["table"]
+        + "\n![accuracy](accuracy.png)\n\n![reliability](reliability.png)\n", encoding="utf-8")
+    plot_reliability(scored["curves"], report_dir / "reliability.png")
+    plot_accuracy({name: list(zip(scored["labels"], scored["rows"]))}, report_dir / "accuracy.png")
+    return {"report": str(report_dir / "alignment.md"),
+            "reliability": str(report_dir / "reliability.png"),
+            "accuracy_plot": str(report_dir / "accuracy.png")}

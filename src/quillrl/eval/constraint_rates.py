@@ -14,47 +14,13 @@ named (``unmatched``), as are tasks that got no response (``unanswered``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..constraints import constraint_family, verify
 from .alignment import DEFAULT_RESAMPLES, bootstrap_ci
-
-NAMED = 10  # ids listed in a summary before only counting them
-
-
-def response_key(response: Any) -> tuple[str, int]:
-    """``(task id, sample index)`` of a response; a file without ``sample`` has sample 0."""
-    return str(response.id), int(getattr(response, "sample", None) or 0)
-
-
-def join(tasks: Sequence[Any], responses: Iterable[Any]) -> tuple[list[tuple[Any, Any]], dict[str, Any]]:
-    """``[(task, response)]`` in task order then sample order, joined by id (else by the exact
-    prompt, for IFEval-style files without ids), and what did not join: ``unmatched`` (responses
-    matching no task), ``duplicates`` (a second line for one (id, sample); the first is kept) and
-    ``unanswered`` (tasks with no response)."""
-    by_id = {t.id: t for t in tasks}
-    by_prompt = {t.prompt: t for t in tasks}
-    found: dict[tuple[str, int], Any] = {}
-    unmatched, duplicates = [], 0
-    for r in responses:
-        task = by_id.get(r.id) if r.id is not None else None
-        if task is None and r.prompt is not None:
-            task = by_prompt.get(r.prompt)
-        if task is None:
-            unmatched.append(r.id if r.id is not None else repr((r.prompt or "")[:40]))
-            continue
-        key = (task.id, response_key(r)[1])
-        if key in found:
-            duplicates += 1
-            continue
-        found[key] = r
-    order = {t.id: i for i, t in enumerate(tasks)}
-    pairs = [(by_id[tid], found[(tid, k)]) for tid, k in sorted(found, key=lambda x: (order[x[0]], x[1]))]
-    answered = {tid for tid, _ in found}
-    unanswered = [t.id for t in tasks if t.id not in answered]
-    return pairs, {"unmatched": unmatched, "duplicates": duplicates, "unanswered": unanswered}
-
+# one joiner for every verb (eval/ifeval.py); re-exported for headtohead and the CLI
+from .ifeval import NAMED, join, response_key  # noqa: F401
 
 def verdict_rows(pairs: Sequence[tuple[Any, Any]], *, loose: bool = False) -> list[dict[str, Any]]:
     """One row per response: its key, whether it passed, and every constraint's verdict, family

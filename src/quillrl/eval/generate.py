@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import Backend, ChatPrompt, SamplingParams, make_backend
-from ..data.jsonl import JsonlWriter, json_lines, write_jsonl
+from ..data.jsonl import write_jsonl
+from ..data.resumable import ResumableJsonl
 from ..data.readers import read_responses
 from ..data.records import Response, WritingTask
-from ..errors import ConfigError, DataError, ModelNotFoundError
+from ..errors import ConfigError, ModelNotFoundError
 from ..models import EMBEDDED
 
 # read_responses (quillrl.data's reader) reads what this module writes: one typed Response per
@@ -197,9 +198,11 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
     generated, tokens, gen_seconds = 0, 0, 0.0
     policy = None
     try:
-        with JsonlWriter(out, resume=True) as writer:  # repairs a line cut off by a kill
-            done = done_keys(out, settings)  # refuse a foreign file before loading the model
-            todo = [(t, k) for k in range(n) for t in tasks if (t.id, k) not in done]
+        # refuses a foreign file, other settings or changed prompts before loading the model,
+        # then drops a line cut off by a kill
+        with open_responses(out, settings) as writer:
+            left = set(writer.todo([((t.id, k), task_texts(t)) for k in range(n) for t in tasks]))
+            todo = [(t, k) for k in range(n) for t in tasks if (t.id, k) in left]
             if todo:  # a finished file needs no model
                 policy = model if isinstance(model, Backend) else open_policy(
                     model, backend=backend, batch_size=batch_size, backend_options=backend_options)
@@ -218,8 +221,8 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
                     records = [Response(id=t.id, sample=k, prompt=t.prompt, response=g.text,
                                         finish_reason=g.finish_reason, tokens=g.completion_tokens,
                                         **settings) for (t, k), g in zip(chunk, gens)]
-                    for record in records:
-                        writer.write(record)
+                    for (t, _), record in zip(chunk, records):
+                        writer.write(record, inputs=task_texts(t))
                     generated += len(records)
                     tokens += sum(g.completion_tokens for g in gens)
                     if bar:
@@ -247,26 +250,21 @@ def _backend_name(model: str | Backend, backend: str) -> str:
     return "openai" if model.startswith("openai:") else resolve_backend(backend)[0]
 
 
-def done_keys(path: Path, settings: dict[str, Any]) -> set[tuple[str, int]]:
-    """The (id, sample) pairs already in ``path``; a line made otherwise raises a ConfigError
-    naming the line, the setting, the file's value and this run's."""
-    done: set[tuple[str, int]] = set()
-    if not path.exists():
-        return done
-    for line, value in json_lines(path):
-        if isinstance(value, DataError):
-            raise value
-        if not isinstance(value, dict) or value.get("id") is None or value.get("sample") is None:
-            raise DataError("not a `quillrl generate` line (needs 'id' and 'sample'); write to a "
-                            "new --out file", path=str(path), line=line)
-        for key, wanted in settings.items():
-            if value.get(key) != wanted:
-                raise ConfigError(
-                    f"{path}:{line}: this file was written with {key}={value.get(key)!r}, this run "
-                    f"asks for {key}={wanted!r}; rerun with the file's settings to resume it, or "
-                    "write to another --out")
-        done.add((str(value["id"]), int(value["sample"])))
-    return done
+def task_texts(task: WritingTask) -> dict[str, str]:
+    """What shapes a response: the chat the policy answers (:meth:`WritingTask.messages`)."""
+    import json
+
+    return {"prompt": json.dumps(task.messages(), ensure_ascii=False)}
+
+
+def open_responses(path: Path, settings: dict[str, Any]) -> ResumableJsonl:
+    """``path`` as a resumable responses file keyed by (id, sample): a line made with other
+    settings is refused, naming the line, the setting, the file's value and this run's."""
+    return ResumableJsonl(path, settings=settings, required=("id", "sample"),
+                          key=lambda r: (str(r["id"]), int(r["sample"])),
+                          command="quillrl generate",
+                          hint="rerun with the file's settings to resume it, or write to "
+                               "another --out")
 
 
 def length_order(policy: Backend, prompts: Sequence[ChatPrompt]) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..data.records import PreferencePair
 from ..judges.baselines import word_count
+from ..rewards.style import style_counts
 from .constraint_rates import NAMED, grouped_passes, join, verdict_rows
 from .hacking import hacking_signals, side_signals
 from .winrate import DEFAULT_RESAMPLES, win_rate_summary
@@ -44,7 +45,8 @@ def pair_responses(tasks: Sequence[Any], a: Sequence[Any], b: Sequence[Any],
             k = _sample(ra)
             units.append({"task": task, "sample": k, "a": ra, "b": rb,
                           "pair": PreferencePair(id=pair_id(task.id, k), prompt=task.prompt,
-                                                 chosen=ra.response, rejected=rb.response)})
+                                                 chosen=ra.response, rejected=rb.response,
+                                                 principle=task.principle, criteria=task.criteria)})
     only_a = [pair_id(*k) for k in sorted(keys_a - set(by_key_b))]
     only_b = [pair_id(*k) for k in sorted(set(by_key_b) - keys_a)]
     counts = {"only_a": len(only_a), "only_a_ids": only_a[:NAMED],
@@ -77,7 +79,9 @@ def head_to_head(units: Sequence[dict[str, Any]], records: Sequence[dict[str, An
     words_a = [word_count(u["a"].response) for u in units]
     words_b = [word_count(u["b"].response) for u in units]
     summary = win_rate_summary(p, words_a, words_b, groups=[u["task"].id for u in units],
-                               n_resamples=n_resamples, seed=seed)
+                               n_resamples=n_resamples, seed=seed,
+                               style_a=[tuple(style_counts(u["a"].response)) for u in units],
+                               style_b=[tuple(style_counts(u["b"].response)) for u in units])
     rows_a = rows_a if rows_a is not None else verdict_rows([(u["task"], u["a"]) for u in units])
     rows_b = rows_b if rows_b is not None else verdict_rows([(u["task"], u["b"]) for u in units])
     signals = hacking_signals(

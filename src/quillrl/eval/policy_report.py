@@ -143,6 +143,7 @@ def policy_report(summary: Mapping[str, Any], details: Mapping[str, Any], base: 
              f"{_num(h['change'].get('distinct_2'))} / {_num(h['change'].get('distinct_3'))} |", "",
              f"Win rate of trained over base: **{interval(summary['win_rate'], summary['ci_low'], summary['ci_high'])}** "
              f"({h_count(details['head_to_head'])}); length-controlled: {pct(summary['lc_win_rate'])}; "
+             f"style-controlled: {pct(summary.get('sc_win_rate'))}; "
              f"Spearman ρ of the judge's p with the length difference: "
              f"{_num(h['length_preference_spearman'])}.", "",
              "## Pass rate per constraint id", "",

@@ -40,6 +40,7 @@ from ..config import StageConfig
 log = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+SHUTDOWN_GRACE_S = 3.0  # after Ctrl-C, how long requests in flight may still finish
 CLIENT_GONE = 499  # nginx's "client closed request": counted in metrics, never sent
 
 
@@ -263,9 +264,12 @@ def guarded(app: Any, limits: HTTPSection, token: str | None,
 def _uvicorn_config(app: Any, host: str, port: int) -> Any:
     import uvicorn
 
-    # backlog 2048 (uvicorn's default) instead of http.server's 5: a burst of connections queues
+    # backlog 2048 (uvicorn's default) instead of http.server's 5: a burst of connections queues.
+    # Ctrl-C waits at most SHUTDOWN_GRACE_S for requests in flight, then cancels them (uvicorn's
+    # default waits for ever, so one long request kept the server up).
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          timeout_keep_alive=30, backlog=2048, lifespan="on")
+                          timeout_keep_alive=30, backlog=2048, lifespan="on",
+                          timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def warn_if_exposed(host: str, token: str | None) -> str | None:

@@ -10,11 +10,18 @@ get their turn as the rotation reaches them.
 
 Batching changes which prompts share a padded batch, never the settings: greedy decoding gives
 the same text as alone (up to float noise of padding), and a seeded call seeds the whole batch.
+
+Abandoned work is dropped. When the awaiting request is cancelled (its client disconnected, or
+it timed out: ``Guard`` cancels the handler), its prompts not yet batched leave the queue, and a
+backend whose ``generate`` takes ``cancelled=`` (``LocalBackend``) stops generating its rows in
+the running batch at the next token. ``close`` (Ctrl-C) cancels everything, so shutdown waits
+for one decoding step, not for the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections import deque
 from concurrent.futures import Future
@@ -30,6 +37,7 @@ class _Job:
     results: list = field(default_factory=list)
     next: int = 0  # prompts handed to a batch so far
     done: int = 0
+    cancelled: bool = False  # its request is gone: drop what is queued, stop what runs
 
 
 class FairScheduler:
@@ -39,8 +47,14 @@ class FairScheduler:
         self.backend, self.max_batch = backend, max_batch
         self._jobs: deque[_Job] = deque()  # requests with prompts not yet handed to a batch
         self._cond = threading.Condition()
+        self._running: list[_Job] = []  # the jobs of the batch being generated
         self._closed = False
         self.batches = 0  # generate calls made (the bench reads it)
+        self.cancelled_prompts = 0  # prompts of abandoned requests dropped before or while running
+        try:
+            self._can_cancel = "cancelled" in inspect.signature(backend.generate).parameters
+        except (TypeError, ValueError):
+            self._can_cancel = False
         self._worker = threading.Thread(target=self._loop, name="quillrl-serve-scheduler", daemon=True)
         self._worker.start()
 
@@ -50,9 +64,26 @@ class FairScheduler:
         if not job.prompts:
             return []
         with self._cond:
+            if self._closed:
+                raise RuntimeError("the server is shutting down")
             self._jobs.append(job)
             self._cond.notify()
-        return await asyncio.wrap_future(job.future)
+        try:
+            return await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            self._cancel(job)
+            raise
+
+    def _cancel(self, job: _Job) -> None:
+        """Drop a job's queued prompts; its rows in a running batch stop at the next token."""
+        with self._cond:
+            if job.cancelled or (job.future.done() and not job.future.cancelled()):
+                return  # already dropped, or already answered
+            job.cancelled = True
+            self.cancelled_prompts += len(job.prompts) - job.done
+            if job in self._jobs:
+                self._jobs.remove(job)
+        job.future.cancel()
 
     def _next_batch(self) -> tuple[Any, list[tuple[_Job, int]]]:
         """Under the lock: the oldest job's settings, and prompts taken round-robin."""
@@ -79,8 +110,14 @@ class FairScheduler:
                 if self._closed:
                     return
                 params, taken = self._next_batch()
+                self._running = [j for j in {id(j): j for j, _ in taken}.values()]
             try:
-                gens = self.backend.generate([job.prompts[i] for job, i in taken], params)
+                batch = [job.prompts[i] for job, i in taken]
+                if self._can_cancel:
+                    gens = self.backend.generate(batch, params,
+                                                 cancelled=lambda row: taken[row][0].cancelled)
+                else:
+                    gens = self.backend.generate(batch, params)
             except BaseException as exc:  # noqa: BLE001 - the requests in this batch fail, others go on
                 for job in {id(j): j for j, _ in taken}.values():
                     with self._cond:
@@ -91,13 +128,27 @@ class FairScheduler:
                 continue
             self.batches += 1
             for (job, i), gen in zip(taken, gens):
+                if job.cancelled:
+                    continue
                 job.results[i] = gen
                 job.done += 1
                 if job.done == len(job.prompts) and not job.future.done():
                     job.future.set_result(job.results)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop: every waiting or running request is cancelled, then the worker is joined (a
+        backend that cannot stop mid-batch may take up to ``timeout`` to finish it)."""
         with self._cond:
             self._closed = True
+            jobs = list(self._jobs)
             self._cond.notify_all()
-        self._worker.join(timeout=30)
+        for job in jobs:
+            self._cancel(job)
+        self._running_cancel_all()
+        self._worker.join(timeout=timeout)
+
+    def _running_cancel_all(self) -> None:
+        with self._cond:
+            running = list(self._running)
+        for job in running:
+            self._cancel(job)

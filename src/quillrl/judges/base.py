@@ -6,6 +6,12 @@ where that probability comes from (a generative reward model's verdict token, a 
 model's scores, a word count, a coin), never in what they return, so evaluation and reward code
 takes any judge.
 
+A task or pair may carry a *principle* (free text, a rubric, or both, rendered into one text by
+:func:`quillrl.data.render_principle`): ``compare(prompt, a, b, principle=...)``, or a fourth
+element of a ``compare_many`` item. A judge that reads it sets :attr:`Judge.reads_principle`
+(the GenRM puts it in its template); the others (length, random, a scalar reward model) are
+handed ``(prompt, a, b)`` as before, and a principle given to them is logged once as ignored.
+
 A judgment that failed (unparseable output, no verdict mass) has ``valid=False`` and
 ``p_a=None``: callers count it and never read it as a score. Every judgment keeps what it was
 computed from (``raw``, ``orders``) and what it cost.
@@ -15,14 +21,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Sequence
+import logging
+from typing import ClassVar, Literal, NamedTuple, Sequence
 
 from .stats import binary_entropy, verdict_of
 
+log = logging.getLogger(__name__)
+
 Verdict = Literal["A", "B"]
 Order = Literal["AB", "BA"]
-# (writing prompt, candidate A, candidate B)
-Pair = tuple[str, str, str]
+
+
+class Pair(NamedTuple):
+    """One comparison: the writing prompt, candidate A, candidate B, and the principle the
+    judge is conditioned on (None: none). ``compare_many`` takes ``(prompt, a, b)`` or
+    ``(prompt, a, b, principle)`` tuples."""
+
+    prompt: str
+    a: str
+    b: str
+    principle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +161,8 @@ class Judge(ABC):
     """
 
     name: str = "judge"
+    # True for a judge whose answer depends on the principle; the others get (prompt, a, b).
+    reads_principle: ClassVar[bool] = False
 
     @property
     def usage(self) -> JudgeUsage:
@@ -150,20 +170,26 @@ class Judge(ABC):
             self._usage = JudgeUsage()
         return self._usage
 
-    def compare(self, prompt: str, a: str, b: str) -> Judgment:
-        """``p(A ≻ B)`` for one pair."""
-        return self.compare_many([(prompt, a, b)])[0]
+    def compare(self, prompt: str, a: str, b: str, principle: str | None = None) -> Judgment:
+        """``p(A ≻ B)`` for one pair, by ``principle`` when given."""
+        return self.compare_many([Pair(prompt, a, b, principle)])[0]
 
-    def compare_many(self, items: Sequence[Pair]) -> list[Judgment]:
-        """One :class:`Judgment` per ``(prompt, a, b)``, in order."""
+    def compare_many(self, items: Sequence[tuple]) -> list[Judgment]:
+        """One :class:`Judgment` per ``(prompt, a, b)`` or ``(prompt, a, b, principle)``, in order."""
         pairs = check_pairs(items)
+        if not self.reads_principle:
+            if any(p.principle for p in pairs) and not self.__dict__.get("_warned_principle"):
+                self._warned_principle = True
+                log.warning("%s does not read principles; judging without them", self.name)
+            pairs = [p[:3] for p in pairs]  # type: ignore[misc]
         out = self._compare_many(pairs) if pairs else []
         self.usage.record(out)
         return out
 
     @abstractmethod
     def _compare_many(self, pairs: list[Pair]) -> list[Judgment]:
-        """Judge a non-empty, validated list of pairs."""
+        """Judge a non-empty, validated list of pairs: :class:`Pair` s when the judge
+        ``reads_principle``, else plain ``(prompt, a, b)`` tuples."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the judge holds (a backend, a model)."""
@@ -178,13 +204,21 @@ class Judge(ABC):
         return f"{type(self).__name__}({self.name!r})"
 
 
-def check_pairs(items: Sequence[Pair]) -> list[Pair]:
-    """Validate ``compare_many`` input early, with a message that says what is expected."""
+def check_pairs(items: Sequence[tuple]) -> list[Pair]:
+    """Validate ``compare_many`` input early, with a message that says what is expected; a blank
+    principle is no principle.
+
+    >>> check_pairs([("p", "a", "b"), ("p", "a", "b", "Be brief.")])
+    [Pair(prompt='p', a='a', b='b', principle=None), Pair(prompt='p', a='a', b='b', principle='Be brief.')]
+    """
     out = []
     for i, item in enumerate(items):
-        if not (isinstance(item, (tuple, list)) and len(item) == 3
-                and all(isinstance(x, str) for x in item)):
+        if not (isinstance(item, (tuple, list)) and len(item) in (3, 4)
+                and all(isinstance(x, str) for x in item[:3])
+                and (len(item) == 3 or item[3] is None or isinstance(item[3], str))):
             raise TypeError(f"compare_many item {i} must be a (prompt, a, b) tuple of strings, "
+                            f"or (prompt, a, b, principle) with a str or None principle, "
                             f"got {type(item).__name__}")
-        out.append((item[0], item[1], item[2]))
+        principle = item[3] if len(item) == 4 and item[3] and item[3].strip() else None
+        out.append(Pair(item[0], item[1], item[2], principle))
     return out

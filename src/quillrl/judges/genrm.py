@@ -74,6 +74,8 @@ class GenRMJudge(Judge):
     (0 = greedy), ``seed`` and ``force_verdict`` only matter in reasoning mode.
     """
 
+    reads_principle = True  # the principle goes into the template, before the stories
+
     def __init__(self, backend: Backend, mode: Mode = "reasoning", swap: bool = False,
                  max_new_tokens: int = 512, temperature: float = 0.0, seed: int | None = None,
                  force_verdict: bool = False):
@@ -101,9 +103,9 @@ class GenRMJudge(Judge):
         jobs = [(i, order) for i in range(len(pairs)) for order in self.orders]
         prompts = []
         for i, order in jobs:
-            prompt, a, b = pairs[i]
+            prompt, a, b, principle = pairs[i]
             first, second = (a, b) if order == "AB" else (b, a)
-            prompts.append(judge_prompt(prompt, first, second, self.mode))
+            prompts.append(judge_prompt(prompt, first, second, self.mode, principle))
 
         start = time.perf_counter()
         run = _Run(results=[None] * len(jobs), gens=[None] * len(jobs),

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 __all__ = ["MIX_METHODS", "ALL_VIOLATE", "RLMRStats", "mix_rewards", "mix_groups", "rlmr_lambda",
            "fill_missing_writing"]
 
+FLAT_TOLERANCE = 1e-12  # std(w) at or below this (relative to max|w|) counts as a flat group
 MIX_METHODS = ("rlmr", "writing_only", "constraint_only", "linear")
 ALL_VIOLATE = ("zero", "writing")
 
@@ -88,8 +89,11 @@ def _check_margin(margin: float) -> float:
 def _rlmr_stats(w: np.ndarray, c: np.ndarray, margin: float) -> RLMRStats:
     n, k = w.size, int(np.count_nonzero(~c))
     sigma = float(w.std())  # ddof=0: the group is the whole population GRPO normalises over
-    if sigma == 0.0:
-        sigma = 1.0  # a flat group has no spread to size the margin by; 1 keeps it positive
+    if sigma <= FLAT_TOLERANCE * (1.0 + float(np.abs(w).max())):
+        # a flat group has no spread to size the margin by; 1 keeps it positive. "Flat" includes
+        # a spread at rounding level (a group made flat by a subtraction, e.g. a style penalty
+        # that cancels w exactly), where a margin of σ ≈ 1e-17 would round away to 0.
+        sigma = 1.0
     if k == 0 or k == n:
         return RLMRStats(0.0, k, sigma)
     # Subtracting λ from k of n samples also lowers the group mean by λ·k/n, so a violator only
@@ -103,7 +107,8 @@ def _rlmr_stats(w: np.ndarray, c: np.ndarray, margin: float) -> RLMRStats:
 def rlmr_lambda(writing: ArrayLike, passed: ArrayLike, margin: float = 0.5) -> RLMRStats:
     """λ, k and σ of the RLMR mix for one group, for logging.
 
-    ``σ = std(w)`` with ddof=0 (population std; 1 if it is 0), ``k = |V|`` the number of
+    ``σ = std(w)`` with ddof=0 (population std; 1 if it is 0, or at rounding level:
+    ``σ ≤ 1e-12·(1 + max|w|)``), ``k = |V|`` the number of
     violators, and for ``0 < k < n``::
 
         λ = max(0, max_{i∈V} w_i − mean(w)) / (1 − k/n) + margin·σ

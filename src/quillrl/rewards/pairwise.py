@@ -7,7 +7,12 @@ variance (docs/design.md, "Pairwise → scalar rewards"):
 
 - ``pivot``: compare everyone with one member u: n − 1 comparisons;
 - ``reference``: compare everyone with the task's reference text: n comparisons;
-- ``round_robin``: compare every pair: n(n − 1)/2 comparisons.
+- ``round_robin``: compare every pair: n(n − 1)/2 comparisons;
+- ``circular``: compare each member with its successor on a ring in a rule-fixed order
+  (:func:`~quillrl.rewards.order.fixed_order`): n comparisons (1 for n = 2, none for n = 1);
+- ``swiss``: Swiss-style rounds (each round pairs members of similar fitted strength that have
+  not met), ⌊n/2⌋ comparisons a round, folded by a Bradley–Terry fit (:func:`bradley_terry`);
+  its pairs depend on earlier results, so it is listed round by round (:func:`swiss_pairs`).
 
 The paper's exact formulas were not available to us; ours map a preference probability
 p ∈ [0, 1] to 2p − 1 ∈ [−1, 1], so a tie is worth 0 and rewards are antisymmetric.
@@ -20,6 +25,7 @@ A failed judgment is ``None``/NaN; see :func:`pairwise_rewards` for what it does
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -27,9 +33,12 @@ from numpy.typing import ArrayLike
 from ..errors import ConfigError
 from .verdict import swap_debias
 
-__all__ = ["STRATEGIES", "choose_pivot", "comparisons_needed", "preference_matrix", "pairwise_rewards"]
+__all__ = ["STRATEGIES", "ADAPTIVE", "choose_pivot", "comparisons_needed", "preference_matrix",
+           "pairwise_rewards", "swiss_pairs", "swiss_rounds", "bradley_terry", "BTFit"]
 
-STRATEGIES = ("pivot", "reference", "round_robin")
+STRATEGIES = ("pivot", "reference", "round_robin", "circular", "swiss")
+ADAPTIVE = ("swiss",)  # strategies whose comparisons depend on earlier results: no up-front list
+BT_PRIOR = 0.1  # L2 prior λ on Bradley–Terry strengths (a N(0, 1/λ) prior): finite under separation
 
 
 def _check_strategy(strategy: str, pivot: int | None) -> None:
@@ -37,6 +46,15 @@ def _check_strategy(strategy: str, pivot: int | None) -> None:
         raise ConfigError(f"strategy={strategy!r} is not known; use one of: {', '.join(STRATEGIES)}")
     if pivot is not None and strategy != "pivot":
         raise ConfigError(f"pivot={pivot} only applies to strategy='pivot', not {strategy!r}")
+
+
+def _check_order(order: Sequence[int] | None, n: int) -> list[int]:
+    if order is None:
+        return list(range(n))
+    order = [int(i) for i in order]
+    if sorted(order) != list(range(n)):
+        raise ConfigError(f"order={order!r} must be a permutation of 0..{n - 1}")
+    return order
 
 
 def _check_pivot(pivot: int, n: int) -> int:
@@ -62,7 +80,7 @@ def choose_pivot(n: int, seed: int | None = None) -> int:
 
 
 def comparisons_needed(strategy: str, n: int, pivot: int | None = None,
-                       seed: int | None = None) -> list[tuple[int, int]]:
+                       seed: int | None = None, order: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """Exactly the ordered pairs ``(i, j)`` whose ``p(i ≻ j)`` a strategy reads.
 
     ``pivot``: ``(i, u)`` for every ``i ≠ u`` (n − 1 pairs); u is ``pivot``, or
@@ -70,7 +88,12 @@ def comparisons_needed(strategy: str, n: int, pivot: int | None = None,
     would not be the one the rewards are later computed with.
     ``reference``: ``(i, n)`` for every i (n pairs); index n stands for the reference text.
     ``round_robin``: ``(i, j)`` for every ``i < j`` (n(n − 1)/2 pairs); ``p(j ≻ i) = 1 − p(i ≻ j)``.
-    Each pair is one swap-debiased comparison (both presentation orders) of RLCS's judge.
+    ``circular``: ``(o_k, o_{k+1 mod n})`` for the ring ``o = order`` (default ``0..n−1``; use
+    :func:`~quillrl.rewards.order.fixed_order`): n pairs for n ≥ 3, 1 for n = 2, none for n = 1. Each member meets its
+    two ring neighbours, once as the first of a pair and once as the second.
+    ``swiss``: its pairs depend on earlier results; this raises, use :func:`swiss_pairs`.
+    Each pair is one swap-debiased comparison (both presentation orders) of RLCS's judge, so
+    every member sits in both slots of every comparison it is in.
 
     >>> comparisons_needed("pivot", 3, pivot=1)
     [(0, 1), (2, 1)]
@@ -78,6 +101,8 @@ def comparisons_needed(strategy: str, n: int, pivot: int | None = None,
     [(0, 2), (1, 2)]
     >>> comparisons_needed("round_robin", 3)
     [(0, 1), (0, 2), (1, 2)]
+    >>> comparisons_needed("circular", 4, order=[2, 0, 3, 1])
+    [(2, 0), (0, 3), (3, 1), (1, 2)]
     """
     _check_strategy(strategy, pivot)
     if n < 1:
@@ -86,6 +111,12 @@ def comparisons_needed(strategy: str, n: int, pivot: int | None = None,
         return [(i, n) for i in range(n)]
     if strategy == "round_robin":
         return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    if strategy == "circular":
+        o = _check_order(order, n)
+        return [] if n == 1 else [(o[0], o[1])] if n == 2 else [(o[k], o[(k + 1) % n]) for k in range(n)]
+    if strategy == "swiss":
+        raise ConfigError("strategy='swiss' picks each round's pairs from earlier results: list them "
+                          "round by round with swiss_pairs(n, p, round, order)")
     if pivot is None and seed is None:
         raise ConfigError("strategy='pivot' needs pivot=<index> or seed=<int> to list its comparisons")
     u = choose_pivot(n, seed) if pivot is None else _check_pivot(pivot, n)
@@ -158,6 +189,11 @@ def pairwise_rewards(p: ArrayLike, strategy: str = "round_robin", pivot: int | N
     - ``pivot``: ``r_i = 2 p(i ≻ u) − 1``, ``r_u = 0``; u = ``pivot``, else ``choose_pivot(n, seed)``;
     - ``reference``: ``r_i = 2 p(i ≻ ref) − 1``;
     - ``round_robin``: ``r_i = mean_{j≠i} (2 p(i ≻ j) − 1)``; sums to 0 when every pair is judged.
+    - ``circular``: the same mean, over the pairs judged (i's two ring neighbours): ``r_i =
+      ((2 p(i ≻ prev) − 1) + (2 p(i ≻ next) − 1)) / 2``; sums to 0 when every pair is judged.
+    - ``swiss``: ``r_i = β_i``, the centred Bradley–Terry strength (log-odds scale,
+      :func:`bradley_terry`) fitted to the pairs judged; sums to 0. A member no valid comparison
+      reached is flagged missing (reward 0).
 
     ``p(i ≻ j)`` is read as the mean of ``p[i, j]`` and ``1 − p[j, i]`` where both are given,
     and from whichever is given otherwise, so one triangle suffices (see ``preference_matrix``).
@@ -184,7 +220,10 @@ def pairwise_rewards(p: ArrayLike, strategy: str = "round_robin", pivot: int | N
         arr = _as_probabilities(p, 2, f"strategy={strategy!r} takes an n×n matrix p[i, j] = p(i ≻ j)")
         n = arr.shape[0]
         q = _debiased(arr)
-        if strategy == "round_robin":
+        if strategy == "swiss":
+            fit = bradley_terry(arr)
+            scores = np.where(fit.reached | (n == 1), fit.strength, np.nan)
+        elif strategy in ("round_robin", "circular"):
             margins = 2.0 * q - 1.0
             valid = np.sum(~np.isnan(margins), axis=1)
             sums = np.nansum(margins, axis=1)
@@ -198,3 +237,120 @@ def pairwise_rewards(p: ArrayLike, strategy: str = "round_robin", pivot: int | N
     missing = np.isnan(scores)
     rewards = np.where(missing, 0.0, scores)
     return (rewards, missing) if return_missing else rewards
+
+
+class BTFit(NamedTuple):
+    """A Bradley–Terry fit of one group's comparisons."""
+
+    strength: np.ndarray
+    """β, centred (mean 0), on the log-odds scale: ``p(i ≻ j) = sigmoid(β_i − β_j)``."""
+    se: np.ndarray
+    """Standard error of each β_i: sqrt of the diagonal of the inverse penalised Hessian."""
+    reached: np.ndarray
+    """bool: member i is in at least one valid comparison."""
+
+
+def bradley_terry(p: ArrayLike, prior: float = BT_PRIOR) -> BTFit:
+    """Fit ``p(i ≻ j) = sigmoid(β_i − β_j)`` to whatever comparisons a matrix holds.
+
+    ``p[i, j]`` as in :func:`pairwise_rewards` (NaN where nothing was judged; one triangle
+    suffices). Each judged pair enters with its probability as a soft outcome, so a tie
+    (``p = 1/2``) is half a win each way and pulls the two strengths together. The fit
+    maximises ``Σ_{i<j judged} [q_ij log σ(β_i − β_j) + (1 − q_ij) log σ(β_j − β_i)] − λ/2 Σ β_i²``
+    (``λ = prior``; scipy's L-BFGS), which stays finite when one member wins everything. A member
+    no comparison reached has no likelihood term: the prior alone puts it at 0, its ``se`` is
+    the prior's ``1/√λ``, and ``reached`` flags it. Strengths are reported centred
+    (``β − mean β``); ``se`` is from the inverse of the penalised Hessian at the optimum.
+
+    >>> fit = bradley_terry([[np.nan, 0.9, 0.8], [0.1, np.nan, 0.4], [0.2, 0.6, np.nan]])
+    >>> [int(i) for i in np.argsort(-fit.strength)], round(float(fit.strength.sum()), 9)
+    ([0, 2, 1], 0.0)
+    >>> bradley_terry([[np.nan, 0.5], [0.5, np.nan]]).strength.tolist()
+    [0.0, 0.0]
+    """
+    from scipy.optimize import minimize
+
+    arr = _as_probabilities(p, 2, "bradley_terry takes an n×n matrix p[i, j] = p(i ≻ j)")
+    n = arr.shape[0]
+    q = _debiased(arr)
+    iu, ju = np.triu_indices(n, 1)
+    keep = ~np.isnan(q[iu, ju])
+    i, j, y = iu[keep], ju[keep], q[iu, ju][keep]
+    reached = np.zeros(n, dtype=bool)
+    reached[i] = reached[j] = True
+    lam = float(prior)
+    if not lam > 0:
+        raise ValueError(f"prior={prior} must be > 0 (it keeps the fit finite)")
+
+    def loss(b: np.ndarray) -> tuple[float, np.ndarray]:
+        z = b[i] - b[j]
+        nll = float(np.sum(np.logaddexp(0.0, z) - y * z)) + lam * float(b @ b) / 2
+        r = 1.0 / (1.0 + np.exp(-z)) - y
+        g = lam * b
+        np.add.at(g, i, r)
+        np.add.at(g, j, -r)
+        return nll, g
+
+    beta = minimize(loss, np.zeros(n), jac=True, method="L-BFGS-B", options={"gtol": 1e-10}).x if i.size \
+        else np.zeros(n)
+    z = beta[i] - beta[j]
+    w = 1.0 / (1.0 + np.exp(-z))
+    w = w * (1.0 - w)
+    hess = lam * np.eye(n)
+    np.add.at(hess, (i, i), w)
+    np.add.at(hess, (j, j), w)
+    np.add.at(hess, (i, j), -w)
+    np.add.at(hess, (j, i), -w)
+    se = np.sqrt(np.diag(np.linalg.inv(hess)))
+    return BTFit(beta - beta.mean(), se, reached)
+
+
+def swiss_pairs(n: int, p: ArrayLike | None = None, round: int = 0,
+                order: Sequence[int] | None = None) -> list[tuple[int, int]]:
+    """The pairs of one Swiss round of a group of n, from the comparisons so far.
+
+    Round 0 pairs neighbours of the rule-fixed ``order`` (:func:`~quillrl.rewards.order.fixed_order`):
+    ``(o_0, o_1), (o_2, o_3), …``. A later round ranks the members by their Bradley–Terry
+    strength on ``p`` (every comparison so far; ties by position in ``order``) and pairs them
+    greedily from the top: each unpaired member with the next-ranked unpaired member it has not
+    met, if any. A pair already judged counts as met and is not repeated (a pair whose judgment
+    failed, NaN, may be drawn again: a retry); a member with no unmet partner left sits out. With n odd one member sits out a
+    round (round 0: the last in ``order``). ``[]`` when no unmet pair is left (after
+    ``n − 1`` rounds at most the design is a full round-robin).
+
+    >>> swiss_pairs(4, order=[3, 1, 0, 2])
+    [(3, 1), (0, 2)]
+    >>> p = preference_matrix(4, [(3, 1), (0, 2)], [0.9, 0.2])
+    >>> swiss_pairs(4, p, round=1, order=[3, 1, 0, 2])  # winners 3 and 2 meet, losers 1 and 0
+    [(3, 2), (0, 1)]
+    """
+    o = _check_order(order, n)
+    if round == 0 or p is None:
+        return [(o[k], o[k + 1]) for k in range(0, n - 1, 2)]
+    arr = _as_probabilities(p, 2, "swiss_pairs takes the n×n matrix of the comparisons so far")
+    judged = ~np.isnan(arr) | ~np.isnan(arr.T)
+    beta = bradley_terry(arr).strength
+    pos = {m: k for k, m in enumerate(o)}
+    ranked = sorted(range(n), key=lambda m: (-round_half(beta[m]), pos[m]))
+    free, pairs = list(ranked), []
+    while free:
+        a = free.pop(0)
+        partner = next((b for b in free if not judged[a, b]), None)
+        if partner is not None:
+            free.remove(partner)
+            pairs.append((a, partner))
+    return pairs
+
+
+def round_half(x: float) -> float:
+    """``x`` rounded to 9 decimals, so that strengths equal up to the optimiser's noise tie."""
+    return float(np.round(x, 9))
+
+
+def swiss_rounds(n: int) -> int:
+    """The default number of Swiss rounds for a group of n: ``⌈log2 n⌉`` (at least 1).
+
+    >>> [swiss_rounds(n) for n in (2, 4, 8, 16)]
+    [1, 2, 3, 4]
+    """
+    return max(1, int(np.ceil(np.log2(max(n, 2)))))

@@ -37,4 +37,5 @@ def build_group_rewards(reward: RewardSection, mix: MixSection, seed: int, wrap_
         if wrap_judge is not None:
             judge = wrap_judge(judge)
     return GroupRewards(judge, strategy=reward.strategy, seed=seed, mix=mix.model_dump(), loose=reward.loose,
+                        rounds=reward.swiss_rounds,
                         free_text_verifier=free_text_verifier(reward))

@@ -19,8 +19,11 @@ class RewardSection(StageConfig):
                        description="judge spec: genrm:<backend>, scalar:<path>, baseline:length|random")
     mode: Literal["reasoning", "verdict"] = Field("verdict", description="GenRM mode; verdict = one forward pass")
     swap: bool = Field(True, description="judge both presentation orders and average (position debiasing)")
-    strategy: Literal["pivot", "reference", "round_robin", "scalar"] = Field(
-        "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>)")
+    strategy: Literal["pivot", "reference", "round_robin", "circular", "swiss", "scalar"] = Field(
+        "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>; "
+        "circular: n comparisons on a ring; swiss: Swiss rounds fitted by Bradley–Terry)")
+    swiss_rounds: int | None = Field(None, ge=1, description="strategy swiss: rounds per group "
+                                     "(floor(n/2) comparisons each); default ceil(log2 n)")
     judge_max_new_tokens: int = Field(384, ge=1, description="GenRM reasoning length (reasoning mode only)")
     judge_force_verdict: bool = Field(False, description="GenRM reasoning mode: close an analysis that "
                                       "never reached its verdict and read the verdict there "
@@ -64,3 +67,8 @@ class MixSection(StageConfig):
     weight: float = Field(1.0, description="constraint weight for method=linear")
     singleton_penalty: float = Field(1.0, gt=0, description="rlmr, a group of one (validation with "
                                      "n=1): r = w - singleton_penalty for a violator")
+    length_penalty: float = Field(0.0, ge=0, description="group-relative length penalty α: w_i -= "
+                                  "α·(words_i - mean)/max, before the mix sizes RLMR's λ (0 = off; "
+                                  "docs/design.md, 'Style control')")
+    style_penalty: float = Field(0.0, ge=0, description="group-relative style-density penalty β "
+                                 "(markdown headers + list items + bold per word), like length_penalty")

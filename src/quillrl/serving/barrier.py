@@ -99,6 +99,7 @@ class Group:
     closed_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
     outcome: Any = None  # once scored: the answers, or the exception scoring raised
+    work: Any = None  # the scorer's own state for the group (work started as members arrived)
 
     @property
     def partial(self) -> bool:
@@ -117,13 +118,17 @@ class GroupBarrier:
     """Open groups by key; ``await join(key, size, members)`` returns the members' answers.
 
     ``on_closed(group)`` is called when a group stops accepting members (complete or timed
-    out), before it is scored; ``on_member(outcome)`` once per member joined or refused.
+    out), before it is scored; ``on_member(outcome)`` once per member joined or refused;
+    ``on_joined(group)`` each time a new member takes a place (it is ``group.members[-1]``),
+    before the group closes, so that a scorer can start on it.
     """
 
     def __init__(self, score: Scorer, timeout_s: float,
                  on_closed: Callable[[Group], None] | None = None,
-                 on_member: Callable[[str], None] | None = None):
+                 on_member: Callable[[str], None] | None = None,
+                 on_joined: Callable[[Group], None] | None = None):
         self.score, self.timeout_s = score, timeout_s
+        self.on_joined = on_joined or (lambda g: None)
         self.on_closed = on_closed or (lambda g: None)
         self.on_member = on_member or (lambda outcome: None)
         self.open: dict[GroupKey, Group] = {}
@@ -170,6 +175,7 @@ class GroupBarrier:
             group.slots[member.slot] = len(group.members) - 1
         future = self._waiter(group, len(group.members) - 1, loop)
         self.on_member("joined")
+        self.on_joined(group)
         if len(group.members) == group.size:
             self._close(group, GroupState.COMPLETE)
         return future

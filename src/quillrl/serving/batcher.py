@@ -1,12 +1,14 @@
 """Cross-client batching: many concurrent ``compare_many`` calls become one call on the judge.
 
-The reward server scores each completed group in its own worker thread with the trainer's
+The reward server queues each group's comparisons as its members arrive
+(:meth:`BatchingJudge.submit`), or, with ``group.judge_on_arrival: false``, scores each completed
+group in its own worker thread with the trainer's
 :class:`~quillrl.scoring.group_rewards.GroupRewards`, which asks its judge for the group's
-comparisons in one ``compare_many``. Handing it a :class:`BatchingJudge` instead of the judge
-itself merges the comparisons of every group being scored at that moment into one call on the
-real judge, up to ``max_batch`` pairs, waiting at most ``max_wait_s`` for more to arrive after the
-first. A local model then runs one padded forward batch for many groups, and an OpenAI-compatible
-judge gets them all in flight together.
+comparisons in one ``compare_many``. Either way the :class:`BatchingJudge` merges the comparisons
+of every group in flight at that moment into one call on the real judge, up to ``max_batch``
+pairs, waiting at most ``max_wait_s`` for more to arrive after the first. A local model then runs
+one padded forward batch for many groups, and an OpenAI-compatible judge gets them all in flight
+together.
 
 Failures (docs/design.md, "Scale-out"): a call that raises, or judgments that come back invalid,
 are retried up to ``retries`` times; what is still invalid after that is returned invalid, so
@@ -23,7 +25,7 @@ import time
 from concurrent.futures import Future
 from typing import Callable, Sequence
 
-from ..judges.base import Judge, Judgment, Pair, invalid_judgment
+from ..judges.base import Judge, Judgment, Pair, check_pairs, invalid_judgment
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class BatchingJudge(Judge):
                  on_batch: Callable[[int, int], None] | None = None):
         self.inner, self.max_batch, self.max_wait_s, self.retries = judge, max_batch, max_wait_s, retries
         self.name = getattr(judge, "name", "judge")
+        self.reads_principle = getattr(judge, "reads_principle", False)  # pass principles through
         self.on_batch = on_batch or (lambda *_: None)
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
@@ -47,12 +50,19 @@ class BatchingJudge(Judge):
             self.score = judge.score  # type: ignore[method-assign]
 
     def _compare_many(self, pairs: list[Pair]) -> list[Judgment]:
+        return [f.result() for f in self.submit(pairs)]
+
+    def submit(self, pairs: Sequence[Pair]) -> list[Future]:
+        """Queue ``pairs`` without waiting: one future per pair, resolved with its
+        :class:`Judgment` (never an exception; a failure is an invalid judgment). The reward
+        server judges a group's comparisons so as its members arrive, in the same batches as
+        every other group's."""
         futures = []
-        for pair in pairs:
+        for pair in check_pairs(pairs):
             future: Future = Future()
             self._queue.put((pair, future))
             futures.append(future)
-        return [f.result() for f in futures]
+        return futures
 
     def _loop(self) -> None:
         while True:

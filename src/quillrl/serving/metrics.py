@@ -2,7 +2,9 @@
 
 ``quillrl_requests_total{path,status}``, ``quillrl_request_seconds{path}`` (histogram),
 ``quillrl_judge_batch_pairs`` (histogram of pairs per judge call), ``quillrl_judge_failures_total``
-(pairs still invalid after a call), ``quillrl_groups_total{outcome=complete|partial}``,
+(pairs still invalid after a call), ``quillrl_comparisons_unused_total`` (judged as a group
+arrived, then not needed by it: a pivot that a later member displaced),
+``quillrl_groups_total{outcome=complete|partial}``,
 ``quillrl_writing_missing_total``, ``quillrl_open_groups``, ``quillrl_reward_members_total{outcome}``
 (each member a request brought: ``joined``, ``replayed``, ``taken_over``, or refused:
 ``refused_digest``, ``refused_slot``, ``refused_size``). A request whose client went away before
@@ -28,6 +30,8 @@ class RewardMetrics:
                                      buckets=BATCH_BUCKETS, registry=r)
         self.judge_failures = Counter("quillrl_judge_failures", "judgments invalid or failed after a call",
                                       registry=r)
+        self.unused = Counter("quillrl_comparisons_unused", "comparisons judged as a group arrived "
+                              "that the complete group did not need", registry=r)
         self.groups = Counter("quillrl_groups", "groups closed, by outcome", ["outcome"], registry=r)
         self.missing = Counter("quillrl_writing_missing", "writing rewards missing after retries "
                                "(filled with the group mean)", registry=r)
@@ -48,6 +52,9 @@ class RewardMetrics:
         self.batch_pairs.observe(pairs)
         self.judge_failures.inc(failed)
 
+    def comparisons_unused(self, count: int) -> None:
+        self.unused.inc(count)
+
     def group_closed(self, group) -> None:
         self.groups.labels("partial" if group.partial else "complete").inc()
 
@@ -63,6 +70,7 @@ class RewardMetrics:
         return {"requests": _total(self.requests), "groups_complete": _total(self.groups, outcome="complete"),
                 "groups_partial": _total(self.groups, outcome="partial"),
                 "writing_missing": _total(self.missing), "judge_failures": _total(self.judge_failures),
+                "comparisons_unused": _total(self.unused),
                 "members_refused": sum(_total(self.members, outcome=o) for o in REFUSED),
                 "members_replayed": _total(self.members, outcome="replayed"),
                 "client_disconnects": _total(self.requests, status="499")}

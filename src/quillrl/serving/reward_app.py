@@ -1,17 +1,21 @@
 """``quillrl serve-reward``: one group-aware reward server for verl, OpenRLHF, slime and TRL.
 
 Every endpoint turns its engine's request into samples with a group key, and hands them to one
-:class:`~quillrl.serving.barrier.GroupBarrier`; a group, once whole (or timed out), is scored by
-``GroupRewards.compute`` — the code ``train policy`` runs — in a worker thread, with its judge
-calls merged across groups by :class:`~quillrl.serving.batcher.BatchingJudge`. Each sample's
+:class:`~quillrl.serving.barrier.GroupBarrier`. Each comparison is queued as soon as both of its
+members are in, and each member's constraints are checked as it arrives (:mod:`.arrival`;
+``group.judge_on_arrival``); a group, once whole (or timed out), is scored by
+``GroupRewards.compute`` — the code ``train policy`` runs — in a worker thread, given what was
+judged and checked, with judge calls merged across groups by
+:class:`~quillrl.serving.batcher.BatchingJudge`. Each sample's
 answer carries its mixed ``reward`` plus ``writing``, ``passed``, ``lambda``, ``reason`` (the
 first failing constraint), ``writing_missing`` and ``partial`` (docs/design.md, "Group barrier").
 
 Group identity (docs/design.md, "Group identity"; :mod:`.barrier`): a group is ``(group_id,
-attempt)`` with ``group_size`` places; every member's prompt, constraints and reference are
-digested, and a member that disagrees with its group is refused with 409; a member naming its
-``slot`` is found again by it (a client retry gets the same answer); a group of one is scored at
-once by the singleton rule; a timed-out group is scored among the members present, ``partial``.
+attempt)`` with ``group_size`` places; every member's prompt, constraints, reference and
+principle (from its label or task) are digested, and a member that disagrees with its group is
+refused with 409; a member naming its ``slot`` is found again by it (a client retry gets the
+same answer); a group of one is scored at once by the singleton rule; a timed-out group is
+scored among the members present, ``partial``.
 
 Endpoints (request shapes from the engines' own clients; see docs/scale.md):
 
@@ -39,6 +43,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from .arrival import ArrivalJudging, group_id
 from .barrier import Group, GroupBarrier, GroupConflict, GroupKey, Member
 from .metrics import RewardMetrics
 from .reward_config import BadRequest, LabelResolver, RewardServerConfig, Sample, split_query, strip_suffixes
@@ -108,20 +113,29 @@ class RewardService:
             group_rewards.judge = batching(group_rewards.judge)
         self.group_rewards = group_rewards
         self.labels = LabelResolver(config.constraints)
-        self.barrier = GroupBarrier(self._score, config.group.timeout_s, self.metrics.group_closed,
-                                    self.metrics.member)
-        self.metrics.open_groups(lambda: len(self.barrier.open))
         self._pool = ThreadPoolExecutor(b.scoring_threads, thread_name_prefix="quillrl-score")
+        self.arrival = ArrivalJudging(group_rewards, self._pool) if config.group.judge_on_arrival else None
+        self.barrier = GroupBarrier(self._score, config.group.timeout_s, self.metrics.group_closed,
+                                    self.metrics.member, self.arrival.arrived if self.arrival else None)
+        self.metrics.open_groups(lambda: len(self.barrier.open))
 
     # -- scoring one group ---------------------------------------------------------------------
     async def _score(self, group: Group) -> list[dict]:
+        """The trainer's ``compute`` on the members present, given what was judged and checked
+        as they arrived (:mod:`.arrival`); the same rewards as judging it all now."""
         samples: list[Sample] = group.samples
         n, partial = len(samples), group.partial
+        judged, checked = None, None
+        if group.work is not None:
+            judged, checked, unused = await self.arrival.collect(group)
+            group.work = None  # a closed group is remembered for replays: keep its answers only
+            self.metrics.comparisons_unused(unused)
         batch = await asyncio.get_running_loop().run_in_executor(
             self._pool, lambda: self.group_rewards.compute(
                 [s.prompt for s in samples], [s.response for s in samples],
-                [s.constraints for s in samples], group_size=n, step=group.serial,
-                references=[s.reference for s in samples]))
+                [s.constraints for s in samples], group_size=n, group_ids=[group_id(group)],
+                references=[s.reference for s in samples], judged=judged, checked=checked,
+                principles=[s.principle for s in samples]))
         lam = batch.lambdas[0] if batch.lambdas else 0.0  # the group's λ (0: no violator, or all)
         self.metrics.group_scored(int(batch.writing_missing.sum()), batch.judge_invalid)
         return [{"reward": float(batch.rewards[i]), "writing": float(batch.writing[i]),
@@ -141,7 +155,7 @@ class RewardService:
             if self.labels.source == "tasks":
                 raise BadRequest("constraints.source is 'tasks': send the task id as the label",
                                  f"{field}.constraints")
-        task_prompt, spec, task_reference = self.labels.resolve(label, f"{field}.label")
+        task_prompt, spec, task_reference, principle = self.labels.resolve(label, f"{field}.label")
         reference = reference or task_reference
         if self.group_rewards.strategy == "reference" and not reference:
             raise BadRequest("strategy 'reference' needs a reference text for every sample",
@@ -150,7 +164,7 @@ class RewardService:
         if prompt is None:
             raise BadRequest("no writing prompt: send one, or a label that names a task", f"{field}.prompt")
         return Sample(prompt, strip_suffixes(response, self.config.text.strip_suffixes), spec, reference,
-                      prompt_truncated)
+                      prompt_truncated, principle)
 
     async def join(self, group_id: str | None, size: int | None, samples: list[Sample],
                    attempt: int = 0, slots: list[int | None] | None = None) -> list[dict]:

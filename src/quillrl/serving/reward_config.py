@@ -14,11 +14,15 @@ group alike. Example (``configs/serve_reward.yaml``)::
 Where a sample's constraints come from (``constraints.source``):
 
 * ``label``: the request carries them: a list of ``{"id", "kwargs"}``, or an object
-  ``{"constraints": [...], "prompt"?, "reference"?}``, either as JSON or as a JSON string (what a
+  ``{"constraints": [...], "prompt"?, "reference"?, "principle"?, "criteria"?}``, either as JSON
+  or as a JSON string (what a
   dataset column of verl's ``ground_truth``, OpenRLHF's ``--data.label_key`` or slime's
   ``--label-key`` holds);
 * ``tasks``: the label is a task id (or ``{"id": ...}``) in the ``constraints.tasks`` file, which
-  also gives the writing prompt the judge sees and the reference text.
+  also gives the writing prompt the judge sees, the reference text and the task's principle.
+
+A principle and criteria are rendered into the judge's one principle text by
+:func:`quillrl.data.render_principle`, as ``train policy`` renders a task's.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ class GroupSection(StageConfig):
                       "n_samples_per_prompt); a request's group_size overrides it")
     timeout_s: float = Field(120.0, gt=0, description="an incomplete group is scored among the "
                              "members present after this long, and flagged partial")
+    judge_on_arrival: bool = Field(False, description="judge a comparison as soon as both of its "
+                                   "members are in, and check constraints as each member arrives; "
+                                   "false: judge the whole group once it is complete. The same "
+                                   "rewards either way; faster only where the judge has idle time "
+                                   "while groups fill (docs/design.md, \"Judging while the group "
+                                   "arrives\")")
 
 
 class ConstraintsSection(StageConfig):
@@ -111,11 +121,16 @@ class Sample:
     constraints: str  # JSON list of {"id", "kwargs"}, the training dataset's column form
     reference: str | None = None
     prompt_truncated: bool = False  # the engine cut the prompt (see split_query)
+    principle: str | None = None  # the rendered principle the judge is conditioned on
 
     @property
     def digest(self) -> str:
-        """What makes two samples members of one group: prompt, constraints and reference."""
-        return _sha({"prompt": self.prompt, "constraints": self.constraints, "reference": self.reference})
+        """What makes two samples members of one group: prompt, constraints, reference and
+        principle (left out when there is none, so principle-less digests are unchanged)."""
+        identity = {"prompt": self.prompt, "constraints": self.constraints, "reference": self.reference}
+        if self.principle is not None:
+            identity["principle"] = self.principle
+        return _sha(identity)
 
     @property
     def response_digest(self) -> str:
@@ -175,7 +190,8 @@ def _longest_suffix_prefix(prompt: str, query: str) -> int:
 
 
 class LabelResolver:
-    """Turn a request's label into (prompt or None, constraints JSON, reference or None)."""
+    """Turn a request's label into (prompt or None, constraints JSON, reference or None,
+    rendered principle or None)."""
 
     def __init__(self, section: ConstraintsSection):
         self.source = section.source
@@ -185,9 +201,12 @@ class LabelResolver:
                 raise ConfigError("constraints.source is 'tasks' but constraints.tasks names no file")
             from ..data import read_tasks, resolve_tasks_path
 
-            self.tasks = {t.id: t for t in read_tasks(resolve_tasks_path(section.tasks)).records}
+            path = resolve_tasks_path(section.tasks)
+            self.tasks = {t.id: t for t in read_tasks(path).records}
+            if not self.tasks:  # every request would be refused: refuse once, at start
+                raise ConfigError(f"constraints.tasks: {path} holds no task")
 
-    def resolve(self, label: Any, field: str) -> tuple[str | None, str, str | None]:
+    def resolve(self, label: Any, field: str) -> tuple[str | None, str, str | None, str | None]:
         if isinstance(label, str) and label.strip()[:1] in ("[", "{"):
             try:
                 label = json.loads(label)
@@ -199,9 +218,9 @@ class LabelResolver:
             if task is None:
                 raise BadRequest(f"{field}: no task with id {task_id!r} in the tasks file", field)
             constraints = [c.model_dump() for c in task.constraints]
-            return task.prompt, json.dumps(constraints), task.reference
+            return task.prompt, json.dumps(constraints), task.reference, task.judge_principle()
         if label is None or label == "":
-            return None, "[]", None
+            return None, "[]", None, None
         if isinstance(label, list):
             label = {"constraints": label}
         if not isinstance(label, dict) or not isinstance(label.get("constraints", []), list):
@@ -213,7 +232,25 @@ class LabelResolver:
         for name, value in (("prompt", prompt), ("reference", reference)):
             if value is not None and not isinstance(value, str):
                 raise BadRequest(f"{field}.{name} must be a string", f"{field}.{name}")
-        return prompt, json.dumps(constraints), reference
+        return prompt, json.dumps(constraints), reference, _principle(label, field)
+
+
+def _principle(label: dict, field: str) -> str | None:
+    """A label's ``principle`` and ``criteria``, validated as a task's are, rendered to one text."""
+    if label.get("principle") is None and label.get("criteria") is None:
+        return None
+    from pydantic import ValidationError
+
+    from ..data.records import WritingTask
+
+    try:
+        task = WritingTask.model_validate({"id": "label", "prompt": "", "principle": label.get("principle"),
+                                           "criteria": label.get("criteria")})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = f"{field}." + ".".join(str(x) for x in error["loc"])
+        raise BadRequest(f"{where}: {error['msg']}", where) from None
+    return task.judge_principle()
 
 
 def _check_constraints(constraints: list, field: str) -> None:

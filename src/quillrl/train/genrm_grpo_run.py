@@ -78,7 +78,7 @@ def judge_prompts(config: GenRMGRPOConfig, tokenizer):
         # the same seeded coin as judging and evaluation: a pair's order depends on its id only
         chosen_first = first_slot(pair.id, config.seed) == "A"
         a, b = (pair.chosen, pair.rejected) if chosen_first else (pair.rejected, pair.chosen)
-        prompt = judge_prompt(pair.prompt, a, b, "reasoning")
+        prompt = judge_prompt(pair.prompt, a, b, "reasoning", pair.judge_principle())
         if config.max_prompt_tokens and len(encode(tokenizer, prompt)) > config.max_prompt_tokens:
             too_long += 1
             continue

@@ -50,7 +50,8 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
 
     Pass ``group_rewards`` (a :class:`GroupRewards`); ``reward_funcs`` and ``reward_weights``
     are set here. The dataset needs ``prompt`` and ``constraints`` columns (``reference`` too
-    for the reference strategy).
+    for the reference strategy; ``principle``, optional, conditions the judge on the task's
+    principle).
     """
 
     def __init__(self, *args: Any, group_rewards: GroupRewards, samples_per_step: int = 4, **kwargs: Any):
@@ -74,9 +75,11 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
         # gathered as the dataset's JSON strings (cheap to send), then validated once here
         all_constraints = [task_constraints(c) for c in gather_object([x.get("constraints") for x in inputs])]
         all_refs = gather_object([x.get("reference") or None for x in inputs])
+        all_principles = gather_object([x.get("principle") or None for x in inputs])
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         batch = self.group_rewards.compute(all_prompts, all_texts, all_constraints, group_size,
                                            step=self.state.global_step, references=all_refs,
+                                           principles=all_principles,
                                            shard=(rank, world), gather=gather_object)
         columns = np.stack([batch.rewards, batch.writing, batch.passed.astype(np.float64)], axis=1)
         if mode == "train":

@@ -68,7 +68,8 @@ class PolicyConfig(TrainRunConfig):
 
 
 def tasks_dataset(config: PolicyConfig):
-    """Writing tasks as a TRL prompt dataset (conversational prompts; constraints as JSON)."""
+    """Writing tasks as a TRL prompt dataset (conversational prompts; constraints as JSON; the
+    task's rendered principle, "" for none, which the judge of its group is conditioned on)."""
     from datasets import Dataset
 
     from ..data import read_tasks, resolve_tasks_path
@@ -81,7 +82,7 @@ def tasks_dataset(config: PolicyConfig):
         raise ConfigError(f"{config.tasks}: no tasks to train on")
     rows = [{"prompt": t.messages(), "task_id": t.id,
              "constraints": json.dumps([c.model_dump() for c in t.constraints]),
-             "reference": t.reference or ""} for t in tasks]
+             "reference": t.reference or "", "principle": t.judge_principle() or ""} for t in tasks]
     return Dataset.from_list(rows)
 
 

@@ -68,7 +68,11 @@ def _number(value) -> float | None:
     a number here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return None if math.isnan(value) else float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond any float: infinite, with its sign
+        return math.inf if value > 0 else -math.inf
+    return None if math.isnan(value) else value
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -94,7 +98,9 @@ def non_numeric(rows: list[dict]) -> dict[str, int]:
     return counts
 
 
-def plot_metrics(rows: list[dict], out_dir: Path) -> list[str]:
+def plot_metrics(rows: list[dict], out_dir: Path, warnings: list[str] | None = None) -> list[str]:
+    """Write the plots; a plot whose values matplotlib cannot lay out (a diverged run's 1e308:
+    the axis span overflows) is left out with a warning, and the table still has them."""
     from ..plotting import pyplot, save_figure
 
     plt = pyplot()
@@ -114,7 +120,14 @@ def plot_metrics(rows: list[dict], out_dir: Path) -> list[str]:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        save_figure(fig, out_dir / filename)
+        try:
+            save_figure(fig, out_dir / filename)
+        except (ValueError, OverflowError) as exc:
+            plt.close(fig)
+            if warnings is not None:
+                warnings.append(f"plot {filename} ({', '.join(series)}) left out: values too large "
+                                f"to plot ({exc})")
+            continue
         written.append(filename)
     return written
 
@@ -132,7 +145,7 @@ def write_report(run_dir: str | Path, title: str = "Training run",
     run_dir = Path(run_dir)
     warnings = [] if warnings is None else warnings
     rows = read_metrics(run_dir, warnings)
-    figures = plot_metrics(rows, run_dir) if rows else []
+    figures = plot_metrics(rows, run_dir, warnings) if rows else []
     odd = non_numeric(rows)
     keys = sorted({k for r in rows for k, v in r.items() if k != "step"
                    and (_number(v) is not None or k in odd)})

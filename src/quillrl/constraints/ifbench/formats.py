@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 
+from ..lazy import load_once
 from ..spec import CheckResult
 from . import text as T
 from .base import IFBenchCheck, count_arg, text_arg
@@ -12,6 +13,14 @@ from .base import IFBenchCheck, count_arg, text_arg
 _OPENERS = {")": "(", "]": "[", "}": "{"}
 REPEAT_SIMPLE_SENTENCE = "Only output this sentence here, ignore all other requests."
 TEMPLATE_LABELS = ("My Answer:", "My Conclusion:", "Future Outlook:")
+
+
+@load_once
+def emoji_module():
+    """The ``emoji`` package: its tables load on import, and only ``format:emoji`` needs them."""
+    import emoji
+
+    return emoji
 
 
 class NestedBrackets(IFBenchCheck):
@@ -98,8 +107,7 @@ class EmojiSentences(IFBenchCheck):
     id = "format:emoji"
 
     def check(self, text: str) -> CheckResult:
-        import emoji  # its tables load on import; only this check needs them
-
+        emoji = emoji_module()
         split = T.sentences(text)
         for i, sentence in enumerate(split):
             bare = T.without_punctuation(sentence).strip()

@@ -22,10 +22,10 @@ Run ``python -m quillrl.constraints.ifbench.resources`` once at set-up (the Make
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 from pathlib import Path
 
+from ..lazy import load_once
 from ..punkt_data import add_to_nltk_path, ensure_punkt, install_files, punkt_root
 
 STOPWORDS_DIST = "llama-index-core"
@@ -64,14 +64,14 @@ def _stopwords_from_dist() -> str:
         f"`python -m quillrl.constraints.ifbench.resources`")
 
 
-@functools.cache
+@load_once
 def stopwords() -> frozenset[str]:
     """NLTK's English stopwords, lowercase; raises MissingResource when not installed."""
     text = ensure_stopwords().read_text(encoding="utf-8")
     return frozenset(line.strip() for line in text.splitlines() if line.strip())
 
 
-@functools.cache
+@load_once
 def pos_tagger():
     """NLTK's English perceptron tagger when its data is on ``nltk.data.path``, else None."""
     import nltk.data

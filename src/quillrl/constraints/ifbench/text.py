@@ -22,6 +22,7 @@ import functools
 import re
 import string
 
+from ..lazy import load_once
 from ..punkt_data import ensure_punkt
 from ..text import shorten  # noqa: F401  (reasons quote words through it)
 from . import treebank
@@ -136,7 +137,7 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
 _UP_TO_LAST_SPACE = re.compile(".*[" + re.escape(string.whitespace) + "]", re.DOTALL)
 
 
-@functools.cache
+@load_once
 def _punkt_patterns():
     """Punkt's candidate-boundary and realignment patterns, unguarded."""
     lang = _punkt()._lang_vars
@@ -144,7 +145,7 @@ def _punkt_patterns():
             treebank.unguarded(lang.re_boundary_realignment))
 
 
-@functools.cache
+@load_once
 def _punkt():
     """The tokenizer ``nltk.sent_tokenize`` uses (``PunktTokenizer("english")``), with its
     ``text_contains_sentbreak`` cached. That method decides one candidate boundary from the

@@ -14,8 +14,9 @@ docs/design.md, "IFBench check speed"; tests/test_ifbench_tokenize.py compares t
 
 from __future__ import annotations
 
-import functools
 import re
+
+from ..lazy import load_once
 
 # NLTK's pattern -> substrings at least one of which any match contains (None: always run).
 NEEDS: dict[str, tuple[str, ...] | None] = {
@@ -76,7 +77,7 @@ def _steps(pairs) -> list[tuple]:
     return steps
 
 
-@functools.cache
+@load_once
 def _plan():
     """NLTKWordTokenizer's steps as ``tokenize`` runs them (no parentheses conversion)."""
     from nltk.tokenize.destructive import NLTKWordTokenizer as tok
