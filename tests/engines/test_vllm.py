@@ -124,9 +124,11 @@ def test_auto_backend_is_float32_vllm_here():
     the options this module's parity checks run under, so its results are the local backend's."""
     from quillrl.eval.generate import judge_on, resolve_backend
 
-    assert resolve_backend("auto", DEFAULT_MODEL) == ("vllm", {"dtype": "float32", "enforce_eager": True})
+    os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+    assert resolve_backend("auto", DEFAULT_MODEL) == (
+        "vllm", {"dtype": "float32", "enforce_eager": True, "kv_cache_gb": 4})
     assert judge_on(f"genrm:local:{DEFAULT_MODEL}") == (
-        f"genrm:vllm:{DEFAULT_MODEL}?dtype=float32&enforce_eager=1")
+        f"genrm:vllm:{DEFAULT_MODEL}?dtype=float32&enforce_eager=1&kv_cache_gb=4")
 
 
 def test_greedy_generation_equals_local(local, engine):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ __all__ = ["BACKENDS", "generate_responses", "open_policy", "read_responses", "r
            "spec_forms"]
 
 BACKENDS = ("auto", "local", "openai", "vllm")
+# auto's KV cache on a CPU, GiB: 93k tokens of the embedded model in float32, 8k+ of a 1.7B one
+CPU_KV_CACHE_GB = 4
 
 
 def vllm_installed() -> bool:
@@ -59,7 +62,8 @@ def resolve_backend(backend: str, model: str = "") -> tuple[str, dict[str, Any]]
     (docs/results.md, "vLLM against the local backend"). An auto-chosen vLLM runs in float32, the
     dtype in which it equals the local backend (parity to 1e-5, docs/design.md, "The vLLM
     backend"; vLLM's CPU default, bfloat16, moves greedy texts), and on a machine without a CUDA
-    GPU in eager mode (starts in seconds; torch.compile costs about 2 minutes there). Options
+    GPU in eager mode (starts in seconds; torch.compile costs about 2 minutes there) with a
+    ``CPU_KV_CACHE_GB`` KV cache unless ``VLLM_CPU_KVCACHE_SPACE`` is set. Options
     written in ``model`` after ``?`` or given with ``--vllm-option`` take precedence. Any other
     ``backend`` is returned as it is, with no options.
 
@@ -75,6 +79,10 @@ def resolve_backend(backend: str, model: str = "") -> tuple[str, dict[str, Any]]
 
     if not torch.cuda.is_available():
         options["enforce_eager"] = True
+        if "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
+            # without a KV cache size, vLLM-CPU reserves 92% of the machine's memory and refuses
+            # to start where other processes use more than 8% (a shared machine)
+            options["kv_cache_gb"] = CPU_KV_CACHE_GB
     if "?" in model:  # the spec's own options win over auto's
         from ..backends.vllm_options import split_vllm_spec
 
