@@ -150,6 +150,9 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=40, help="GRPO steps (1 pair x 4 sampled judgments each)")
     ap.add_argument("--grpo-completion-tokens", type=int, default=384)
     ap.add_argument("--grpo-prompt-tokens", type=int, default=2048, help="GRPO: pairs with longer judge prompts are dropped, counted")
+    ap.add_argument("--judge-backend", default="auto", choices=("auto", "local", "vllm"),
+                    help="where the genrm:local judges (teacher, stage 5) run: auto moves them to vLLM "
+                         "(float32, the local backend's results) where vLLM is installed")
     ap.add_argument("--judge-batch-size", type=int, default=4,
                     help="pairs per judge call in stage 5; the backend batch holds both orders of them "
                          "(decoding on a CPU is bound by reading the weights, so wider batches are cheaper a row)")
@@ -162,6 +165,9 @@ def main() -> None:
     ap.add_argument("--stop-after", choices=("distill", "sft", "grpo", "bt"), default=None,
                     help="stop after this stage (the rest runs on the next invocation)")
     args = ap.parse_args()
+    from quillrl.eval.generate import judge_on
+
+    args.teacher = judge_on(args.teacher, args.judge_backend)
     out = args.out
     data, results = out / "data", out / "results.json"
     log = json.loads(results.read_text()) if results.exists() else {}
@@ -192,12 +198,12 @@ def main() -> None:
         return
 
     # 2. SFT on the kept chains; 3. GRPO unshaped and shaped from the same start
-    untrained = "genrm:local:smollm2-135m-instruct"
+    untrained = judge_on("genrm:local:smollm2-135m-instruct", args.judge_backend)
     start_model, genrms = "smollm2-135m-instruct", {"untrained": untrained}
     if got["examples"] >= args.min_sft_examples:
         sft = train("genrm-sft", "configs/genrm_sft.yaml", out / "sft",
                     ["--max-steps", str(args.sft_steps), "--set", f"data={distilled}"], log, "genrm_sft")
-        start_model, genrms["sft"] = sft["final"], sft["judge"]
+        start_model, genrms["sft"] = sft["final"], judge_on(sft["judge"], args.judge_backend)
     else:
         log["genrm_sft"] = {"skipped": f"{got['examples']} SFT examples kept by distillation (fewer than "
                             f"{args.min_sft_examples}); GRPO starts from the untrained model",
@@ -211,7 +217,8 @@ def main() -> None:
             "--set", "save_steps=2", "--set", "trl.gradient_accumulation_steps=4",
             *(["--set", "shaping.force_verdict=true"] if args.force_verdict else [])]
     for name, cfg in (("unshaped", "configs/genrm_grpo_unshaped.yaml"), ("shaped", "configs/genrm_grpo.yaml")):
-        genrms[f"grpo_{name}"] = train("genrm-grpo", cfg, out / f"grpo_{name}", grpo, log, f"genrm_grpo_{name}")["judge"]
+        genrms[f"grpo_{name}"] = judge_on(train("genrm-grpo", cfg, out / f"grpo_{name}", grpo, log,
+                                                f"genrm_grpo_{name}")["judge"], args.judge_backend)
         save()
     log["grpo_comparison"] = {
         "parameters": max_param_difference(out / "grpo_shaped" / "final", out / "grpo_unshaped" / "final"),
@@ -235,7 +242,8 @@ def main() -> None:
     # 5. agreement with the human labels: each GenRM in reasoning mode with swap (resumable judge
     # runs), scored with the BT RM and baseline:length on the same pairs, CI by prompt
     judge_batch = ["--batch-size", str(args.judge_batch_size)]
-    if args.judge_batch_size != 4:  # the earlier runs' command, unchanged: 4 pairs, backend batches of 8
+    # the earlier runs' command, unchanged: 4 pairs, backend batches of 8 (vLLM batches itself)
+    if args.judge_batch_size != 4 and not untrained.startswith("genrm:vllm"):
         judge_batch += ["--backend-batch-size", str(2 * args.judge_batch_size)]
     for set_name in args.sets.split(","):
         sample = ["--sample", str(args.storyer_test_pairs)] if set_name == "storyer_test" else []

@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--tasks", default="bundled:creative_tasks", help="tasks, split by prompt into "
                         "train and held-out halves")
     parser.add_argument("--judge", default="genrm:local:smollm2-135m-instruct", help="eval policy's judge")
+    parser.add_argument("--judge-backend", default="auto", choices=("auto", "local", "vllm"),
+                        help="where a genrm:local judge runs: auto moves it to vLLM (float32) where "
+                        "vLLM is installed; eval policy's generation follows its own --backend auto")
     parser.add_argument("--base", default="smollm2-135m-instruct", help="the base policy (the config's model)")
     parser.add_argument("--eval-arg", action="append", default=[],
                         help="extra `eval policy` option, e.g. --eval-arg=--n=4 (repeatable; after "
@@ -84,6 +87,9 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated mixers to run (default all four), e.g. writing_only")
     args = parser.parse_args()
+    from quillrl.eval.generate import judge_on
+
+    args.judge = judge_on(args.judge, args.judge_backend)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     args.heldout = split_tasks(args.tasks, out)

@@ -157,3 +157,38 @@ def test_an_openai_server_spec_generates_what_the_local_model_does(tiny_model_di
     served = lines(served_out)
     assert [r["response"] for r in served] == [r["response"] for r in lines(local_out)]
     assert served[0]["model"] == spec
+
+
+# --backend auto: vLLM in float32 where it is installed, else local (docs/design.md, "Generation
+# and IFEval"). Whether vLLM is installed is faked both ways; nothing is loaded.
+def test_auto_is_local_without_vllm(monkeypatch):
+    from quillrl.eval import generate as gen
+
+    monkeypatch.setattr(gen, "vllm_installed", lambda: False)
+    assert gen.resolve_backend("auto", "smollm2-135m-instruct") == ("local", {})
+
+
+def test_auto_is_float32_vllm_where_installed(monkeypatch):
+    from quillrl.eval import generate as gen
+
+    monkeypatch.setattr(gen, "vllm_installed", lambda: True)
+    backend, options = gen.resolve_backend("auto", "smollm2-135m-instruct")
+    assert backend == "vllm" and options["dtype"] == "float32"
+    # the spec's own options win over auto's
+    assert "dtype" not in gen.resolve_backend("auto", "smollm2-135m-instruct?dtype=bfloat16")[1]
+    assert gen.resolve_backend("vllm") == ("vllm", {})  # an explicit choice adds nothing
+
+
+def test_auto_vllm_option_without_vllm_says_why(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from quillrl.cli import app
+    from quillrl.eval import generate as gen
+
+    monkeypatch.setattr(gen, "vllm_installed", lambda: False)
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text('{"id": "a", "prompt": "p", "constraints": []}\n')
+    result = CliRunner().invoke(app, ["generate", "--model", "smollm2-135m-instruct", "--tasks",
+                                      str(tasks), "--out", str(tmp_path / "o.jsonl"),
+                                      "--vllm-option", "dtype=float32"])
+    assert result.exit_code == 2 and "vLLM is not installed here" in result.output

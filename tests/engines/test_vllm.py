@@ -119,6 +119,18 @@ def test_spec_options_reach_the_engine(engine):
     assert config.enforce_eager
 
 
+def test_auto_backend_is_float32_vllm_here():
+    """Where vLLM is installed, --backend auto (generate, eval ifeval, eval policy) is vLLM with
+    the options this module's parity checks run under, so its results are the local backend's."""
+    from quillrl.eval.generate import judge_on, resolve_backend
+
+    os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+    assert resolve_backend("auto", DEFAULT_MODEL) == (
+        "vllm", {"dtype": "float32", "enforce_eager": True, "kv_cache_gb": 4})
+    assert judge_on(f"genrm:local:{DEFAULT_MODEL}") == (
+        f"genrm:vllm:{DEFAULT_MODEL}?dtype=float32&enforce_eager=1&kv_cache_gb=4")
+
+
 def test_greedy_generation_equals_local(local, engine):
     params = SamplingParams(max_new_tokens=32, logprobs=5)
     assert_generation_parity("vllm_generate", generation_parity(local, engine, PROMPTS, params), len(PROMPTS))

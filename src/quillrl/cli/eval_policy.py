@@ -211,7 +211,7 @@ def policy_command(
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token limit per response."),
     seed: int = typer.Option(0, "--seed", help="Seed of sampling, A/B placement and bootstrap."),
     batch_size: int = typer.Option(8, "--batch-size", help=BATCH_HELP),
-    backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
     swap: bool = typer.Option(True, "--swap/--no-swap", help=SWAP_HELP),
     mode: str = MODE_OPTION,
     judge_max_new_tokens: Optional[int] = typer.Option(None, "--judge-max-new-tokens",
@@ -227,7 +227,7 @@ def policy_command(
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
-    from ..eval.generate import check_spec
+    from ..eval.generate import check_spec, resolve_backend
     from ..eval.policy import write_summary
     from ..judges import check_judge_spec
 
@@ -237,7 +237,8 @@ def policy_command(
     check_output_path(out_dir, option="--out-dir", inputs=[tasks], directory=True)
     options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
     engine = parse_cli_pairs(vllm_option or ())
-    if engine and backend != "vllm" and not judge.startswith("genrm:vllm"):
+    generator = resolve_backend(backend)[0]  # what auto means here
+    if engine and generator != "vllm" and not judge.startswith("genrm:vllm"):
         from ..errors import ConfigError
 
         raise ConfigError("--vllm-option applies to vLLM engines (--backend vllm, a genrm:vllm "
@@ -252,7 +253,7 @@ def policy_command(
     names = {"base": base, "trained": trained}
     files = generate_sides(names, task_list, out_dir, n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                           backend=backend, backend_options=engine if backend == "vllm" else None)
+                           backend=backend, backend_options=engine if generator == "vllm" else None)
     summary, details = compare_policies(
         task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
         out_dir=out_dir, n_resamples=resamples, names=names)
@@ -265,7 +266,7 @@ def policy_command(
         summary["ifeval"] = {side: run_benchmark(BenchmarkOptions(
             "ifeval", spec, resolve_data_root() / IFEVAL_FILE, out_dir / f"ifeval-{side}.jsonl",
             limit=limit, batch_size=batch_size, backend=backend,
-            backend_options=engine if backend == "vllm" else None))
+            backend_options=engine if generator == "vllm" else None))
             for side, spec in (("base", base), ("trained", trained))}
     write_summary(out_dir, summary, details)
     print_summary({**{k: summary[k] for k in POLICY_KEYS},

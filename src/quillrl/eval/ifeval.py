@@ -229,7 +229,7 @@ def _same_verdicts(row: dict[str, Any], lm_verdicts: dict[str, list]) -> bool:
 
 # -- eval ifeval|ifbench: generate greedily, verify, summarize -----------------------------------
 
-GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "out")
+GENERATION_KEYS = ("generated", "resumed", "tokens", "tokens_per_s", "clipped", "backend", "out")
 
 
 @dataclass(frozen=True)
