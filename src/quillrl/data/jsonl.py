@@ -252,6 +252,23 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
     return count
 
 
+def append_whole_line(fh: Any, line: bytes, size: int) -> int:
+    """Write ``line`` to the unbuffered binary file ``fh`` whose whole lines end at byte ``size``;
+    return the new size. A write that fails part-way (a full disk: ENOSPC) is cut back to
+    ``size`` before the error goes up, so the file stays valid and a rerun resumes it."""
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[fh.write(view):]
+    except OSError:
+        try:
+            os.ftruncate(fh.fileno(), size)
+        except OSError:
+            pass  # nothing more to do; a resume cuts the torn line
+        raise
+    return size + len(line)
+
+
 class JsonlWriter:
     """Write records one complete, flushed line at a time.
 
@@ -323,18 +340,7 @@ class JsonlWriter:
         fails part-way (a full disk: ENOSPC) is cut back to the last whole line before the
         error goes up, so the file stays valid and a rerun resumes it."""
         data = to_json_dict(record)
-        line = _line(data).encode("utf-8")
-        try:
-            view = memoryview(line)
-            while view:
-                view = view[self._fh.write(view):]
-        except OSError:
-            try:
-                os.ftruncate(self._fh.fileno(), self._size)
-            except OSError:
-                pass  # nothing more to do; a resume cuts the torn line
-            raise
-        self._size += len(line)
+        self._size = append_whole_line(self._fh, _line(data).encode("utf-8"), self._size)
         self.written += 1
         if data.get(self.id_key) is not None:
             self.done_ids.add(str(data[self.id_key]))

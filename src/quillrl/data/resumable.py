@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from .jsonl import to_json_dict
+from .jsonl import append_whole_line, to_json_dict
 
 INPUTS_KEY = "inputs"
 
@@ -232,20 +232,9 @@ class ResumableJsonl:
         return data
 
     def _append(self, line: bytes) -> None:
-        """One whole line, unbuffered, so it survives an interrupt. A write that fails part-way
-        (a full disk: ENOSPC) is cut back to the last whole line before the error goes up, so the
-        file stays valid and the same command resumes it once space is freed."""
-        try:
-            view = memoryview(line)
-            while view:
-                view = view[self._fh.write(view):]
-        except OSError:
-            try:
-                os.ftruncate(self._fh.fileno(), self._size)
-            except OSError:
-                pass  # nothing more to do; a resume drops the cut line
-            raise
-        self._size += len(line)
+        """One whole line, unbuffered, so it survives an interrupt; a full disk leaves the file
+        valid up to its last whole line (:func:`~quillrl.data.jsonl.append_whole_line`)."""
+        self._size = append_whole_line(self._fh, line, self._size)
 
     def close(self) -> None:
         self._fh.close()
