@@ -54,6 +54,8 @@ import openai
 from ..errors import BackendError, ConfigError
 from .aio import LoopThread
 from .base import Backend, ChatPrompt, Generation, Prompt, SamplingParams, UsageCounter
+from .exact_choice import ExactChoiceLookup
+from .exact_choice import first_choice as _first_choice
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ DEFAULT_TIMEOUT = 40.0
 DEFAULT_MAX_RETRIES = 2
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(ExactChoiceLookup, Backend):
     """Batched requests to an OpenAI-compatible server at ``base_url`` (ending in ``/v1``).
 
     ``model=None`` uses the first model the server lists. The API key is explicit: ``api_key``,
@@ -189,64 +191,6 @@ class OpenAIBackend(Backend):
         # the greedy token is the first token of every choice that starts with it
         spelled = {gen.text: 0.0}
         return [1.0 if match_choice_token(c, spelled) is not None else 0.0 for c in choices]
-
-    async def _given_token_logprob(self, prompt: Prompt, choice: str, model: str) -> float | None:
-        """log p(choice's first token | prompt) from vLLM's prompt log-probabilities, or None
-        where the server cannot tell (no ``/tokenize``)."""
-        if self._tokenize_missing or (isinstance(prompt, ChatPrompt) and not prompt.assistant_prefix):
-            return None
-        prompt_ids = await self._tokenize(prompt, "", model)
-        joint = await self._tokenize(prompt, choice, model)
-        if prompt_ids is None or joint is None:
-            return None
-        n = len(prompt_ids)
-        if len(joint) > n and joint[:n] == prompt_ids:
-            token = joint[n]
-        else:  # BPE merged the prompt's end with the choice: the choice spelled on its own
-            alone = await self._tokenize(choice, "", model, special=False)
-            if not alone:
-                return None
-            token = alone[0]
-        response = await self._with_retries("completion", {
-            "model": model, "prompt": prompt_ids + [token], "max_tokens": 1, "temperature": 0.0,
-            "extra_body": {"prompt_logprobs": 0}})
-        self.usage.count("choice_exact_lookups")
-        entries = (_first_choice(response).model_extra or {}).get("prompt_logprobs") or []
-        last = entries[-1] if entries else None
-        found = (last or {}).get(str(token))
-        if found is None:
-            raise BackendError(f"{self.base_url} returned no prompt log-probability for token {token}")
-        return float(found["logprob"] if isinstance(found, dict) else found)
-
-    async def _tokenize(self, prompt: Prompt, extra: str, model: str,
-                        special: bool | None = None) -> list[int] | None:
-        """Token ids of ``prompt`` + ``extra`` as the server renders them (vLLM's ``/tokenize``)."""
-        if isinstance(prompt, ChatPrompt):
-            body: dict[str, Any] = {
-                "model": model, "add_generation_prompt": False, "continue_final_message": True,
-                "add_special_tokens": False,
-                "messages": [dict(m) for m in prompt.messages]
-                + [{"role": "assistant", "content": prompt.assistant_prefix + extra}]}
-        else:
-            body = {"model": model, "prompt": prompt + extra,
-                    "add_special_tokens": True if special is None else special}
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout,
-                                           headers={"Authorization": f"Bearer {self.api_key}"})
-        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
-        try:
-            response = await self._http.post(root + "/tokenize", json=body)
-        except httpx.HTTPError as exc:
-            raise BackendError(f"tokenize request to {root} failed: {exc}") from exc
-        if response.status_code in (404, 405):
-            self._tokenize_missing = True  # not vLLM: choices outside the top list stay 0.0
-            return None
-        if response.status_code != 200:
-            raise BackendError(f"tokenize request to {root} failed: HTTP {response.status_code}: "
-                               f"{response.text[:300]}")
-        return [int(t) for t in response.json()["tokens"]]
-
-    # ------------------------------------------------------------------ one request
 
     async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int,
                             model: str) -> Generation:
@@ -405,12 +349,6 @@ def _parse_completion(response: Any, params: SamplingParams) -> Generation:
         gen.token_logprobs = [float(x) if x is not None else float("nan") for x in lp.token_logprobs or []]
         gen.top_logprobs = [_top_dict((d or {}).items()) for d in (lp.top_logprobs or [])]
     return gen
-
-
-def _first_choice(response: Any) -> Any:
-    if not getattr(response, "choices", None):
-        raise BackendError(f"the server returned no choices: {str(response)[:300]}")
-    return response.choices[0]
 
 
 def _usage(response: Any) -> dict:
