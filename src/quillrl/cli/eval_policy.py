@@ -25,6 +25,7 @@ from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summ
 from .eval import MAX_RESAMPLES, MIN_RESAMPLES, eval_app
 from .generate import (BACKEND_HELP, BATCH_HELP, MODEL_HELP, check_sampling, read_task_file,
                        resumable)
+from .verify import FREE_TEXT_THRESHOLD_OPTION, FREE_TEXT_VERIFIER_OPTION, free_text_verifier_from
 from .judge import (BACKEND_BATCH_OPTION, DEVICE_OPTION, DTYPE_OPTION, MODE_OPTION, PAIR_BATCH_OPTION,
                     VLLM_OPTION, judge_options, vllm_judge_spec)
 
@@ -48,9 +49,15 @@ def _echo_named(counts: dict[str, Any]) -> None:
                        f"{', '.join(map(str, ids))}{more}", err=True)
 
 
-def _tasks(path: Path, skip_invalid: bool = False) -> list:
-    """Tasks from a JSONL path or a bundled set (``bundled:demo_heldout``)."""
-    return read_task_file(path, skip_invalid)
+def _tasks(path: Path, skip_invalid: bool, free_text_verifier: str | None,
+           limit: int | None = None) -> list:
+    """The first ``limit`` tasks of a JSONL path or a bundled set (``bundled:demo_heldout``);
+    free_text constraints without ``--free-text-verifier`` are refused, as in ``train policy``."""
+    from ..constraints import refuse_unjudged_free_text
+
+    tasks = read_task_file(path, skip_invalid)[:limit or None]
+    refuse_unjudged_free_text(tasks, free_text_verifier, source=path, setting="--free-text-verifier")
+    return tasks
 
 
 def _responses(path: Path, skip_invalid: bool = False) -> list:
@@ -108,6 +115,8 @@ def constraints_command(
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
+    free_text_verifier: Optional[str] = FREE_TEXT_VERIFIER_OPTION,
+    free_text_threshold: float = FREE_TEXT_THRESHOLD_OPTION,
 ) -> None:
     """Constraint pass rate overall, per family and per constraint id, with 95% intervals
     (bootstrap by task). Tasks without constraints are counted apart."""
@@ -117,13 +126,15 @@ def constraints_command(
     _check_counts(resamples)
     check_output_path(out, inputs=[tasks, responses])
     check_output_path(report_dir, option="--report-dir", inputs=[tasks, responses], directory=True)
-    pairs, counts = _joined(_tasks(tasks, skip_invalid), _responses(responses, skip_invalid),
-                            responses)
-    rows = verdict_rows(pairs, loose=loose)
+    pairs, counts = _joined(_tasks(tasks, skip_invalid, free_text_verifier),
+                            _responses(responses, skip_invalid), responses)
+    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
+        rows = verdict_rows(pairs, loose=loose, free_text_verifier=verifier)
     if out is not None:
         write_jsonl(out, rows)
     summary = {**pass_rates(rows, n_resamples=resamples, seed=seed), **counts,
                "mode": "loose" if loose else "strict"}
+    _echo_named({k: summary[k] for k in ("undecided", "undecided_ids")})
     if report_dir is not None:
         from ..eval.policy_report import plot_pass_rates
 
@@ -153,6 +164,8 @@ def winrate_command(
     backend_batch_size: Optional[int] = BACKEND_BATCH_OPTION,
     vllm_option: Optional[list[str]] = VLLM_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
+    free_text_verifier: Optional[str] = FREE_TEXT_VERIFIER_OPTION,
+    free_text_threshold: float = FREE_TEXT_THRESHOLD_OPTION,
 ) -> None:
     """Head-to-head win rate of A over B with a 95% interval (bootstrap by task), ties, losses,
     invalid judgments (left out, counted), the LC win rate and the reward-hacking signals."""
@@ -164,7 +177,7 @@ def winrate_command(
     options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
     judge = vllm_judge_spec(judge, vllm_option)
     check_judge_spec(judge)
-    task_list = _tasks(tasks, skip_invalid)
+    task_list = _tasks(tasks, skip_invalid, free_text_verifier)
     resp_a, resp_b = _responses(a, skip_invalid), _responses(b, skip_invalid)
     _joined(task_list, resp_a, a)
     _joined(task_list, resp_b, b)
@@ -178,7 +191,9 @@ def winrate_command(
 
     records, interrupted = judge_units(units, judge_run(judge, options, seed=seed,
                                                         batch_size=batch_size), judgments=judgments)
-    summary = head_to_head(judged_units(units, records), records, n_resamples=resamples, seed=seed)
+    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
+        summary = head_to_head(judged_units(units, records), records, n_resamples=resamples,
+                               seed=seed, free_text_verifier=verifier)
     print_summary({**{k: summary[k] for k in WINRATE_KEYS}, "hacking": summary["hacking"],
                    "judge": judge, "swap": records[0]["swap"] if records else None, **counts,
                    "interrupted": interrupted,
@@ -224,6 +239,8 @@ def policy_command(
         None, "--vllm-option", help="vLLM engine option KEY=VALUE, repeatable, for every vLLM "
         "engine this run starts: generation with --backend vllm and a genrm:vllm judge."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
+    free_text_verifier: Optional[str] = FREE_TEXT_VERIFIER_OPTION,
+    free_text_threshold: float = FREE_TEXT_THRESHOLD_OPTION,
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
@@ -247,16 +264,17 @@ def policy_command(
     check_judge_spec(judge)
     for spec in (base, trained):  # both, before the first one spends minutes generating
         check_spec(spec, backend)
-    task_list = _tasks(tasks, skip_invalid)[:limit] if limit else _tasks(tasks, skip_invalid)
+    task_list = _tasks(tasks, skip_invalid, free_text_verifier, limit)
     from ..eval.policy import compare_policies, generate_sides
 
     names = {"base": base, "trained": trained}
     files = generate_sides(names, task_list, out_dir, n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                            backend=backend, backend_options=engine if generator == "vllm" else None)
-    summary, details = compare_policies(
-        task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
-        out_dir=out_dir, n_resamples=resamples, names=names)
+    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
+        summary, details = compare_policies(
+            task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
+            out_dir=out_dir, n_resamples=resamples, names=names, free_text_verifier=verifier)
     if ifeval:
         from ..data.importers import resolve_data_root
         from ..data.task_sources import IFEVAL_FILE

@@ -9,6 +9,8 @@ summary says how many there were, and how many responses matched no task.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +21,29 @@ from ._common import (SKIP_INVALID_HELP, check_output_path, print_summary, repor
                       user_errors)
 
 _LISTED = 10  # missing/unmatched items named on stderr before only counting them
+
+# Shared with ``eval constraints|winrate|policy``: free_text constraints are judged alike everywhere.
+FREE_TEXT_VERIFIER_OPTION = typer.Option(
+    None, "--free-text-verifier", help="Backend that judges free_text constraints (e.g. "
+    "local:smollm2-135m-instruct or openai:http://host:port/v1#model); without one they "
+    "are undecided and fail (`eval` verbs refuse such tasks, as `train policy` does).")
+FREE_TEXT_THRESHOLD_OPTION = typer.Option(
+    0.5, "--free-text-threshold", help="p(yes) at or above which a free_text check passes.")
+
+
+@contextmanager
+def free_text_verifier_from(spec: str | None, threshold: float) -> Iterator[Any]:
+    """The verifier ``--free-text-verifier`` names (None for none), closed on the way out."""
+    if spec is None:
+        yield None
+        return
+    from ..judges.free_text import make_free_text_verifier
+
+    verifier = make_free_text_verifier(spec, threshold=threshold)
+    try:
+        yield verifier
+    finally:
+        verifier.close()
 
 
 @app.command("verify")
@@ -32,12 +57,8 @@ def verify_command(
                                "loose reading; the summary always has both."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP + " "
                                       "Applies to both files; a skipped task is left out of n."),
-    free_text_verifier: Optional[str] = typer.Option(
-        None, "--free-text-verifier", help="Backend that judges free_text constraints (e.g. "
-        "local:smollm2-135m-instruct or openai:http://host:port/v1#model); without one they "
-        "are undecided and fail."),
-    free_text_threshold: float = typer.Option(
-        0.5, "--free-text-threshold", help="p(yes) at or above which a free_text check passes."),
+    free_text_verifier: Optional[str] = FREE_TEXT_VERIFIER_OPTION,
+    free_text_threshold: float = FREE_TEXT_THRESHOLD_OPTION,
 ) -> None:
     """Check every response against its task's constraints; print IFEval's four metrics.
 
@@ -50,17 +71,9 @@ def verify_command(
     response_file = read_responses(responses, skip_invalid=skip_invalid)
     report_skipped(tasks, task_file)
     report_skipped(responses, response_file)
-    verifier = None
-    if free_text_verifier is not None:
-        from ..judges.free_text import make_free_text_verifier
-
-        verifier = make_free_text_verifier(free_text_verifier, threshold=free_text_threshold)
     joined, left = join_responses(task_file.records, response_file.records)
-    try:
+    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
         rows = [verify_task(task, response, verifier) for task, response in joined]
-    finally:
-        if verifier is not None:
-            verifier.close()
 
     missing = [task.id for task, response in joined if response is None]
     _report_left(missing, left, rows)

@@ -10,10 +10,11 @@ and ``free_text`` instructions (with an LLM judge you pass in). Each verdict car
 """
 
 from .base import Arg, Check
-from .free_text import FreeTextChecker
+from .free_text import FreeTextChecker, refuse_unjudged_free_text
 from .registry import REGISTRY, check_class, constraint_family, constraint_ids
 from .spec import CheckResult, Constraint
-from .verifier import ConstraintResult, Verification, as_constraint, loose_variants, verify
+from .verifier import (ConstraintResult, VerdictCount, Verification, as_constraint, count_verdicts,
+                       loose_variants, verify)
 
 __all__ = [
     "Arg",
@@ -23,11 +24,14 @@ __all__ = [
     "ConstraintResult",
     "FreeTextChecker",
     "REGISTRY",
+    "VerdictCount",
     "Verification",
     "as_constraint",
     "check_class",
     "constraint_family",
     "constraint_ids",
+    "count_verdicts",
     "loose_variants",
+    "refuse_unjudged_free_text",
     "verify",
 ]

@@ -10,8 +10,10 @@ such, never counted as met.
 from __future__ import annotations
 
 import logging
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
 
+from ..errors import ConfigError
 from .base import Arg, Check
 from .spec import CheckResult
 
@@ -52,3 +54,26 @@ class FreeTextCheck(Check):
             return CheckResult(None, f"not judged: the verifier returned {result!r}, "
                                      "not a CheckResult")
         return result
+
+
+def refuse_unjudged_free_text(tasks: Iterable[Any], verifier: Any, *, source: object,
+                              setting: str) -> None:
+    """Refuse, before any work, tasks with a ``free_text`` constraint when no verifier is given
+    (``verifier`` None): every such sample would be undecided, hence not passed (docs/design.md,
+    "Undecided constraints"), so a pass rate, or RLMR's penalty, would measure the missing
+    verifier, not the policy. ``train policy`` (``setting`` ``reward.free_text_verifier``) and
+    ``eval constraints|winrate|policy`` (``--free-text-verifier``) refuse by this one rule.
+
+    >>> from types import SimpleNamespace as T
+    >>> refuse_unjudged_free_text([T(id="t", constraints=[T(id="free_text")])], None,
+    ...                           source="tasks.jsonl", setting="--free-text-verifier")
+    Traceback (most recent call last):
+    quillrl.errors.ConfigError: tasks.jsonl: task 't' has a free_text constraint, and no verifier ...
+    """
+    if verifier is not None:
+        return
+    for task in tasks:
+        if any(c.id == FreeTextCheck.id for c in task.constraints):
+            raise ConfigError(f"{source}: task {task.id!r} has a free_text constraint, and no "
+                              f"verifier is configured: set {setting} (e.g. "
+                              "local:smollm2-135m-instruct) or remove such constraints")

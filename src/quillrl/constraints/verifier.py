@@ -39,8 +39,30 @@ class ConstraintResult:
 
 
 @dataclass(frozen=True)
+class VerdictCount:
+    """How a unit's verdicts count: ``passed`` iff every verdict is True, and ``undecided``, how
+    many are None (no verdict), counted apart from real violations."""
+
+    passed: bool
+    undecided: int
+
+
+def count_verdicts(verdicts: Iterable[bool | None]) -> VerdictCount:
+    """The one rule for undecided constraints (docs/design.md, "Undecided constraints"): an
+    undecided verdict does not pass, and it is counted. Training's pass flags and undecided
+    count (``GroupRewards.check``) and every evaluation's (``verify``, ``eval
+    constraints|winrate|policy``) come from here.
+
+    >>> count_verdicts([True, None, True]), count_verdicts([])
+    (VerdictCount(passed=False, undecided=1), VerdictCount(passed=True, undecided=0))
+    """
+    verdicts = list(verdicts)
+    return VerdictCount(all(v is True for v in verdicts), sum(v is None for v in verdicts))
+
+
+@dataclass(frozen=True)
 class Verification:
-    """All verdicts on one response; ``passed`` iff every one is True."""
+    """All verdicts on one response; ``passed`` and ``undecided`` by :func:`count_verdicts`."""
 
     passed: bool
     results: tuple[ConstraintResult, ...]
@@ -48,7 +70,7 @@ class Verification:
     @property
     def undecided(self) -> int:
         """How many constraints got no verdict (``passed is None``)."""
-        return sum(r.passed is None for r in self.results)
+        return count_verdicts(r.passed for r in self.results).undecided
 
 
 def loose_variants(response: str) -> list[tuple[str, str]]:
@@ -99,7 +121,7 @@ def verify(text: str, constraints: Iterable[Constraint | Mapping[str, Any]], loo
         else:
             result = _first_pass(check, variants, prompt)
         results.append(ConstraintResult(constraint.id, result.passed, result.reason))
-    return Verification(all(r.passed is True for r in results), tuple(results))
+    return Verification(count_verdicts(r.passed for r in results).passed, tuple(results))
 
 
 # Dict constraints seen recently, validated and built once. A TRL reward function gets each

@@ -17,20 +17,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..constraints import constraint_family, verify
+from ..constraints import constraint_family, count_verdicts, verify
 from .alignment import DEFAULT_RESAMPLES, bootstrap_ci
 # one joiner for every verb (eval/ifeval.py); re-exported for headtohead and the CLI
 from .ifeval import NAMED, join, response_key  # noqa: F401
 
-def verdict_rows(pairs: Sequence[tuple[Any, Any]], *, loose: bool = False) -> list[dict[str, Any]]:
-    """One row per response: its key, whether it passed, and every constraint's verdict, family
-    and reason (the ``--out`` lines of ``eval constraints``)."""
+def verdict_rows(pairs: Sequence[tuple[Any, Any]], *, loose: bool = False,
+                 free_text_verifier: Any = None) -> list[dict[str, Any]]:
+    """One row per response: its key, whether it passed, how many of its verdicts are undecided,
+    and every constraint's verdict, family and reason (the ``--out`` lines of ``eval
+    constraints``). ``free_text_verifier`` judges ``free_text`` constraints, as in training;
+    passed and undecided follow :func:`~quillrl.constraints.count_verdicts`."""
     rows = []
     for task, response in pairs:
-        v = verify(response.response, task.constraints, loose=loose, prompt=task.prompt)
+        v = verify(response.response, task.constraints, loose=loose, prompt=task.prompt,
+                   free_text_verifier=free_text_verifier)
         rows.append({
             "id": task.id, "sample": response_key(response)[1],
-            "passed": v.passed if task.constraints else None,
+            "passed": v.passed if task.constraints else None, "undecided": v.undecided,
             "constraints": [{"id": r.id, "family": constraint_family(r.id), "passed": r.passed,
                              "reason": r.reason} for r in v.results],
         })
@@ -49,11 +53,11 @@ def grouped_passes(rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[t
     whose task carries it; passed iff all its constraints with that value pass."""
     out: dict[str, list[tuple[str, bool]]] = {}
     for row in rows:
-        verdicts: dict[str, bool] = {}
+        verdicts: dict[str, list[bool | None]] = {}
         for c in row["constraints"]:
-            verdicts[c[key]] = verdicts.get(c[key], True) and c["passed"] is True
-        for value, passed in verdicts.items():
-            out.setdefault(value, []).append((row["id"], passed))
+            verdicts.setdefault(c[key], []).append(c["passed"])
+        for value, of_value in verdicts.items():
+            out.setdefault(value, []).append((row["id"], count_verdicts(of_value).passed))
     return dict(sorted(out.items()))
 
 
@@ -70,14 +74,26 @@ def pass_rates(rows: Sequence[dict[str, Any]], *, n_resamples: int = DEFAULT_RES
     >>> s = pass_rates(rows)
     >>> s["n"], s["pass_rate"], s["no_constraints"], s["by_family"]["creative"]["pass_rate"]
     (2, 0.5, 1, 1.0)
+    >>> s["undecided"], s["undecided_responses"]
+    (0, 0)
     """
     scored = [r for r in rows if r["constraints"]]
     overall = _rate([(r["id"], r["passed"]) for r in scored], n_resamples, seed)
-    return {**overall, "no_constraints": len(rows) - len(scored),
+    return {**overall, "no_constraints": len(rows) - len(scored), **undecided_counts(scored),
             "by_family": {k: _rate(v, n_resamples, seed)
                           for k, v in grouped_passes(scored, "family").items()},
             "by_constraint": {k: _rate(v, n_resamples, seed)
                               for k, v in grouped_passes(scored, "id").items()}}
+
+
+def undecided_counts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Undecided verdicts among ``rows`` (:func:`verdict_rows`), counted apart from violations
+    and named (docs/design.md, "Undecided constraints"): how many constraint verdicts, how many
+    responses they fall in, and the first ``task id constraint id`` of them."""
+    per_row = [count_verdicts(c["passed"] for c in r["constraints"]).undecided for r in rows]
+    named = [f"{r['id']} {c['id']}" for r in rows for c in r["constraints"] if c["passed"] is None]
+    return {"undecided": sum(per_row), "undecided_responses": sum(n > 0 for n in per_row),
+            "undecided_ids": named[:NAMED]}
 
 
 def input_counts(left: dict[str, Any]) -> dict[str, Any]:

@@ -69,10 +69,12 @@ def pass_rate_by_id(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 def head_to_head(units: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], *,
                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                  rows_a: Sequence[dict[str, Any]] | None = None,
-                 rows_b: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 rows_b: Sequence[dict[str, Any]] | None = None,
+                 free_text_verifier: Any = None) -> dict[str, Any]:
     """The win-rate summary of judged ``units`` (``records`` in the same order, from
     ``judge_pairs``) with every hacking signal; ``rows_*`` are the sides' constraint verdicts
-    (computed here when not given). Bootstrap groups are task ids."""
+    (computed here when not given, ``free_text`` ones by ``free_text_verifier``). Bootstrap
+    groups are task ids."""
     if len(units) != len(records):
         raise ValueError(f"{len(units)} pairs but {len(records)} judgments")
     p = [r["p_chosen"] for r in records]
@@ -82,8 +84,10 @@ def head_to_head(units: Sequence[dict[str, Any]], records: Sequence[dict[str, An
                                n_resamples=n_resamples, seed=seed,
                                style_a=[tuple(style_counts(u["a"].response)) for u in units],
                                style_b=[tuple(style_counts(u["b"].response)) for u in units])
-    rows_a = rows_a if rows_a is not None else verdict_rows([(u["task"], u["a"]) for u in units])
-    rows_b = rows_b if rows_b is not None else verdict_rows([(u["task"], u["b"]) for u in units])
+    if rows_a is None:
+        rows_a = verdict_rows([(u["task"], u["a"]) for u in units], free_text_verifier=free_text_verifier)
+    if rows_b is None:
+        rows_b = verdict_rows([(u["task"], u["b"]) for u in units], free_text_verifier=free_text_verifier)
     signals = hacking_signals(
         side_signals([u["a"].response for u in units], [u["a"].finish_reason for u in units]),
         side_signals([u["b"].response for u in units], [u["b"].finish_reason for u in units]),

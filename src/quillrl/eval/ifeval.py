@@ -120,7 +120,10 @@ def verify_task(task, response, free_text_verifier: Any = None) -> dict[str, Any
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """IFEval's four accuracies, as fractions, with the count of undecided verdicts."""
+    """IFEval's four accuracies, as fractions, with the count of undecided verdicts
+    (:func:`~quillrl.constraints.count_verdicts`, the rule training counts by)."""
+    from ..constraints import count_verdicts
+
     n = len(rows)
     verdicts = [c for row in rows for c in row["constraints"]]
     n_inst = len(verdicts)
@@ -135,8 +138,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "prompt_level_loose_acc": share(sum(row["loose"] for row in rows), n),
         "inst_level_loose_acc": share(sum(c["loose"] is True for c in verdicts), n_inst),
         "n_instructions": n_inst,
-        "undecided_strict": sum(c["strict"] is None for c in verdicts),
-        "undecided_loose": sum(c["loose"] is None for c in verdicts),
+        "undecided_strict": count_verdicts(c["strict"] for c in verdicts).undecided,
+        "undecided_loose": count_verdicts(c["loose"] for c in verdicts).undecided,
     }
 
 

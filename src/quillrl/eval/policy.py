@@ -50,16 +50,23 @@ def write_summary(out_dir: Path, summary: dict[str, Any], details: dict[str, Any
 
 
 def compare_policies(task_list: list, files: dict[str, Path], run: JudgeRun, *, out_dir: Path,
-                     n_resamples: int, names: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+                     n_resamples: int, names: dict[str, str], free_text_verifier: Any = None,
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Constraints, before/after, win rate (trained as A, base as B) and report, from the two
     responses files; the judgments go to ``out_dir/judgments.jsonl`` (resumed: Ctrl-C leaves
-    every finished judgment there and propagates)."""
+    every finished judgment there and propagates). ``free_text_verifier`` judges ``free_text``
+    constraints, as in training (:func:`~quillrl.constraints.refuse_unjudged_free_text`)."""
+    from ..constraints import refuse_unjudged_free_text
+
+    refuse_unjudged_free_text(task_list, free_text_verifier, source="the tasks",
+                              setting="free_text_verifier")
     seed = run.seed
     units, counts = pair_responses(task_list, read_responses(files["trained"]).records,
                                    read_responses(files["base"]).records)
     if not units:
         raise ConfigError(f"{files['trained']} and {files['base']} share no (task id, sample)")
-    rows = {side: verdict_rows([(u["task"], u[key]) for u in units])
+    rows = {side: verdict_rows([(u["task"], u[key]) for u in units],
+                               free_text_verifier=free_text_verifier)
             for side, key in (("trained", "a"), ("base", "b"))}
     rates = {side: pass_rates(r, n_resamples=n_resamples, seed=seed) for side, r in rows.items()}
     diff = before_after(units, rows["trained"], rows["base"], n_resamples=n_resamples, seed=seed)
@@ -82,6 +89,7 @@ def compare_policies(task_list: list, files: dict[str, Path], run: JudgeRun, *, 
         "mean_words_base": h2h["mean_words_b"],
         "mean_words_trained": h2h["mean_words_a"], "report": str(out_dir / "report.md"),
         "tasks": counts["tasks_judged"], "no_constraints": rates["base"]["no_constraints"],
+        "undecided_base": rates["base"]["undecided"], "undecided_trained": rates["trained"]["undecided"],
         "invalid": h2h["invalid"], "clipped_share_base": h2h["hacking"]["b"]["clipped_share"],
         "clipped_share_trained": h2h["hacking"]["a"]["clipped_share"], "judge": run.spec,
         "by_family": {side: {k: v["pass_rate"] for k, v in r["by_family"].items()}

@@ -306,7 +306,7 @@ class GroupRewards:
         result = verify(text, task_constraints(constraints), loose=self.loose, prompt=prompt,
                         free_text_verifier=self.free_text_verifier)
         failing = next((f"{r.id}: {r.reason}" for r in result.results if not r.passed), "")
-        return bool(result.passed), sum(r.passed is None for r in result.results), failing
+        return result.passed, result.undecided, failing  # count_verdicts' rule
 
     # -- everything --------------------------------------------------------------------------
     def compute(self, prompts: Sequence[str], completions: Sequence[str], constraints: Sequence[Any],

@@ -89,17 +89,15 @@ def tasks_dataset(config: PolicyConfig):
 def check_free_text(config: PolicyConfig) -> None:
     """Refuse, before any weights load, tasks with ``free_text`` constraints and no verifier:
     every such sample would be undecided, hence a violator, and RLMR would push the whole
-    policy down for a constraint nobody checked."""
+    policy down for a constraint nobody checked (the rule evaluation refuses by too)."""
+    from ..constraints import refuse_unjudged_free_text
     from ..data import read_tasks, resolve_tasks_path
 
     if config.reward.free_text_verifier is not None:
         return
     path = resolve_tasks_path(config.tasks)
-    for task in read_tasks(path, skip_invalid=config.skip_invalid):
-        if any(c.id == "free_text" for c in task.constraints):
-            raise ConfigError(f"{path}: task {task.id!r} has a free_text constraint, and no "
-                              "verifier is configured: set reward.free_text_verifier (e.g. "
-                              "local:smollm2-135m-instruct) or remove such constraints")
+    refuse_unjudged_free_text(read_tasks(path, skip_invalid=config.skip_invalid), None,
+                              source=path, setting="reward.free_text_verifier")
 
 
 def judges_with_policy_weights(config: PolicyConfig) -> bool:
