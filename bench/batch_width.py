@@ -24,7 +24,7 @@ import resource
 import time
 
 from quillrl.backends import ChatPrompt, LocalBackend, SamplingParams
-from quillrl.data import read_tasks
+from quillrl.constraints import read_tasks
 from quillrl.data.importers import resolve_data_root
 from quillrl.data.task_sources import IFEVAL_FILE
 from quillrl.models import DEFAULT_MODEL

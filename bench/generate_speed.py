@@ -34,7 +34,8 @@ from pathlib import Path
 
 from quillrl.backends import ChatPrompt, LocalBackend
 from quillrl.eval.ifeval import join_responses, summarize, verify_task
-from quillrl.data import read_responses, read_tasks
+from quillrl.constraints import read_tasks
+from quillrl.data import read_responses
 from quillrl.data.importers import resolve_data_root
 from quillrl.data.task_sources import IFEVAL_FILE
 from quillrl.eval.generate import generate_responses, length_order

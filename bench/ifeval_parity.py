@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 
 from quillrl.eval.ifeval import join_responses, summarize, verify_task
-from quillrl.data import read_responses, read_tasks, write_jsonl
+from quillrl.constraints import read_tasks
+from quillrl.data import read_responses, write_jsonl
 from quillrl.data.importers import resolve_data_root
 from quillrl.data.task_sources import IFEVAL_FILE
 from quillrl.eval.generate import generate_responses

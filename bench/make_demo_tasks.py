@@ -19,7 +19,7 @@ import tempfile
 from importlib.resources import files
 from pathlib import Path
 
-from quillrl.data.constrained_tasks import augment_file
+from quillrl.constraints.constrained_tasks import augment_file
 from quillrl.data.split import split_by_group
 
 SEED, HELD_OUT = 0, 0.5

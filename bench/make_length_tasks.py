@@ -18,7 +18,7 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
-from quillrl.data import read_tasks
+from quillrl.constraints import read_tasks
 
 
 def main() -> None:

@@ -126,7 +126,8 @@ def main() -> None:
     from quillrl.backends import ChatPrompt, SamplingParams
     from quillrl.backends.local import LocalBackend
     from quillrl.backends.vllm_backend import VLLMBackend
-    from quillrl.data.readers import read_tasks, resolve_tasks_path
+    from quillrl.constraints import read_tasks
+    from quillrl.data.readers import resolve_tasks_path
     from quillrl.eval.generate import length_order
     from quillrl.eval.judging import presented
     from quillrl.judges import GenRMJudge

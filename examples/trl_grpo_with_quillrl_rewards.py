@@ -16,9 +16,9 @@ import json
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from quillrl.data import read_tasks
-from quillrl.models import load
+from quillrl.constraints import read_tasks
 from quillrl.data import resolve_tasks_path
+from quillrl.models import load
 from quillrl.scoring.reward_funcs import ConstraintPassReward
 
 

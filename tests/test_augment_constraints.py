@@ -13,12 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from quillrl.cli import app
-from quillrl.constraints import verify
+from quillrl.constraints import read_tasks, verify
+from quillrl.constraints.constrained_tasks import augment_file
 from quillrl.constraints.templates import (
     CONFLICTS, FAMILIES, GROUP_OF, TEMPLATES, augment_prompt, clean_prompt, draw_constraints)
-from quillrl.data import read_tasks
 from quillrl.errors import DataError
-from quillrl.data.constrained_tasks import augment_file
 
 
 def test_every_template_draws_a_valid_constraint_and_says_it():

@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from quillrl.data import read_pairs, read_tasks
+from quillrl.constraints import read_tasks
+from quillrl.data import read_pairs
 from quillrl.data.importers import importer_names, resolve_data_root, run_import
 from quillrl.data.pair_sources import parse_lamp_p
 from quillrl.errors import DataError

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from quillrl.constraints import read_tasks
 from quillrl.data import (JsonlWriter, PreferencePair, Response, WritingTask, read_pairs,
-                          read_responses, read_tasks, write_jsonl)
+                          read_responses, write_jsonl)
 from quillrl.errors import DataError
 
 PAIR = {"id": "p1", "prompt": "Write.", "chosen": "Good.", "rejected": "Bad."}
@@ -208,3 +209,30 @@ def test_write_jsonl_replaces_whole_file_and_leaves_no_temp_on_error(tmp_path):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["p.jsonl"]
     with pytest.raises(TypeError, match="pydantic model or a dict"):
         write_jsonl(path, ["a string"])
+
+
+def test_data_reads_a_tasks_shape_and_constraints_checks_its_ids(tmp_path):
+    """data (below constraints) reads constraint records for their shape; the registry's check
+    is constraints.read_tasks', with the same file, line and field (docs/design.md, "Layout")."""
+    import subprocess
+    import sys
+
+    from quillrl.constraints import Constraint
+    from quillrl.data import read_task_records
+
+    unknown = {"id": "u", "prompt": "p", "constraints": [{"id": "creative:nope"}]}
+    path = _write_lines(tmp_path / "t.jsonl", [json.dumps(TASK), json.dumps(unknown)])
+    assert read_task_records(path)[1].constraints[0].id == "creative:nope"
+    with pytest.raises(DataError) as err:
+        read_tasks(path)
+    assert (err.value.path, err.value.line, err.value.field) == (str(path), 2, "constraints.0")
+    assert "unknown constraint id 'creative:nope'" in str(err.value)
+    result = read_tasks(path, skip_invalid=True)
+    assert [t.id for t in result] == ["t1"]
+    assert result.skipped_by_reason() == {"unknown constraint id": 1}
+    assert isinstance(result[0].constraints[0], Constraint)  # built once, at read time
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from quillrl.data import read_task_records; "
+         f"read_task_records({str(path)!r}); print(sorted(m for m in sys.modules "
+         "if m.startswith('quillrl.constraints')))"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from quillrl.data import read_responses, read_tasks
+from quillrl.constraints import read_tasks
+from quillrl.data import read_responses
 from quillrl.data.readers import raw_ifeval_to_task
 from quillrl.errors import DataError
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from quillrl.eval.ifeval import join_responses, summarize, verify_task
-from quillrl.data import read_responses, read_tasks
+from quillrl.constraints import read_tasks
+from quillrl.data import read_responses
 from quillrl.eval.generate import generate_responses
 from quillrl.eval.ifeval import lm_eval_ifeval, parity_report
 

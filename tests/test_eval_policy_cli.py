@@ -147,7 +147,7 @@ def test_demo_heldout_tasks_are_never_trained_on():
 
     import yaml
 
-    from quillrl.data import read_tasks
+    from quillrl.constraints import read_tasks
     from quillrl.data import resolve_tasks_path
     from quillrl.train.policy_run import PolicyConfig
 

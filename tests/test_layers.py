@@ -12,11 +12,12 @@ import quillrl
 ROOT = Path(quillrl.__file__).parent
 
 # package (or top-level module) -> layer, low to high; a module may import its own layer or below.
-# constraints sits below data: a task's constraints are validated against the check registry
-# when the task is read (data/records.py), and nothing in constraints/ reads data files.
+# The pipeline's order (issue #22): data -> constraints -> backends -> judges -> scoring. data
+# reads a task's constraints for their shape (data.records.ConstraintRecord); constraints/ checks
+# them against the registry as tasks are read (constraints.read_tasks).
 LAYERS = {
     "errors": 0, "config": 0, "home": 0, "plotting": 0, "rewards": 0, "httpserve": 0, "resources": 0,
-    "constraints": 1, "data": 2, "models": 3, "backends": 3, "judges": 4, "scoring": 5,
+    "data": 1, "constraints": 2, "models": 3, "backends": 3, "judges": 4, "scoring": 5,
     "eval": 6, "train": 6, "serving": 6, "integrations": 6, "distill": 6, "cli": 7,
     "testing": 8,
 }

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from quillrl.backends.base import Backend, ChatPrompt, Generation, SamplingParams, UsageCounter
-from quillrl.data import Criterion, PreferencePair, WritingTask, read_pairs, read_tasks, render_principle
+from quillrl.constraints import read_tasks
+from quillrl.data import Criterion, PreferencePair, WritingTask, read_pairs, render_principle
 from quillrl.errors import DataError
 from quillrl.judges import GenRMJudge
 from quillrl.judges.base import Judge, Pair, check_pairs

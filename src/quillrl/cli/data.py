@@ -51,7 +51,8 @@ def check(
     """Validate a file: stops at the first bad line, or with --skip-invalid counts them all.
 
     A file with no valid record (empty, or every line skipped) is an error (exit 2)."""
-    from ..data import read_judgments, read_pairs, read_responses, read_tasks
+    from ..constraints import read_tasks
+    from ..data import read_judgments, read_pairs, read_responses
     from ..errors import DataError
 
     readers = {"tasks": read_tasks, "pairs": read_pairs, "responses": read_responses,
@@ -89,7 +90,7 @@ def augment_constraints(
 
     A line that is already a task keeps its constraints; the new ones never contradict them."""
     from ..constraints.templates import BY_ID, DEFAULT_FAMILIES, FAMILIES
-    from ..data.constrained_tasks import augment_file
+    from ..constraints.constrained_tasks import augment_file
     from ..errors import ConfigError
 
     check_output_path(out, inputs=[in_])

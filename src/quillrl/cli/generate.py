@@ -70,7 +70,8 @@ def resumable(fn: Callable) -> Callable:
 def read_task_file(path: Path, skip_invalid: bool) -> list:
     """The tasks of ``path`` (or of a bundled set, ``bundled:demo_heldout``); skipped lines
     (with ``skip_invalid``) are listed on stderr."""
-    from ..data import read_tasks, resolve_tasks_path
+    from ..constraints import read_tasks
+    from ..data import resolve_tasks_path
 
     path = resolve_tasks_path(str(path))
     result = read_tasks(path, skip_invalid=skip_invalid)

@@ -1,6 +1,6 @@
 """``quillrl verify TASKS RESPONSES``: IFEval's four accuracies for a file of responses.
 
-TASKS is a quillrl task file, or IFEval's or IFBench's raw file (``quillrl.data.read_tasks``
+TASKS is a quillrl task file, or IFEval's or IFBench's raw file (``quillrl.constraints.read_tasks``
 reads all three). Each response is joined to its task by ``id`` (or ``key``), else by the exact
 prompt, else by the stripped prompt (as IFBench's ``evaluation_lib`` does). A task with no response stays in ``n`` and fails every constraint (a missing answer is
 not a followed instruction; the reference figures in shared/data/README.md count it so); the
@@ -63,7 +63,8 @@ def verify_command(
     """Check every response against its task's constraints; print IFEval's four metrics.
 
     --out is rewritten whole on every run (verifying is cheap; nothing to resume)."""
-    from ..data import read_responses, read_tasks, resolve_tasks_path
+    from ..constraints import read_tasks
+    from ..data import read_responses, resolve_tasks_path
     from ..eval.ifeval import join_responses, summarize, verify_task
 
     check_output_path(out, inputs=[tasks, responses])

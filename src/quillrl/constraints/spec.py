@@ -1,8 +1,10 @@
 """What a constraint is (``Constraint``) and what checking one gives (``CheckResult``).
 
-Kept free of heavy imports (no lm-eval, NLTK or torch) so ``quillrl.data`` can import it for
-every task line it reads. Building a ``Constraint`` validates its id and kwargs against the
-registry at once, so a bad task file fails when it is read, not halfway through training.
+A ``Constraint`` is the data layer's :class:`~quillrl.data.records.ConstraintRecord` (id and
+kwargs, shape only) validated against the registry, with its check built once. Building one
+validates at once, and ``quillrl.constraints.read_tasks`` builds every task's as it reads the
+file, so a bad task file fails when it is read, not halfway through training. Kept free of
+heavy imports (no lm-eval, NLTK or torch): the registry loads the checks on first use.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import PrivateAttr, ValidationError
 
+from ..data.records import ConstraintRecord
 from ..errors import ConstraintError
 
 
@@ -23,8 +26,8 @@ class CheckResult:
     reason: str
 
 
-class Constraint(BaseModel):
-    """A constraint on a response: ``{"id": str, "kwargs": dict}``.
+class Constraint(ConstraintRecord):
+    """A constraint on a response: ``{"id": str, "kwargs": dict}``, validated, its check built.
 
     >>> Constraint(id="creative:word_range", kwargs={"max_words": 300}).id
     'creative:word_range'
@@ -33,11 +36,6 @@ class Constraint(BaseModel):
     ...
     quillrl.errors.ConstraintError: unknown constraint id 'creative:wordrange' (did you mean ...
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    kwargs: dict[str, Any] = Field(default_factory=dict)
 
     # The validated, ready-to-run check, built once per constraint and reused for every response.
     _check: Any = PrivateAttr(default=None)
@@ -80,13 +78,9 @@ class Constraint(BaseModel):
         """The check this constraint runs (a ``quillrl.constraints.base.Check``)."""
         return self._check
 
-    def __eq__(self, other: object) -> bool:
-        # pydantic would also compare the private check objects, which differ per instance.
-        if not isinstance(other, Constraint):
-            return NotImplemented
-        return (self.id, self.kwargs) == (other.id, other.kwargs)
-
-    __hash__ = None  # kwargs is a dict, so a Constraint cannot be hashed
+    # __eq__ is the record's: by id and kwargs, never the private check objects, which differ
+    # per instance. pydantic would make a frozen subclass hashable again; kwargs is a dict.
+    __hash__ = None
 
 
 def _constraint_error(exc: ValidationError) -> ConstraintError:
@@ -95,6 +89,8 @@ def _constraint_error(exc: ValidationError) -> ConstraintError:
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, ConstraintError):
         return cause
+    if isinstance(cause, ValueError):  # the record's own message for a malformed constraint
+        return ConstraintError(str(cause))
     where = ".".join(str(part) for part in first["loc"]) or "constraint"
     return ConstraintError(
         f"a constraint is {{'id': str, 'kwargs': dict}}; {where}: {first['msg']}")

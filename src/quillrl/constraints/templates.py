@@ -4,7 +4,7 @@ RLMR trains on writing prompts that carry explicit, checkable instructions. For 
 draw 1–``max_per_task`` constraints from :data:`TEMPLATES`, append their natural-language
 instructions to the prompt, and attach the matching constraint specs, so the text the policy
 reads and the rules the verifier checks come from one place and cannot drift apart
-(``quillrl data augment-constraints``; the file-level work is in ``data/constrained_tasks.py``).
+(``quillrl data augment-constraints``; the file-level work is in ``constrained_tasks.py``).
 
 Draws are diverse (an id is never drawn twice for one prompt, nor one the task already has) and
 compatible: constraints in the same group (two shapes of the text, two rules about its ending,

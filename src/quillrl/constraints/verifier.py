@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..data.records import ConstraintRecord
 from .free_text import FreeTextCheck, FreeTextChecker
 from .ifeval import IFEvalCheck
 from .spec import CheckResult, Constraint
@@ -95,14 +96,15 @@ def loose_variants(response: str) -> list[tuple[str, str]]:
     ]
 
 
-def verify(text: str, constraints: Iterable[Constraint | Mapping[str, Any]], loose: bool = False,
+def verify(text: str, constraints: Iterable[Constraint | ConstraintRecord | Mapping[str, Any]],
+           loose: bool = False,
            *, free_text_verifier: FreeTextChecker | None = None,
            prompt: str | None = None) -> Verification:
     """Check ``text`` against every constraint.
 
-    ``constraints`` are ``Constraint`` objects (validated once, reused) or ``{"id", "kwargs"}``
-    dicts (validated on first sight, raising ``ConstraintError``, then kept built in a small
-    cache). ``prompt`` is the task prompt, passed to checks that read it;
+    ``constraints`` are ``Constraint`` objects (validated once, reused), or a task's records or
+    ``{"id", "kwargs"}`` dicts (validated on first sight, raising ``ConstraintError``, then kept
+    built in a small cache). ``prompt`` is the task prompt, passed to checks that read it;
     ``free_text_verifier`` judges ``free_text`` constraints.
 
     >>> v = verify("Roses are red.\\nViolets are blue.",
@@ -131,11 +133,14 @@ _BUILT: dict[str, Constraint] = {}
 _BUILT_MAX = 4096
 
 
-def as_constraint(spec: Constraint | Mapping[str, Any]) -> Constraint:
-    """``spec`` validated: a Constraint as it is, a ``{"id", "kwargs"}`` dict built once and
-    shared while it is seen again (raises ConstraintError if it is bad)."""
+def as_constraint(spec: Constraint | ConstraintRecord | Mapping[str, Any]) -> Constraint:
+    """``spec`` validated: a Constraint as it is; a task's
+    :class:`~quillrl.data.records.ConstraintRecord` or a ``{"id", "kwargs"}`` dict built once
+    and shared while it is seen again (raises ConstraintError if it is bad)."""
     if isinstance(spec, Constraint):
         return spec
+    if isinstance(spec, ConstraintRecord):
+        spec = {"id": spec.id, "kwargs": spec.kwargs}
     try:
         key = repr(sorted(spec.items()))  # equal reprs of JSON-like data mean equal specs
     except (TypeError, AttributeError):  # malformed: let validation say what is wrong

@@ -6,6 +6,10 @@ Python-literal strings (``"['count:numbers']"``), which we parse with ``ast.lite
 (never ``eval``). Both become ``WritingTask(id=str(key), constraints=[...])``. Their kwargs are
 kept exactly as given, ``None`` values included: IFBench fills every unused argument with
 ``None`` and the verifier drops them, so dropping them here too would only lose information.
+
+Task constraints are read for their shape only (:class:`~quillrl.data.records.ConstraintRecord`):
+the check registry sits one layer up, and ``quillrl.constraints.read_tasks`` (what every verb
+and trainer reads tasks with) checks each line's ids and kwargs against it as the line is read.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from .records import JudgmentRecord, PreferencePair, Response, WritingTask
 _RAW_TASK_FIELDS = ("key", "instruction_id_list", "kwargs")
 
 
-def read_tasks(path: str | Path, skip_invalid: bool = False) -> ReadResult[WritingTask]:
-    """Read writing tasks (ours, or IFEval/IFBench raw lines) from a JSONL file; ids are unique."""
-    return read_records(path, parse_task, skip_invalid=skip_invalid, unique_key=lambda t: t.id)
+def read_task_records(path: str | Path, skip_invalid: bool = False) -> ReadResult[WritingTask]:
+    """Read writing tasks (ours, or IFEval/IFBench raw lines) from a JSONL file; ids are unique.
+    Constraints are checked for shape, not against the registry: read tasks to use them with
+    ``quillrl.constraints.read_tasks``."""
+    return read_records(path, parse_task_record, skip_invalid=skip_invalid,
+                        unique_key=lambda t: t.id)
 
 
 def resolve_tasks_path(tasks: str) -> Path:
@@ -69,8 +76,9 @@ def _parse_pair(value: Any, path: str, line: int) -> PreferencePair:
     return _validate(PreferencePair, value, path, line)
 
 
-def parse_task(value: Any, path: str, line: int) -> WritingTask:
-    """One task line (ours, or an IFEval/IFBench raw line) as a WritingTask; DataError if bad."""
+def parse_task_record(value: Any, path: str, line: int) -> WritingTask:
+    """One task line (ours, or an IFEval/IFBench raw line) as a WritingTask; DataError if bad
+    (constraints checked for shape only; ``quillrl.constraints.tasks.parse_task`` checks them all)."""
     if isinstance(value, dict) and "constraints" not in value and "instruction_id_list" in value:
         value = raw_ifeval_to_task(value, path=path, line=line)
     return _validate(WritingTask, value, path, line)

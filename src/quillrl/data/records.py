@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from ..constraints.spec import Constraint
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Record(BaseModel):
@@ -27,6 +25,49 @@ class _Record(BaseModel):
             if data.get(name) is None:
                 data.pop(name, None)
         return data
+
+
+class ConstraintRecord(BaseModel):
+    """A constraint as a task holds it: ``{"id": str, "kwargs": dict}``, checked for shape only.
+
+    Whether the id names a check and the kwargs fit it is the constraint registry's to say, one
+    layer up (docs/design.md, "Layout"): :class:`quillrl.constraints.Constraint` is this record,
+    validated and with its check built, and ``quillrl.constraints.read_tasks`` turns every task's
+    records into those as it reads the file, naming file, line and field for a bad one.
+
+    >>> ConstraintRecord(id="creative:word_range", kwargs={"max_words": 300}).kwargs
+    {'max_words': 300}
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_message(cls, value: Any, handler):
+        # A malformed constraint is one problem ("a constraint is ...; id: Field required")
+        # reported at the constraint, not at its inner field; a validator's own error (the
+        # registry's, in the Constraint subclass) goes up as it was raised.
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            cause = (first.get("ctx") or {}).get("error")
+            if isinstance(cause, ValueError):
+                raise cause from None
+            where = ".".join(str(part) for part in first["loc"]) or "constraint"
+            raise ValueError(f"a constraint is {{'id': str, 'kwargs': dict}}; {where}: "
+                             f"{first['msg']}") from None
+
+    def __eq__(self, other: object) -> bool:
+        # the same constraint whether or not it has been validated into a Constraint
+        if not isinstance(other, ConstraintRecord):
+            return NotImplemented
+        return (self.id, self.kwargs) == (other.id, other.kwargs)
+
+    __hash__ = None  # kwargs is a dict, so a constraint cannot be hashed
 
 
 class Criterion(BaseModel):
@@ -114,7 +155,8 @@ class WritingTask(_Principled):
     id: str = Field(min_length=1)
     prompt: str
     # Optional on input: a task with no constraints is a plain writing prompt (EQ-Bench).
-    constraints: list[Constraint] = Field(default_factory=list)
+    # Checked for shape here; against the check registry by quillrl.constraints.read_tasks.
+    constraints: list[ConstraintRecord] = Field(default_factory=list)
     reference: str | None = None
     principle: str | None = None
     criteria: list[Criterion] | None = None

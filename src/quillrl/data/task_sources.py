@@ -35,7 +35,7 @@ from typing import Any
 from .importers import Importer, ImportReport, parsed_items, register, source_file
 from .jsonl import json_lines, load_json_file
 from .lengths import about, parse_word_requirement
-from .readers import read_tasks
+from .readers import read_task_records
 from .records import WritingTask
 
 IFEVAL_FILE = "ifeval/input_data.jsonl"
@@ -57,7 +57,7 @@ def _with_source(task: WritingTask, source: str) -> WritingTask:
 
 def _raw_tasks(relative: str, source: str):
     def read(root: Path, report: ImportReport) -> Iterator[WritingTask]:
-        result = read_tasks(source_file(root, relative, report), skip_invalid=True)
+        result = read_task_records(source_file(root, relative, report), skip_invalid=True)
         report.read += len(result.records) + len(result.skipped)
         for skipped in result.skipped:
             report.skip(skipped.kind, f"line {skipped.line}: {skipped.reason}")

@@ -199,7 +199,8 @@ class LabelResolver:
         if section.source == "tasks":
             if not section.tasks:
                 raise ConfigError("constraints.source is 'tasks' but constraints.tasks names no file")
-            from ..data import read_tasks, resolve_tasks_path
+            from ..constraints import read_tasks
+            from ..data import resolve_tasks_path
 
             path = resolve_tasks_path(section.tasks)
             self.tasks = {t.id: t for t in read_tasks(path).records}

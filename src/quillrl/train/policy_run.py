@@ -72,7 +72,8 @@ def tasks_dataset(config: PolicyConfig):
     task's rendered principle, "" for none, which the judge of its group is conditioned on)."""
     from datasets import Dataset
 
-    from ..data import read_tasks, resolve_tasks_path
+    from ..constraints import read_tasks
+    from ..data import resolve_tasks_path
 
     tasks = list(read_tasks(resolve_tasks_path(config.tasks), skip_invalid=config.skip_invalid).records)
     random.Random(config.seed).shuffle(tasks)
@@ -90,8 +91,8 @@ def check_free_text(config: PolicyConfig) -> None:
     """Refuse, before any weights load, tasks with ``free_text`` constraints and no verifier:
     every such sample would be undecided, hence a violator, and RLMR would push the whole
     policy down for a constraint nobody checked (the rule evaluation refuses by too)."""
-    from ..constraints import refuse_unjudged_free_text
-    from ..data import read_tasks, resolve_tasks_path
+    from ..constraints import read_tasks, refuse_unjudged_free_text
+    from ..data import resolve_tasks_path
 
     if config.reward.free_text_verifier is not None:
         return

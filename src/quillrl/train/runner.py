@@ -59,7 +59,8 @@ def check_data_files(config: StageConfig) -> dict[str, Any]:
     ``skip_invalid``, bad lines are counted and listed (file:line: reason) instead."""
     import logging
 
-    from ..data import read_pairs, read_sft_examples, read_tasks
+    from ..constraints import read_tasks
+    from ..data import read_pairs, read_sft_examples
     from ..judges.template import REASONING_PREFILL
 
     skip = bool(getattr(config, "skip_invalid", False))

@@ -9,7 +9,8 @@ input never changes the tasks already drawn for others.
 A line that is already a task keeps its constraints (its prompt asks for them) and gets new ones
 that do not contradict them. A bad line (not JSON, no prompt, invalid constraints) stops the
 command with its file, line and field, or with ``skip_invalid`` is counted by reason and listed
-with its line number, as every reader in ``quillrl.data`` does.
+with its line number, as every reader in ``quillrl.data`` does. It lives beside the templates
+and the registry it draws from and checks against, one layer above ``quillrl.data``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..constraints.spec import Constraint
-from ..constraints.templates import DEFAULT_FAMILIES, augment_prompt, clean_prompt
+from ..data.jsonl import read_records, write_jsonl
+from ..data.records import WritingTask
 from ..errors import DataError
-from .jsonl import read_records, write_jsonl
-from .readers import parse_task
-from .records import WritingTask
+from .spec import Constraint
+from .tasks import parse_task
+from .templates import DEFAULT_FAMILIES, augment_prompt, clean_prompt
 
 LISTED = 20  # skipped and duplicate lines named in the summary before only counting them
 
