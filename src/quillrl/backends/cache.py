@@ -27,7 +27,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..data.resumable import ResumableJsonl
+from ..errors import ConfigError
 from .base import Backend, ChatPrompt, Generation, Prompt, SamplingParams, UsageCounter
 
 _GENERATION_FIELDS = ("text", "finish_reason", "prompt_tokens", "completion_tokens", "tokens",
@@ -41,39 +42,27 @@ def _prompt_json(prompt: Prompt) -> Any:
 
 
 class ResponseCache:
-    """An append-only JSONL file of answers for one ``(teacher, template)``.
+    """An append-only JSONL file of answers for one ``(teacher, template)``, written through
+    :class:`~quillrl.data.resumable.ResumableJsonl`, the one resumable writer: every line
+    carries the teacher and template (another one's file is refused, naming the difference),
+    each answer is one flushed line, and a last line cut mid-write (a crash) is dropped on
+    reopening, so its answer is asked again and the file stays valid; any other bad line makes
+    the file foreign, refused untouched with its file and line.
 
-    Each line: ``{"key", "teacher", "template", "kind", "value"}``. A half-written last line (a
-    crash mid-write) is ignored; any other bad line is a :class:`DataError` naming file and line.
+    Each line: ``{"key", "teacher", "template", "kind", "value"}``. The key is a digest of all
+    that shaped the answer (teacher, template, kind, prompt, sampling settings or choices), so
+    lines need no separate ``inputs`` digests: changed inputs are a new key, never a stale hit.
     """
 
     def __init__(self, path: str | Path, teacher: str, template: str):
         self.path, self.teacher, self.template = Path(path), teacher, template
-        self.entries: dict[str, Any] = {}
-        if self.path.exists():
-            self._load()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
-
-    def _load(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").split("\n")
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                if number == len(lines):  # cut off mid-write: that answer is simply asked again
-                    continue
-                raise DataError("not valid JSON", path=str(self.path), line=number) from None
-            for field, mine in (("teacher", self.teacher), ("template", self.template)):
-                if row.get(field) != mine:
-                    raise ConfigError(
-                        f"{self.path}:{number}: this response cache was written with {field} "
-                        f"{row.get(field)!r}, but this run uses {field} {mine!r}; its answers "
-                        "would stand in for another judge's. Pass another --cache file (or "
-                        "delete this one)")
-            self.entries[row["key"]] = row["value"]
+        self._file = ResumableJsonl(
+            self.path, settings={"teacher": teacher, "template": template},
+            key=lambda row: row["key"], required=("key", "kind"), command="distill --cache",
+            option="--cache", noun="response cache",
+            hint="its answers would stand in for another judge's. Pass another {option} file "
+                 "(or delete this one)")
+        self.entries: dict[str, Any] = {k: row["value"] for k, row in self._file.records.items()}
 
     def key(self, kind: str, prompt: Prompt, settings: Any) -> str:
         payload = {"teacher": self.teacher, "template": self.template, "kind": kind,
@@ -81,10 +70,9 @@ class ResponseCache:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def put(self, key: str, kind: str, value: Any) -> None:
+        self._file.write({"key": key, "teacher": self.teacher, "template": self.template,
+                          "kind": kind, "value": value})
         self.entries[key] = value
-        row = {"key": key, "teacher": self.teacher, "template": self.template, "kind": kind, "value": value}
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
 
     def close(self) -> None:
         self._file.close()

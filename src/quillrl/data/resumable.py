@@ -1,7 +1,8 @@
 """One resumable JSONL output file: what every long-running verb writes and a rerun continues.
 
-``generate``, ``judge``, ``distill``, ``eval winrate --judgments`` and ``eval policy`` write their
-records through :class:`ResumableJsonl`, so they resume by one rule (docs/design.md, "Resumable
+``generate``, ``judge``, ``distill`` (its ledger, its output and its teacher's response cache,
+``quillrl.backends.cache.ResponseCache``), ``eval winrate --judgments`` and ``eval policy`` write
+their records through :class:`ResumableJsonl`, so they resume by one rule (docs/design.md, "Resumable
 outputs"):
 
 * **Settings.** Every line carries the run's settings (the model and its sampling settings, or the
@@ -62,7 +63,7 @@ class ResumableJsonl:
     ``key``: a record's key (its done-key). ``required``: fields every line of ours has; a line
     without them makes the file foreign. ``meta``: a sidecar JSON file holding the settings
     instead of the lines. ``restart``: start the file afresh. ``command`` and ``option`` name
-    the verb and its output option in refusals.
+    the verb and its output option in refusals, ``noun`` what the file is ("response cache").
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.jsonl"
@@ -79,7 +80,7 @@ class ResumableJsonl:
                  meta: str | Path | None = None, restart: bool = False,
                  command: str = "quillrl", option: str = "--out",
                  hint: str = "use another {option}, or rerun with the file's settings",
-                 meta_names: str = "settings"):
+                 meta_names: str = "settings", noun: str = "file"):
         self.path = Path(path)
         self.settings = dict(settings)
         self.key = key
@@ -88,7 +89,7 @@ class ResumableJsonl:
         self.meta = None if meta is None else Path(meta)
         self.command, self.option = command, option
         self.hint = hint.format(option=option)
-        self.meta_names = meta_names
+        self.meta_names, self.noun = meta_names, noun
         self.records: dict[Hashable, dict] = {}
         self.truncated_lines = 0
         self.written = 0
@@ -141,7 +142,7 @@ class ResumableJsonl:
             for name, wanted in self.settings.items():
                 theirs = value.get(name, self.defaults.get(name))
                 if theirs != wanted:
-                    raise ConfigError(f"{self.path}:{number}: this file was written with "
+                    raise ConfigError(f"{self.path}:{number}: this {self.noun} was written with "
                                       f"{name}={theirs!r}, this run asks for {name}={wanted!r}; "
                                       f"{self.hint}")
         return value
