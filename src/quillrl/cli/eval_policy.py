@@ -25,9 +25,9 @@ from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summ
 from .eval import MAX_RESAMPLES, MIN_RESAMPLES, eval_app
 from .generate import (BACKEND_HELP, BATCH_HELP, MODEL_HELP, check_sampling, read_task_file,
                        resumable)
-from .verify import FREE_TEXT_THRESHOLD_OPTION, FREE_TEXT_VERIFIER_OPTION, free_text_verifier_from
 from .judge import (BACKEND_BATCH_OPTION, DEVICE_OPTION, DTYPE_OPTION, MODE_OPTION, PAIR_BATCH_OPTION,
                     VLLM_OPTION, judge_options, vllm_judge_spec)
+from .verify import FREE_TEXT_THRESHOLD_OPTION, FREE_TEXT_VERIFIER_OPTION
 
 JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path>, "
               "baseline:length, baseline:random[:seed].")
@@ -122,13 +122,14 @@ def constraints_command(
     (bootstrap by task). Tasks without constraints are counted apart."""
     from ..data import write_jsonl
     from ..eval.constraint_rates import pass_rates, verdict_rows
+    from ..judges.free_text import open_free_text_verifier
 
     _check_counts(resamples)
     check_output_path(out, inputs=[tasks, responses])
     check_output_path(report_dir, option="--report-dir", inputs=[tasks, responses], directory=True)
     pairs, counts = _joined(_tasks(tasks, skip_invalid, free_text_verifier),
                             _responses(responses, skip_invalid), responses)
-    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
+    with open_free_text_verifier(free_text_verifier, threshold=free_text_threshold) as verifier:
         rows = verdict_rows(pairs, loose=loose, free_text_verifier=verifier)
     if out is not None:
         write_jsonl(out, rows)
@@ -171,6 +172,7 @@ def winrate_command(
     invalid judgments (left out, counted), the LC win rate and the reward-hacking signals."""
     from ..eval.headtohead import head_to_head, pair_responses
     from ..judges import check_judge_spec
+    from ..judges.free_text import open_free_text_verifier
 
     _check_counts(resamples, batch_size=batch_size)
     check_output_path(judgments, option="--judgments", inputs=[tasks, a, b])
@@ -191,7 +193,7 @@ def winrate_command(
 
     records, interrupted = judge_units(units, judge_run(judge, options, seed=seed,
                                                         batch_size=batch_size), judgments=judgments)
-    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
+    with open_free_text_verifier(free_text_verifier, threshold=free_text_threshold) as verifier:
         summary = head_to_head(judged_units(units, records), records, n_resamples=resamples,
                                seed=seed, free_text_verifier=verifier)
     print_summary({**{k: summary[k] for k in WINRATE_KEYS}, "hacking": summary["hacking"],
@@ -247,6 +249,7 @@ def policy_command(
     from ..eval.generate import check_spec, resolve_backend
     from ..eval.policy import write_summary
     from ..judges import check_judge_spec
+    from ..judges.free_text import open_free_text_verifier
 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, limit=limit)
@@ -271,7 +274,7 @@ def policy_command(
     files = generate_sides(names, task_list, out_dir, n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                            backend=backend, backend_options=engine if generator == "vllm" else None)
-    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
+    with open_free_text_verifier(free_text_verifier, threshold=free_text_threshold) as verifier:
         summary, details = compare_policies(
             task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
             out_dir=out_dir, n_resamples=resamples, names=names, free_text_verifier=verifier)

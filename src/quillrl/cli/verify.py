@@ -9,8 +9,6 @@ summary says how many there were, and how many responses matched no task.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,21 +27,6 @@ FREE_TEXT_VERIFIER_OPTION = typer.Option(
     "are undecided and fail (`eval` verbs refuse such tasks, as `train policy` does).")
 FREE_TEXT_THRESHOLD_OPTION = typer.Option(
     0.5, "--free-text-threshold", help="p(yes) at or above which a free_text check passes.")
-
-
-@contextmanager
-def free_text_verifier_from(spec: str | None, threshold: float) -> Iterator[Any]:
-    """The verifier ``--free-text-verifier`` names (None for none), closed on the way out."""
-    if spec is None:
-        yield None
-        return
-    from ..judges.free_text import make_free_text_verifier
-
-    verifier = make_free_text_verifier(spec, threshold=threshold)
-    try:
-        yield verifier
-    finally:
-        verifier.close()
 
 
 @app.command("verify")
@@ -66,6 +49,7 @@ def verify_command(
     from ..constraints import read_tasks
     from ..data import read_responses, resolve_tasks_path
     from ..eval.ifeval import join_responses, summarize, verify_task
+    from ..judges.free_text import open_free_text_verifier
 
     check_output_path(out, inputs=[tasks, responses])
     task_file = read_tasks(resolve_tasks_path(str(tasks)), skip_invalid=skip_invalid)
@@ -73,7 +57,7 @@ def verify_command(
     report_skipped(tasks, task_file)
     report_skipped(responses, response_file)
     joined, left = join_responses(task_file.records, response_file.records)
-    with free_text_verifier_from(free_text_verifier, free_text_threshold) as verifier:
+    with open_free_text_verifier(free_text_verifier, threshold=free_text_threshold) as verifier:
         rows = [verify_task(task, response, verifier) for task, response in joined]
 
     missing = [task.id for task, response in joined if response is None]

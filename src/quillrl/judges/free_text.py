@@ -21,6 +21,8 @@ the sample does not pass, and the failure is counted apart from real violations.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -132,3 +134,18 @@ def make_free_text_verifier(spec: str, *, threshold: float = 0.5,
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"free_text threshold is a probability in [0, 1], got {threshold}")
     return FreeTextVerifier(make_backend(spec, **(backend_options or {})), threshold=threshold)
+
+
+@contextmanager
+def open_free_text_verifier(spec: str | None, *, threshold: float = 0.5,
+                            ) -> Iterator[FreeTextVerifier | None]:
+    """The verifier a backend ``spec`` names (None for no spec), closed on the way out: what
+    ``verify`` and ``eval constraints|winrate|policy`` build from ``--free-text-verifier``."""
+    if spec is None:
+        yield None
+        return
+    verifier = make_free_text_verifier(spec, threshold=threshold)
+    try:
+        yield verifier
+    finally:
+        verifier.close()
