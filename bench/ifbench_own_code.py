@@ -151,6 +151,20 @@ def against_committed(raw_tasks: list[dict], theirs: dict[str, list[dict]],
     return differ
 
 
+def write_fixture(path: Path, raw_tasks: list[dict], theirs: dict[str, list[dict]],
+                  commit: str | None) -> None:
+    """IFBench's ``follow_instruction_list`` per task key, strict and loose: what
+    ``tests/test_ifbench_conformance.py`` compares every verdict of ours with in CI, where
+    IFBench's code cannot be fetched."""
+    out = {"source": f"allenai/IFBench run_eval.py at {commit}, on the data root's "
+                     "ifbench/{IFBench_test,sample_output}.jsonl with its perceptron tagger "
+                     "(bench/ifbench_own_code.py --fixture)"}
+    for mode in MODES:
+        out[mode] = {str(t["key"]): r["follow_instruction_list"]
+                     for t, r in zip(raw_tasks, theirs[mode])}
+    path.write_text(json.dumps(out, separators=(",", ":")))
+
+
 def _read(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -175,6 +189,9 @@ def main() -> int:
                     help="shared data root (default: $QUILLRL_DATA or ../shared/data)")
     ap.add_argument("--out-dir", type=Path, default=None,
                     help="keep IFBench's eval_results files here (default: a temporary folder)")
+    ap.add_argument("--fixture", type=Path, default=None,
+                    help="write IFBench's verdicts by task key here (the conformance test's "
+                         "tests/fixtures/ifbench_db69a6f_verdicts.json)")
     args = ap.parse_args()
 
     root = resolve_data_root(args.data_root)
@@ -212,6 +229,8 @@ def main() -> int:
                     "quillrl": our_figures, "ifbench": their_figures},
         "ifbench_now_vs_committed": against_committed(raw_tasks, theirs["verdicts"], folder),
     }
+    if args.fixture:
+        write_fixture(args.fixture, raw_tasks, theirs["verdicts"], _commit(args.ifbench))
     print(json.dumps(report))
     same = all(not verdicts[m]["differ"] for m in MODES) and our_figures == their_figures
     return 0 if same else 1
