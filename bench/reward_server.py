@@ -26,10 +26,12 @@ through the library (``GroupRewards.compute``, the trainer's code, on the same j
 largest difference. ``baseline:length`` must be identical; a model judge batched with other
 groups may differ by float noise of padding.
 
-The ``load`` arm gives the judge's throughput T (pairs judged per wall second while 200 clients
-wait: on a CPU the judge is the bottleneck), the pairs per group c, and the queue bound they
-imply for a client timeout t (``--client-timeout``): at most ``Q = floor(T·t/c)`` groups
-queued, i.e. ``http.max_inflight = Q·n`` single-sample requests (docs/design.md, "Queue bound").
+The ``load`` arm gives the judge's throughput T (comparisons judged per wall second while 200
+clients wait: on a CPU the judge is the bottleneck; counted as ``quillrl_judge_batch_pairs``
+counts them, so with ``--swap`` each is two judge passes), the comparisons per group c, and the
+queue bound they imply for a client timeout t (``--client-timeout``): at most
+``Q = floor(0.8·T·t/c)`` groups queued, i.e. ``http.max_inflight = Q·n`` single-sample requests
+(docs/design.md, "Queue bound"; 0.8 leaves room for T's noise and the groups' fill time).
 
 Throughput is samples per second of wall time and of process CPU time (all threads; on a
 shared machine wall time also measures the other processes). Bounded: at most 400 requests at
@@ -204,12 +206,17 @@ def burst(service, alone, url: str, groups, size: int, tag: str, identity_groups
     return stats
 
 
+MARGIN = 0.8  # of the client's timeout the queue may fill (docs/design.md, "Queue bound")
+
+
 def queue_bound(pairs_per_s: float, pairs_per_group: float, size: int, client_timeout_s: float,
                 burst_groups: int) -> dict:
     """docs/design.md, "Queue bound": Q groups queued wait at worst Q·c/T; the largest Q whose
-    wait stays inside the client's timeout, and the ``http.max_inflight`` that admits it."""
-    q = int(pairs_per_s * client_timeout_s // pairs_per_group) if pairs_per_group else 0
-    return {"client_timeout_s": client_timeout_s, "T_pairs_per_s": pairs_per_s, "c_pairs_per_group": pairs_per_group,
+    wait stays inside ``MARGIN`` of the client's timeout, and the ``http.max_inflight`` that
+    admits it."""
+    q = int(MARGIN * pairs_per_s * client_timeout_s // pairs_per_group) if pairs_per_group else 0
+    return {"client_timeout_s": client_timeout_s, "margin": MARGIN, "T_pairs_per_s": pairs_per_s,
+            "c_pairs_per_group": pairs_per_group,
             "max_queued_groups": q, "max_inflight_single_sample": q * size,
             "burst_groups": burst_groups,
             "worst_wait_s_of_burst": burst_groups * pairs_per_group / pairs_per_s if pairs_per_s else None}
