@@ -271,3 +271,28 @@ def test_torch_thread_count_is_per_thread_so_the_governor_runs_in_the_compute_th
             "t = threading.Thread(target=lambda: torch.set_num_threads(1)); t.start(); t.join()\n"
             "print(torch.get_num_threads())")
     assert _python(code, {**CLEAN_ENV, "OMP_NUM_THREADS": "2"}).strip() == "2"
+
+
+def test_recheck_starts_once_torch_is_loaded_and_only_where_quillrl_chose(monkeypatch):
+    class FakeTorch:
+        count = 2
+
+        @classmethod
+        def get_num_threads(cls):
+            return cls.count
+
+        @classmethod
+        def set_num_threads(cls, n):
+            cls.count = n
+
+    monkeypatch.setattr(cpu_threads, "_CHOICE", decide({}, 2, 0.0))
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    recheck = cpu_threads.Recheck(every_s=0.0)
+    assert recheck.step() is None and recheck.governor is None  # torch not loaded yet: wait
+    monkeypatch.setitem(sys.modules, "torch", FakeTorch)
+    recheck.step()
+    assert recheck.governor is not None and recheck.governor.ceiling == 2
+    # a user's choice switches it off for good, whatever is loaded
+    monkeypatch.setattr(cpu_threads, "_CHOICE", decide({"OMP_NUM_THREADS": "2"}, 2, None))
+    user = cpu_threads.Recheck(every_s=0.0)
+    assert user.step() is None and user.step() is None and user.governor is None

@@ -22,6 +22,7 @@ numbers as arguments so they are tested without timing; :func:`configure` reads 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import resource
@@ -297,3 +298,31 @@ class ThreadGovernor:
         self.threads = wanted
         self.changes += 1
         return wanted
+
+
+class Recheck:
+    """What a loop that runs torch's work calls once per step or batch (``train``'s callback, the
+    servers' worker threads): a :class:`ThreadGovernor` made in that thread once torch is loaded,
+    and only where quillrl made the choice at start; otherwise a no-op costing a dict lookup."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self.every_s = every_s
+        self.governor: ThreadGovernor | None = None
+        self._off = False
+
+    def step(self) -> int | None:
+        """Re-check when due; the new thread count when it changed, else None."""
+        if self._off:
+            return None
+        if self.governor is None:
+            choice, torch = current_choice(), sys.modules.get("torch")
+            if choice is None or choice.by != "quillrl":
+                self._off = True
+            elif torch is not None:
+                self.governor = ThreadGovernor.for_this_process(torch, self.every_s)
+            return None
+        changed = self.governor.step()
+        if changed is not None:
+            logging.getLogger(__name__).info("other work on our cores changed: torch now uses %d threads",
+                                             changed)
+        return changed
