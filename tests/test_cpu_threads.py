@@ -181,7 +181,9 @@ def test_a_cpu_bound_neighbour_makes_the_start_pick_fewer_threads():
         burner.kill()
         burner.wait()
     assert choice["by"] == "quillrl" and choice["other_busy"] >= 0.5, choice
-    if choice["cores"] > 1:
+    # one core taken: fewer threads than cores, unless there is one core, or a cgroup quota below
+    # the CPUs leaves enough of them free (then the quota's count: decide's own tests cover that)
+    if 1 < choice["cores"] == len(cpu_threads.allowed_cpus()):
         assert choice["passive"] and choice["threads"] < choice["cores"], choice
 
 
