@@ -79,6 +79,14 @@ def test_decide_respects_each_user_variable(var, value):
     assert f"{var}={value}" in choice.reason
 
 
+def test_omp_num_threads_wins_over_quillrl_threads(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    env = {"OMP_NUM_THREADS": "2", "QUILLRL_THREADS": "1"}
+    choice = cpu_threads.configure(env, measure=lambda cpus, s: 2.0)
+    assert (choice.threads, choice.by) == (None, "user")
+    assert env == {"OMP_NUM_THREADS": "2", "QUILLRL_THREADS": "1"}
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
 def test_bad_quillrl_threads_is_refused_saying_what_to_change(value):
     with pytest.raises(ConfigError, match="QUILLRL_THREADS must be a whole number"):

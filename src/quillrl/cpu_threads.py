@@ -138,7 +138,8 @@ def decide(env: Mapping[str, str], cores: int, other_busy: float | None,
             if not wanted.isdigit() or int(wanted) < 1:
                 raise ConfigError(f"QUILLRL_THREADS must be a whole number of threads >= 1, got {wanted!r}; "
                                   "unset it to let quillrl choose")
-            threads = int(wanted)
+            # OMP_NUM_THREADS, where also set, is what libgomp reads: it wins
+            threads = None if env.get("OMP_NUM_THREADS", "") != "" else int(wanted)
         return ThreadChoice(threads, False, cores, other_busy, "set by the user: " + ", ".join(user), "user")
     if other_busy is None:
         return ThreadChoice(None, False, cores, None, "not measured (no /proc/stat): torch's defaults", "nobody")
