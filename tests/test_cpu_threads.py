@@ -306,3 +306,27 @@ def test_recheck_starts_once_torch_is_loaded_and_only_where_quillrl_chose(monkey
     monkeypatch.setattr(cpu_threads, "_CHOICE", decide({"OMP_NUM_THREADS": "2"}, 2, None))
     user = cpu_threads.Recheck(every_s=0.0)
     assert user.step() is None and user.step() is None and user.governor is None
+
+
+def test_trainer_callback_moves_torch_threads_in_the_calling_thread(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from quillrl.train.callbacks import CpuThreads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(cpu_threads, "_CHOICE", decide({}, 2, 1.0))  # quillrl chose at start
+    try:
+        torch.set_num_threads(2)  # as a process that started with two
+        callback = CpuThreads(every_s=0.0)
+        callback.on_step_begin(None, None, None)  # makes the governor in this thread
+        governor = callback.recheck.governor
+        assert governor is not None and governor.threads == 2
+        calls = []
+        monkeypatch.setattr(governor, "set_threads", lambda n: (calls.append(n), torch.set_num_threads(n)))
+        # the next step sees a fake neighbour on every CPU: one thread, set where the step runs
+        stat = governor._last[0]
+        governor.read_stat = lambda: {cpu: (busy + 1000, total + 1000) for cpu, (busy, total) in stat.items()}
+        governor.own_cpu = lambda: governor._last[1]
+        callback.on_step_begin(None, None, None)
+        assert calls == [1] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
