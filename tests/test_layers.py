@@ -16,6 +16,7 @@ ROOT = Path(quillrl.__file__).parent
 # when the task is read (data/records.py), and nothing in constraints/ reads data files.
 LAYERS = {
     "errors": 0, "config": 0, "home": 0, "plotting": 0, "rewards": 0, "httpserve": 0, "resources": 0,
+    "cpu_threads": 0,
     "constraints": 1, "data": 2, "models": 3, "backends": 3, "judges": 4, "scoring": 5,
     "eval": 6, "train": 6, "serving": 6, "integrations": 6, "distill": 6, "cli": 7,
     "testing": 8,
