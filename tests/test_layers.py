@@ -17,6 +17,7 @@ ROOT = Path(quillrl.__file__).parent
 # them against the registry as tasks are read (constraints.read_tasks).
 LAYERS = {
     "errors": 0, "config": 0, "home": 0, "plotting": 0, "rewards": 0, "httpserve": 0, "resources": 0,
+    "cpu_threads": 0,
     "data": 1, "constraints": 2, "models": 3, "backends": 3, "judges": 4, "scoring": 5,
     "eval": 6, "train": 6, "serving": 6, "integrations": 6, "distill": 6, "cli": 7,
     "testing": 8,

@@ -57,6 +57,13 @@ class served:
         text = httpx.get(self.url + "/metrics", timeout=30).text
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
+    def wait_metric(self, name: str, value: float, timeout: float = 60) -> None:
+        """Wait until ``name`` reads ``value`` (a request is counted just after its answer is sent)."""
+        deadline = time.monotonic() + timeout
+        while self.metric(name) != value:
+            assert time.monotonic() < deadline, f"{name} = {self.metric(name)}, expected {value}"
+            time.sleep(0.02)
+
 
 def single(server, text, key="g", size=None, constraints=FORBID_MOON):
     body = {"samples": [{"prompt": "Write about the night.", "response": text, "constraints": constraints}],
@@ -132,11 +139,14 @@ def test_engine_client_timeout_and_retry_over_http():
             time.sleep(0.02)
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda t: single(server, t).json()["results"][0], TEXTS))
+        server.wait_metric("quillrl_client_disconnects_total", 1)  # the first client, by name
     # one whole group of the four texts: had the retry joined as a fifth member, the last text
     # would have started a new group and come back partial after the timeout
     assert all(a["group_size"] == 4 and not a["partial"] for a in answers)
     assert sorted(a["passed"] for a in answers) == [False, False, True, True]
-    assert server.service.metrics.summary()["groups_complete"] == 1
+    summary = server.service.metrics.summary()
+    assert summary["groups_complete"] == 1 and summary["client_disconnects"] == 1
+    assert summary["requests_timed_out"] == 0 and summary["requests_shed"] == 0
 
 
 # -- scoring: the same code as train policy ------------------------------------------------------
@@ -285,6 +295,23 @@ def test_full_queue_answers_503_with_retry_after():
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             held = [f.result().json()["results"][0] for f in waiting]  # released by the timeout
             assert all(a["partial"] for a in held)
+        # counted by name, in /metrics and in the summary the CLI prints at exit
+        server.wait_metric("quillrl_requests_shed_total", 1)
+        assert server.metric('quillrl_requests_timed_out_total{reason="group"}') == 2
+        summary = server.service.metrics.summary()
+        assert (summary["requests_shed"], summary["requests_timed_out_group"], summary["requests_timed_out"]) == (1, 2, 2)
+        assert summary["client_disconnects"] == 0
+
+
+def test_a_request_past_its_time_bound_answers_504_counted_as_timed_out():
+    config = make_config(http={"request_timeout_s": 0.5}, group={"size": 2, "timeout_s": 30})
+    with served(config) as server:
+        late = single(server, TEXTS[0], "never-whole")  # its group waits for a second member
+        assert late.status_code == 504
+        server.wait_metric('quillrl_requests_timed_out_total{reason="request"}', 1)
+        summary = server.service.metrics.summary()
+        assert (summary["requests_timed_out_request"], summary["requests_timed_out_group"],
+                summary["requests_shed"], summary["client_disconnects"]) == (1, 0, 0, 0)
 
 
 def test_a_client_trickling_its_body_does_not_block_others():
@@ -303,3 +330,5 @@ def test_a_client_trickling_its_body_does_not_block_others():
         reply = slow.recv(4096).decode()  # ... then stalls: 408 after body_timeout_s
         slow.close()
         assert reply.startswith("HTTP/1.1 408")
+        server.wait_metric('quillrl_requests_timed_out_total{reason="body"}', 1)
+        assert server.service.metrics.summary()["requests_timed_out"] == 1

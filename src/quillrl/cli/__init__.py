@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
+import typer
+
+from .. import cpu_threads
+from ..errors import ConfigError
 from ._common import app
 
 __all__ = ["app", "main"]
@@ -18,6 +23,16 @@ def main() -> None:
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
         os.environ.setdefault(var, "1")
     logging.basicConfig(level=os.environ.get("QUILLRL_LOG", "WARNING"))
+    # Before any verb loads torch: fewer threads that sleep while they wait when other work holds
+    # our cores (docs/design.md, "A busy machine"); every JSON summary reports the choice.
+    if any(arg in ("--help", "-h") for arg in sys.argv[1:]) or len(sys.argv) < 2:
+        app()
+        return
+    try:
+        cpu_threads.configure()
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise SystemExit(2) from None
     app()
 
 

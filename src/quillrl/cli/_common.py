@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import typer
 
+from ..cpu_threads import current_choice
 from ..errors import ConfigError, QuillError
 
 # The ``quillrl`` command; each verb module adds its verbs to it when imported (cli/__init__.py
@@ -40,7 +41,11 @@ SKIP_INVALID_HELP = ("Leave out bad lines, counted and listed by reason with the
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """Print the verb's JSON summary; by contract it is the last line on stdout."""
+    """Print the verb's JSON summary; by contract it is the last line on stdout. It carries the
+    CPU thread choice made at start (``cpu_threads``; docs/design.md, "A busy machine")."""
+    choice = current_choice()
+    if choice is not None and "cpu_threads" not in summary:
+        summary = {**summary, "cpu_threads": choice.as_dict()}
     sys.stdout.flush()
     print(json.dumps(summary, ensure_ascii=False, default=_jsonable), flush=True)
 

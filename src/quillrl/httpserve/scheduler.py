@@ -28,6 +28,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..cpu_threads import Recheck
+
 
 @dataclass(eq=False)
 class _Job:
@@ -55,6 +57,8 @@ class FairScheduler:
             self._can_cancel = "cancelled" in inspect.signature(backend.generate).parameters
         except (TypeError, ValueError):
             self._can_cancel = False
+        # this thread runs the model: it re-checks torch's CPU threads (docs/design.md, "A busy machine")
+        self._threads = Recheck()
         self._worker = threading.Thread(target=self._loop, name="quillrl-serve-scheduler", daemon=True)
         self._worker.start()
 
@@ -111,6 +115,7 @@ class FairScheduler:
                     return
                 params, taken = self._next_batch()
                 self._running = [j for j in {id(j): j for j, _ in taken}.values()]
+            self._threads.step()
             try:
                 batch = [job.prompts[i] for job, i in taken]
                 if self._can_cancel:

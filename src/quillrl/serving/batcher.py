@@ -25,6 +25,7 @@ import time
 from concurrent.futures import Future
 from typing import Callable, Sequence
 
+from ..cpu_threads import Recheck
 from ..judges.base import Judge, Judgment, Pair, check_pairs, invalid_judgment
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class BatchingJudge(Judge):
         self.on_batch = on_batch or (lambda *_: None)
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
+        # this thread runs the judge: it re-checks torch's CPU threads (docs/design.md, "A busy machine")
+        self._threads = Recheck()
         self._worker = threading.Thread(target=self._loop, name="quillrl-judge-batcher", daemon=True)
         self._worker.start()
         if hasattr(judge, "score"):  # a scalar reward model: GroupRewards' "scalar" strategy
@@ -81,6 +84,7 @@ class BatchingJudge(Judge):
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(item)
+            self._threads.step()
             results = self._judge_with_retries([pair for pair, _ in batch])
             for (_, future), judgment in zip(batch, results):
                 future.set_result(judgment)

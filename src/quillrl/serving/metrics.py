@@ -9,6 +9,16 @@ arrived, then not needed by it: a pivot that a later member displaced),
 (each member a request brought: ``joined``, ``replayed``, ``taken_over``, or refused:
 ``refused_digest``, ``refused_slot``, ``refused_size``). A request whose client went away before
 its answer is counted with status 499 (nginx's "client closed request"), not 500.
+
+What went wrong for a client is also counted by name (docs/design.md, "Queue bound"), so that a
+dashboard need not know which status means what:
+
+* ``quillrl_requests_timed_out_total{reason}``: ``group``, a request answered from a group that
+  its timeout closed (``partial``, or a server shutdown); ``request``, no answer within
+  ``http.request_timeout_s`` (504); ``body``, a body that arrived too slowly (408);
+* ``quillrl_requests_shed_total``: refused at capacity (``http.max_inflight``), 503 with
+  ``Retry-After``;
+* ``quillrl_client_disconnects_total``: the client left before its answer (status 499).
 """
 
 from __future__ import annotations
@@ -38,12 +48,33 @@ class RewardMetrics:
         self.invalid = Counter("quillrl_judge_invalid", "invalid judgments behind scored groups", registry=r)
         self.members = Counter("quillrl_reward_members", "group members by what the barrier did with "
                                "them", ["outcome"], registry=r)
+        self.timed_out = Counter("quillrl_requests_timed_out", "requests answered from a timed-out "
+                                 "group (group), or timed out themselves (request: 504, body: 408)",
+                                 ["reason"], registry=r)
+        self.shed = Counter("quillrl_requests_shed", "requests refused at capacity (503, Retry-After)",
+                            registry=r)
+        self.disconnects = Counter("quillrl_client_disconnects", "requests whose client left before "
+                                   "the answer", registry=r)
+        for reason in TIMED_OUT:  # every series exists from the start, at 0
+            self.timed_out.labels(reason)
         self._open = Gauge("quillrl_open_groups", "groups waiting for members", registry=r)
 
     def request(self, path: str, status: int, seconds: float) -> None:
         path = path if path in KNOWN_PATHS else "other"  # bounded label values
         self.requests.labels(path, str(status)).inc()
         self.latency.labels(path).observe(seconds)
+        if status == 503:
+            self.shed.inc()
+        elif status == 504:
+            self.timed_out.labels("request").inc()
+        elif status == 408:
+            self.timed_out.labels("body").inc()
+        elif status == 499:
+            self.disconnects.inc()
+
+    def answered_partial(self) -> None:
+        """A request answered from a group that its timeout closed."""
+        self.timed_out.labels("group").inc()
 
     def member(self, outcome: str) -> None:
         self.members.labels(outcome).inc()
@@ -73,12 +104,15 @@ class RewardMetrics:
                 "comparisons_unused": _total(self.unused),
                 "members_refused": sum(_total(self.members, outcome=o) for o in REFUSED),
                 "members_replayed": _total(self.members, outcome="replayed"),
-                "client_disconnects": _total(self.requests, status="499")}
+                "requests_timed_out": _total(self.timed_out),
+                **{f"requests_timed_out_{r}": _total(self.timed_out, reason=r) for r in TIMED_OUT},
+                "requests_shed": _total(self.shed), "client_disconnects": _total(self.disconnects)}
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
+TIMED_OUT = ("group", "request", "body")
 REFUSED = ("refused_digest", "refused_slot", "refused_size")
 KNOWN_PATHS = {"/v1/rewards", "/openrlhf", "/get_reward", "/slime", "/slime/group", "/health", "/metrics"}
 

@@ -175,10 +175,13 @@ class RewardService:
         slots = slots or [None] * len(samples)
         members = [Member(s, s.digest, s.response_digest, slot) for s, slot in zip(samples, slots)]
         try:
-            return await self.barrier.join(GroupKey(group_id, attempt), size or self.config.group.size,
-                                           members)
+            results = await self.barrier.join(GroupKey(group_id, attempt), size or self.config.group.size,
+                                              members)
         except GroupConflict as exc:
             raise BadRequest(str(exc), exc.field, 409) from None
+        if any(r["partial"] for r in results):  # its group's timeout closed it: counted by name
+            self.metrics.answered_partial()
+        return results
 
     def close(self) -> None:
         self.barrier.close()

@@ -110,7 +110,7 @@ def build_trainer(config: BTRMConfig, output_dir: Path):
     from transformers import PrinterCallback
     from trl import RewardConfig, RewardTrainer
 
-    from .callbacks import MetricsWriter, RichProgress
+    from .callbacks import CpuThreads, MetricsWriter, RichProgress
 
     model, tokenizer = load_reward_model(config.model, config.seed)
     dataset, counts = preference_dataset(config, tokenizer)
@@ -125,6 +125,7 @@ def build_trainer(config: BTRMConfig, output_dir: Path):
                             peft_config=config.lora.peft_config("SEQ_CLS"))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl"))
+    trainer.add_callback(CpuThreads())
     trainer.add_callback(RichProgress({"loss": "loss", "accuracy": "acc", "margin": "margin"}))
     return trainer, counts
 

@@ -1,4 +1,5 @@
-"""Trainer callbacks shared by every quillrl trainer: metrics.jsonl, progress bar, samples table.
+"""Trainer callbacks shared by every quillrl trainer: metrics.jsonl, progress bar, samples table,
+and the re-check of torch's CPU threads on a shared machine.
 
 ``metrics.jsonl`` gets one JSON object per optimizer step (TRL's logs renamed to quillrl's
 metric names, plus whatever the trainer adds). It is resume-safe: when a run restarts from a
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from transformers import TrainerCallback
+
+from ..cpu_threads import Recheck
 
 
 def _clean(value: Any) -> Any:
@@ -82,6 +85,18 @@ class MetricsWriter(TrainerCallback):
         row.setdefault("seconds", round(time.perf_counter() - self._t0, 3))
         with self.path.open("a") as f:
             f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
+
+
+class CpuThreads(TrainerCallback):
+    """Before each step, re-check the other work on our cores (every 30 s at most) and move
+    torch's thread count with it (docs/design.md, "A busy machine"). The trainer's loop runs in
+    the main thread, the one whose OpenMP count matters."""
+
+    def __init__(self, every_s: float = 30.0):
+        self.recheck = Recheck(every_s)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.recheck.step()
 
 
 class RichProgress(TrainerCallback):

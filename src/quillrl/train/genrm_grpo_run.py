@@ -95,7 +95,7 @@ def judge_prompts(config: GenRMGRPOConfig, tokenizer):
 def build_trainer(config: GenRMGRPOConfig, output_dir: Path):
     from transformers import PrinterCallback
 
-    from .callbacks import MetricsWriter, RichProgress, SamplesTable
+    from .callbacks import CpuThreads, MetricsWriter, RichProgress, SamplesTable
     from .genrm_grpo import METRIC_NAMES, GenRMGRPOTrainer
     from .runner import load_trainable
     from .vllm_cpu_compat import live_weights_for_colocate
@@ -110,6 +110,7 @@ def build_trainer(config: GenRMGRPOConfig, output_dir: Path):
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES))
     trainer.add_callback(SamplesTable(output_dir / "completions.jsonl", trainer.take_samples))
+    trainer.add_callback(CpuThreads())
     trainer.add_callback(RichProgress({"reward": "reward", "accuracy": "acc", "invalid_rate": "invalid"}))
     return trainer, counts
 

@@ -108,7 +108,7 @@ def build_trainer(config: GenRMSFTConfig, output_dir: Path):
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    from .callbacks import MetricsWriter, RichProgress
+    from .callbacks import CpuThreads, MetricsWriter, RichProgress
     from .runner import load_trainable
 
     model, tokenizer, peft_config = load_trainable(config.model, config.lora)
@@ -126,6 +126,7 @@ def build_trainer(config: GenRMSFTConfig, output_dir: Path):
                          peft_config=peft_config)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl"))
+    trainer.add_callback(CpuThreads())
     trainer.add_callback(RichProgress({"loss": "loss", "mean_token_accuracy": "token acc"}))
     return trainer, counts
 

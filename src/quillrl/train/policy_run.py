@@ -114,7 +114,7 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
     from transformers import PrinterCallback
 
     from ..models import load
-    from .callbacks import MetricsWriter, RichProgress, SamplesTable
+    from .callbacks import CpuThreads, MetricsWriter, RichProgress, SamplesTable
     from ..scoring.build import build_group_rewards, judge_model_options
     from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
     from .vllm_cpu_compat import live_weights_for_colocate
@@ -144,6 +144,7 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
     trainer.add_callback(MetricsWriter(output_dir / "metrics.jsonl", METRIC_NAMES, trainer.step_metrics,
                                        always=("kl",)))
     trainer.add_callback(SamplesTable(output_dir / "completions.jsonl", trainer.take_samples))
+    trainer.add_callback(CpuThreads())
     trainer.add_callback(RichProgress({"reward": "reward", "rewards/constraint_pass/mean": "pass"}))
     return trainer
 
