@@ -237,3 +237,30 @@ def test_import_errors(tmp_path, shared_data):
     with pytest.raises(DataError, match="storyer/rank_pairs.jsonl not found under the data root"):
         run_import("storyer", tmp_path / "o.jsonl", data_root=tmp_path)
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_an_unknown_constraint_id_is_counted_and_skipped_by_data_import(tmp_path):
+    """data reads only a constraint's shape; ``data import`` passes the registry's check
+    (``constraints.check_imported``), so a raw IFEval line naming no check is skipped, counted
+    and shown, never written for a later reader to stumble on."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from quillrl.cli import app
+
+    (tmp_path / "ifeval").mkdir()
+    good = {"key": 1, "prompt": "Write a poem.", "instruction_id_list": ["punctuation:no_comma"],
+            "kwargs": [{}]}
+    bad = {"key": 2, "prompt": "Write a song.", "instruction_id_list": ["punctuation:no_colon"],
+           "kwargs": [{}]}
+    (tmp_path / "ifeval" / "input_data.jsonl").write_text(
+        "".join(_json.dumps(r) + "\n" for r in (good, bad)))
+    out = tmp_path / "tasks.jsonl"
+    result = CliRunner().invoke(app, ["data", "import", "ifeval", "--out", str(out),
+                                      "--data-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = _json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["skipped_by_reason"] == {"invalid constraint": 1}
+    assert "punctuation:no_colon" in summary["skip_examples"]["invalid constraint"]
+    assert [t.id for t in read_tasks(out)] == ["1"]

@@ -31,10 +31,12 @@ def import_(
         "../shared/data from the current directory, else beside the repository)."),
 ) -> None:
     """Write a shared data set as quillrl tasks or pairs; the summary counts every skipped item."""
+    from ..constraints import check_imported
     from ..data.importers import run_import
 
     check_output_path(out)
-    summary = run_import(name, out, split=split, seed=seed, data_root=data_root)
+    summary = run_import(name, out, split=split, seed=seed, data_root=data_root,
+                         check=check_imported)
     if summary["skipped"]:
         typer.echo(f"skipped {summary['skipped']} of {summary['read']} items: "
                    f"{summary['skipped_by_reason']}", err=True)

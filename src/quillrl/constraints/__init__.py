@@ -14,7 +14,7 @@ from .base import Arg, Check
 from .free_text import FreeTextChecker, refuse_unjudged_free_text
 from .registry import REGISTRY, check_class, constraint_family, constraint_ids
 from .spec import CheckResult, Constraint
-from .tasks import checked_task, read_tasks
+from .tasks import check_imported, checked_task, read_tasks
 from .verifier import (ConstraintResult, VerdictCount, Verification, as_constraint, count_verdicts,
                        loose_variants, verify)
 
@@ -30,6 +30,7 @@ __all__ = [
     "Verification",
     "as_constraint",
     "check_class",
+    "check_imported",
     "checked_task",
     "constraint_family",
     "constraint_ids",

@@ -46,6 +46,15 @@ def checked_task(task: WritingTask, *, path: str | None = None,
     return task.model_copy(update={"constraints": built})
 
 
+def check_imported(record: Any) -> Any:
+    """A record ``data import`` is about to write: a task with its constraints checked against
+    the registry (a ``DataError`` if one is bad, counted and skipped by the importer), any
+    other record unchanged. The records keep their plain ``{"id", "kwargs"}`` constraints."""
+    if isinstance(record, WritingTask):
+        checked_task(record)
+    return record
+
+
 def parse_task(value: Any, path: str, line: int) -> WritingTask:
     """One task line (ours, or an IFEval/IFBench raw line), its constraints checked and built;
     DataError naming the file, line and field if it is bad."""

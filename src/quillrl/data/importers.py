@@ -130,9 +130,23 @@ def _refuse_source_overwrite(out: Path, root: Path, inputs: list[Path]) -> None:
                         "raw source files; write the import elsewhere", path=str(out))
 
 
+def _checked(records: list[Record], check: Callable[[Record], Record],
+             report: ImportReport) -> Iterator[Record]:
+    for record in records:
+        try:
+            yield check(record)
+        except DataError as exc:
+            report.skip("invalid constraint", f"{record.id}: {exc}")
+
+
 def run_import(name: str, out: str | Path, *, split: str = "all", seed: int = DEFAULT_SEED,
-               data_root: str | Path | None = None) -> dict[str, Any]:
-    """Import data set ``name`` into the JSONL file ``out``; returns the summary dict."""
+               data_root: str | Path | None = None,
+               check: Callable[[Record], Record] | None = None) -> dict[str, Any]:
+    """Import data set ``name`` into the JSONL file ``out``; returns the summary dict.
+
+    ``check`` (a layer above passes ``quillrl.constraints.check_imported``) sees every record
+    before it is written; one it refuses with a ``DataError`` is skipped and counted under
+    "invalid constraint", its first message in ``skip_examples``."""
     importer = get_importer(name)
     if split not in SPLITS:
         raise DataError(f"--split must be one of {', '.join(SPLITS)}; got {split!r}")
@@ -140,6 +154,8 @@ def run_import(name: str, out: str | Path, *, split: str = "all", seed: int = DE
     _refuse_source_overwrite(Path(out), root, [])
     report = ImportReport(dataset=name, kind=importer.kind)
     records = list(importer.read(root, report))
+    if check is not None:
+        records = list(_checked(records, check, report))
     _refuse_source_overwrite(Path(out), root, [root / f for f in report.files])
     chosen = split_by_group(records, importer.group_of, split, seed, TEST_FRACTION)
     written = write_jsonl(out, chosen)
