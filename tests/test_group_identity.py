@@ -144,3 +144,25 @@ def test_barrier_slots_out_of_range_and_sizes_refused():
     outcomes, slot_reason, size_reason = asyncio.run(run())
     assert (slot_reason, size_reason) == ("slot", "size")
     assert outcomes == ["joined", "refused_slot", "refused_size"]
+
+
+def test_a_refused_request_joins_none_of_its_samples():
+    """One member of a multi-sample request refused (here its digest): the whole request is
+    refused, its other members are not left in the group (a retry would join them twice)."""
+    day = "Write about the day."
+    with served(make_config(group={"size": 3, "timeout_s": 5})) as server, ThreadPoolExecutor(2) as pool:
+        mixed = post(server, [sample(TEXTS[0], slot=0), sample(TEXTS[1], prompt=day)], "fresh")
+        assert mixed.status_code == 409 and not server.service.barrier.open  # checked against each other
+        first = pool.submit(post, server, [sample(TEXTS[0])])
+        deadline = time.monotonic() + 30
+        while not server.service.barrier.open:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        refused = post(server, [sample(TEXTS[1]), sample(TEXTS[2], prompt=day)])
+        assert refused.status_code == 409 and refused.json()["error"]["param"] == "prompt"
+        assert len(server.service.barrier.open[GroupKey("g")].members) == 1  # nothing joined
+        retry = post(server, [sample(TEXTS[1]), sample(TEXTS[3])]).json()["results"]
+        answers = [first.result().json()["results"][0], *retry]
+        scored = server.service.barrier.closed[GroupKey("g")]
+    assert all(a["group_size"] == 3 and not a["partial"] for a in answers)
+    assert [m.sample.response for m in scored.members] == [TEXTS[0], TEXTS[1], TEXTS[3]]

@@ -7,7 +7,8 @@ a race between timers and arrivals):
 
 * A group is a :class:`GroupKey`, ``(id, attempt)``, with ``size`` places. Each :class:`Member`
   carries a ``digest`` of its prompt and constraints; a member whose digest differs from its open
-  group's is refused (:class:`GroupConflict`, reason ``digest``), never mixed in.
+  group's is refused (:class:`GroupConflict`, reason ``digest``), never mixed in. A request's
+  members are all checked before any joins, so a refused request leaves nothing behind.
 * A member may name its ``slot`` (its rollout index). The same slot sent again with the same
   response is a **replay** (a client retry): it gets the answer that slot has, or waits with it;
   the same slot with another response while the group is open is refused (reason ``slot``).
@@ -144,27 +145,82 @@ class GroupBarrier:
         key = key if isinstance(key, GroupKey) else GroupKey(str(key))
         if not members:
             raise GroupConflict(f"a request for group '{key}' carries no sample", "samples", "size")
-        futures = [self._add(key, size, Member.of(m)) for m in members]
+        members = [Member.of(m) for m in members]
+        loop = asyncio.get_running_loop()
+        self._forget_old(loop.time())
+        self._check(key, size, members)  # every member, before any joins
+        futures = [self._add(key, size, m, loop) for m in members]
         return list(await asyncio.gather(*futures))
 
     # -- joining ---------------------------------------------------------------------------------
-    def _add(self, key: GroupKey, size: int, member: Member) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        self._forget_old(loop.time())
+    def _check(self, key: GroupKey, size: int, members: list[Member]) -> None:
+        """Raise :class:`GroupConflict` (counted) if any of ``members`` would be refused: each is
+        placed, in order, in a copy of the key's groups, so that it is checked against the open
+        group and against the request's earlier members; the barrier is left as it was."""
+        now = self.open.get(key)
+        shadow = None if now is None else Group(key, now.size, 0, now.digest, list(now.members),
+                                                slots=dict(now.slots))
+        closed, taken = self.closed.get(key), set()
+        for member in members:
+            place = (key, (member.digest, member.response))
+            if member.slot is None and place in self.abandoned and place not in taken:
+                taken.add(place)  # it takes over its abandoned place
+                continue
+            try:
+                if self._replayed(key, size, member, shadow, closed) is not None:
+                    continue
+            except GroupConflict as exc:
+                self.on_member(f"refused_{exc.reason}")
+                raise
+            shadow = shadow or Group(key, size, 0, member.digest)
+            shadow.members.append(member)
+            if member.slot is not None:
+                shadow.slots[member.slot] = len(shadow.members) - 1
+            if len(shadow.members) == shadow.size:
+                closed, shadow = shadow, None
+
+    def _replayed(self, key: GroupKey, size: int, member: Member, group: Group | None,
+                  closed: Group | None) -> tuple[Group, int] | None:
+        """``(group, index)`` of the place ``member`` replays, or ``None`` when it joins
+        ``group`` (the key's open group; ``None``: it starts one). Raises
+        :class:`GroupConflict` when it may not."""
         if member.slot is not None:
-            replay = self._slot_replay(key, member, loop)
-            if replay is not None:
-                self.on_member("replayed")
-                return replay
-        else:
+            for held_in in (group, closed):
+                if held_in is None or member.slot not in held_in.slots:
+                    continue
+                index = held_in.slots[member.slot]
+                held = held_in.members[index]
+                if held.response == member.response and held.digest == member.digest:
+                    return held_in, index
+                if held_in is group:
+                    raise GroupConflict(f"slot {member.slot} of group '{key}' already holds another "
+                                        "response", "slot", "slot")
+        if group is None:
+            return None
+        if group.size != size:
+            raise GroupConflict(f"group '{key}' is open with size {group.size}; this request "
+                                f"says {size}", "group_size", "size")
+        if member.digest is not None and group.digest is not None and member.digest != group.digest:
+            raise GroupConflict(f"group '{key}' holds another prompt or other constraints "
+                                "(digest differs): a group id must name one prompt", "prompt", "digest")
+        if member.slot is not None and group.size <= member.slot:
+            raise GroupConflict(f"slot {member.slot} is out of range for group '{key}' of size "
+                                f"{group.size}", "slot", "slot")
+        return None
+
+    def _add(self, key: GroupKey, size: int, member: Member, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        """Place a member :meth:`_check` let through."""
+        if member.slot is None:
             place = self.abandoned.pop((key, (member.digest, member.response)), None)
             if place is not None:  # a re-sent sample: take over its abandoned place
                 self.on_member("taken_over")
                 return self._waiter(place[0], place[1], loop)
         group = self.open.get(key)
-        if group is not None:
-            self._check_fits(group, size, member)
-        else:
+        replay = self._replayed(key, size, member, group, self.closed.get(key))
+        if replay is not None:
+            self.on_member("replayed")
+            return self._waiter(*replay, loop)
+        if group is None:
             group = Group(key, size, self.opened, member.digest)
             self.opened += 1
             self.open[key] = group
@@ -179,36 +235,6 @@ class GroupBarrier:
         if len(group.members) == group.size:
             self._close(group, GroupState.COMPLETE)
         return future
-
-    def _check_fits(self, group: Group, size: int, member: Member) -> None:
-        if group.size != size:
-            self.on_member("refused_size")
-            raise GroupConflict(f"group '{group.key}' is open with size {group.size}; this request "
-                                f"says {size}", "group_size", "size")
-        if member.digest is not None and group.digest is not None and member.digest != group.digest:
-            self.on_member("refused_digest")
-            raise GroupConflict(f"group '{group.key}' holds another prompt or other constraints "
-                                "(digest differs): a group id must name one prompt", "prompt", "digest")
-        if member.slot is not None and group.size <= member.slot:
-            self.on_member("refused_slot")
-            raise GroupConflict(f"slot {member.slot} is out of range for group '{group.key}' of size "
-                                f"{group.size}", "slot", "slot")
-
-    def _slot_replay(self, key: GroupKey, member: Member, loop: asyncio.AbstractEventLoop) -> asyncio.Future | None:
-        """The future of a replayed slot; ``None`` when the slot is new (or its group closed
-        with another response there: the key's next group)."""
-        for group in (self.open.get(key), self.closed.get(key)):
-            if group is None or member.slot not in group.slots:
-                continue
-            index = group.slots[member.slot]
-            held = group.members[index]
-            if held.response == member.response and held.digest == member.digest:
-                return self._waiter(group, index, loop)
-            if group.state is GroupState.OPEN:
-                self.on_member("refused_slot")
-                raise GroupConflict(f"slot {member.slot} of group '{key}' already holds another "
-                                    "response", "slot", "slot")
-        return None
 
     def _waiter(self, group: Group, index: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         """A future for member ``index`` of ``group``: resolved now if the group is scored."""
