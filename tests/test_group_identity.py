@@ -132,6 +132,9 @@ def test_barrier_slots_out_of_range_and_sizes_refused():
     async def run():
         outcomes = []
         barrier = GroupBarrier(score, 0.2, on_member=outcomes.append)
+        with pytest.raises(GroupConflict) as first_out_of_range:  # no group yet: checked all the same
+            await barrier.join(GroupKey("k"), 2, [Member("a", "d", "a", 7)])
+        assert not barrier.open and first_out_of_range.value.reason == "slot"
         held = asyncio.ensure_future(barrier.join(GroupKey("k"), 2, [Member("a", "d", "a", 0)]))
         await asyncio.sleep(0)
         with pytest.raises(GroupConflict) as out_of_range:
@@ -143,7 +146,7 @@ def test_barrier_slots_out_of_range_and_sizes_refused():
 
     outcomes, slot_reason, size_reason = asyncio.run(run())
     assert (slot_reason, size_reason) == ("slot", "size")
-    assert outcomes == ["joined", "refused_slot", "refused_size"]
+    assert outcomes == ["refused_slot", "joined", "refused_slot", "refused_size"]
 
 
 def test_a_refused_request_joins_none_of_its_samples():
@@ -166,3 +169,10 @@ def test_a_refused_request_joins_none_of_its_samples():
         scored = server.service.barrier.closed[GroupKey("g")]
     assert all(a["group_size"] == 3 and not a["partial"] for a in answers)
     assert [m.sample.response for m in scored.members] == [TEXTS[0], TEXTS[1], TEXTS[3]]
+
+
+def test_the_first_members_slot_is_range_checked_over_http():
+    with served(make_config(group={"size": 2, "timeout_s": 5})) as server:
+        out = post(server, [sample(TEXTS[0], slot=7)], "new", group_size=2)
+        assert out.status_code == 409 and out.json()["error"]["param"] == "slot"
+        assert not server.service.barrier.open

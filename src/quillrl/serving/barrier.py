@@ -195,17 +195,15 @@ class GroupBarrier:
                 if held_in is group:
                     raise GroupConflict(f"slot {member.slot} of group '{key}' already holds another "
                                         "response", "slot", "slot")
-        if group is None:
-            return None
-        if group.size != size:
+        if group is not None and group.size != size:
             raise GroupConflict(f"group '{key}' is open with size {group.size}; this request "
                                 f"says {size}", "group_size", "size")
-        if member.digest is not None and group.digest is not None and member.digest != group.digest:
+        if group is not None and None not in (member.digest, group.digest) and member.digest != group.digest:
             raise GroupConflict(f"group '{key}' holds another prompt or other constraints "
                                 "(digest differs): a group id must name one prompt", "prompt", "digest")
-        if member.slot is not None and group.size <= member.slot:
+        if member.slot is not None and size <= member.slot:  # the first member's slot too
             raise GroupConflict(f"slot {member.slot} is out of range for group '{key}' of size "
-                                f"{group.size}", "slot", "slot")
+                                f"{size}", "slot", "slot")
         return None
 
     def _add(self, key: GroupKey, size: int, member: Member, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
