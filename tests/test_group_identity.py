@@ -176,3 +176,18 @@ def test_the_first_members_slot_is_range_checked_over_http():
         out = post(server, [sample(TEXTS[0], slot=7)], "new", group_size=2)
         assert out.status_code == 409 and out.json()["error"]["param"] == "slot"
         assert not server.service.barrier.open
+
+
+def test_a_scored_slot_replayed_while_the_next_group_holds_that_slot_gets_its_answer():
+    with served(make_config(group={"size": 2, "timeout_s": 3})) as server, ThreadPoolExecutor(1) as pool:
+        scored = post(server, [sample(TEXTS[0], slot=0), sample(TEXTS[1], slot=1)]).json()["results"]
+        nxt = pool.submit(post, server, [sample(TEXTS[2], slot=0)])  # the key's next group, slot 0
+        deadline = time.monotonic() + 30
+        while not server.service.barrier.open:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        replay = post(server, [sample(TEXTS[0], slot=0)])
+        clash = post(server, [sample(TEXTS[3], slot=0)])  # neither group's slot 0: refused
+        assert replay.status_code == 200 and replay.json()["results"][0] == scored[0]
+        assert clash.status_code == 409 and clash.json()["error"]["param"] == "slot"
+        assert nxt.result().json()["results"][0]["partial"]

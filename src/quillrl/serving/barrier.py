@@ -10,8 +10,9 @@ a race between timers and arrivals):
   group's is refused (:class:`GroupConflict`, reason ``digest``), never mixed in. A request's
   members are all checked before any joins, so a refused request leaves nothing behind.
 * A member may name its ``slot`` (its rollout index). The same slot sent again with the same
-  response is a **replay** (a client retry): it gets the answer that slot has, or waits with it;
-  the same slot with another response while the group is open is refused (reason ``slot``).
+  response is a **replay** (a client retry): it gets the answer that slot has, or waits with it,
+  whether the slot is in the key's open group or its last closed one; the same slot with another
+  response while the group is open is refused (reason ``slot``).
 * A member without a slot whose request was abandoned (its client left, e.g. an engine's client
   timing out) still counts in its group, so the others are not held hostage; the same member
   sent again **takes over** that place (or, once scored, gets its answer) instead of joining
@@ -185,16 +186,16 @@ class GroupBarrier:
         ``group`` (the key's open group; ``None``: it starts one). Raises
         :class:`GroupConflict` when it may not."""
         if member.slot is not None:
+            # a replay is looked for in both groups before the open one's slot refuses it: a
+            # scored slot sent again while the key's next group holds that slot is a replay
             for held_in in (group, closed):
-                if held_in is None or member.slot not in held_in.slots:
-                    continue
-                index = held_in.slots[member.slot]
-                held = held_in.members[index]
-                if held.response == member.response and held.digest == member.digest:
+                index = held_in.slots.get(member.slot) if held_in is not None else None
+                if index is not None and (held_in.members[index].response, held_in.members[index].digest) \
+                        == (member.response, member.digest):
                     return held_in, index
-                if held_in is group:
-                    raise GroupConflict(f"slot {member.slot} of group '{key}' already holds another "
-                                        "response", "slot", "slot")
+            if group is not None and member.slot in group.slots:
+                raise GroupConflict(f"slot {member.slot} of group '{key}' already holds another "
+                                    "response", "slot", "slot")
         if group is not None and group.size != size:
             raise GroupConflict(f"group '{key}' is open with size {group.size}; this request "
                                 f"says {size}", "group_size", "size")
