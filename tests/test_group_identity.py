@@ -191,3 +191,26 @@ def test_a_scored_slot_replayed_while_the_next_group_holds_that_slot_gets_its_an
         assert replay.status_code == 200 and replay.json()["results"][0] == scored[0]
         assert clash.status_code == 409 and clash.json()["error"]["param"] == "slot"
         assert nxt.result().json()["results"][0]["partial"]
+
+
+def test_a_group_scored_slower_than_twice_the_timeout_is_not_forgotten():
+    """A replay during a slow scoring waits with the group (no singleton opened for it), and a
+    group is forgotten twice the timeout after it was scored, not after it closed."""
+    calls = []
+
+    async def score(group):
+        calls.append(len(group.members))
+        await asyncio.sleep(1.0)  # five times the timeout
+        return [f"{m}:{len(group.members)}" for m in group.samples]
+
+    async def run():
+        barrier = GroupBarrier(score, 0.2)
+        first = asyncio.ensure_future(barrier.join(GroupKey("k"), 1, [Member("a", "d", "a", 0)]))
+        await asyncio.sleep(0.6)  # closed at once (a group of one), still being scored
+        replay = await barrier.join(GroupKey("k"), 1, [Member("a", "d", "a", 0)])
+        await asyncio.sleep(0.1)  # scored less than twice the timeout ago: still remembered
+        after = await barrier.join(GroupKey("k"), 1, [Member("a", "d", "a", 0)])
+        return await first, replay, after
+
+    first, replay, after = asyncio.run(run())
+    assert first == replay == after == ["a:1"] and calls == [1]

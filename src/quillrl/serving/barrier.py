@@ -21,7 +21,8 @@ a race between timers and arrivals):
   ``TIMED_OUT`` when its timer fires first (scored among the members present, flagged
   ``partial``) → ``SCORED`` once every waiting member has its answer (or the scoring error).
   A closed group leaves the open table at once, so a key seen again starts a new group; closed
-  groups are remembered for twice the timeout so that replays find their answers.
+  groups are remembered while they are scored and for twice the timeout after, so that replays
+  find their answers (however long the scoring took).
 
 Every outcome of a join is reported to ``on_member`` (metrics): ``joined``, ``replayed``,
 ``taken_over``, ``refused_digest``, ``refused_slot``, ``refused_size``.
@@ -98,7 +99,7 @@ class Group:
     slots: dict[int, int] = field(default_factory=dict)  # slot -> index in members
     state: GroupState = GroupState.OPEN
     opened: float = field(default_factory=time.monotonic)
-    closed_at: float = 0.0
+    scored_at: float = 0.0  # loop time the answers (or the error) were set; forgotten from then on
     timer: asyncio.TimerHandle | None = None
     outcome: Any = None  # once scored: the answers, or the exception scoring raised
     work: Any = None  # the scorer's own state for the group (work started as members arrived)
@@ -262,7 +263,9 @@ class GroupBarrier:
                 del self.abandoned[place]
         while self.closed:
             key, group = next(iter(self.closed.items()))
-            if len(self.closed) <= MAX_REMEMBERED and now - group.closed_at <= 2 * self.timeout_s:
+            if group.state is not GroupState.SCORED:  # still being scored: its replays wait on it
+                break
+            if len(self.closed) <= MAX_REMEMBERED and now - group.scored_at <= 2 * self.timeout_s:
                 break
             del self.closed[key]
 
@@ -273,7 +276,7 @@ class GroupBarrier:
 
     def _close(self, group: Group, state: GroupState) -> None:
         loop = asyncio.get_running_loop()
-        group.state, group.closed_at = state, loop.time()
+        group.state = state
         if group.timer is not None:
             group.timer.cancel()
         if self.open.get(group.key) is group:
@@ -300,7 +303,7 @@ class GroupBarrier:
                 for future in waiting:
                     if not future.done():  # a cancelled request (its client left) is skipped
                         future.set_result(answer)
-        group.state = GroupState.SCORED
+        group.state, group.scored_at = GroupState.SCORED, asyncio.get_running_loop().time()
 
     def close(self) -> None:
         """Score every open group now as timed out (server shutdown)."""
