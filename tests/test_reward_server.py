@@ -103,7 +103,7 @@ def test_barrier_complete_timeout_and_key_reuse():
 
 def test_a_resent_sample_takes_over_its_abandoned_place():
     async def score(group):
-        return [f"{group.serial}:{m}:{len(group.members)}" for m in group.samples]
+        return [f"{group.key}:{m}:{len(group.members)}" for m in group.samples]
 
     async def run():
         barrier = GroupBarrier(score, timeout_s=60)
@@ -122,8 +122,8 @@ def test_a_resent_sample_takes_over_its_abandoned_place():
         return await resent, rest, done, again, barrier.open
 
     resent, rest, done, again, still_open = asyncio.run(run())
-    assert resent == ["0:a:3"] and rest == [["0:b:3"], ["0:c:3"]]  # one group of three, not four
-    assert done == ["1:y:2"] and again == ["1:x:2"] and not still_open
+    assert resent == ["k:a:3"] and rest == [["k:b:3"], ["k:c:3"]]  # one group of three, not four
+    assert done == ["k2:y:2"] and again == ["k2:x:2"] and not still_open
 
 
 def test_engine_client_timeout_and_retry_over_http():

@@ -92,7 +92,6 @@ class Group:
 
     key: GroupKey
     size: int
-    serial: int  # how many groups the barrier had opened before this one (seeds the pivot)
     digest: str | None = None
     members: list[Member] = field(default_factory=list)
     waiters: list[list[asyncio.Future]] = field(default_factory=list)  # per member: its requests
@@ -160,7 +159,7 @@ class GroupBarrier:
         placed, in order, in a copy of the key's groups, so that it is checked against the open
         group and against the request's earlier members; the barrier is left as it was."""
         now = self.open.get(key)
-        shadow = None if now is None else Group(key, now.size, 0, now.digest, list(now.members),
+        shadow = None if now is None else Group(key, now.size, now.digest, list(now.members),
                                                 slots=dict(now.slots))
         closed, taken = self.closed.get(key), set()
         for member in members:
@@ -174,7 +173,7 @@ class GroupBarrier:
             except GroupConflict as exc:
                 self.on_member(f"refused_{exc.reason}")
                 raise
-            shadow = shadow or Group(key, size, 0, member.digest)
+            shadow = shadow or Group(key, size, member.digest)
             shadow.members.append(member)
             if member.slot is not None:
                 shadow.slots[member.slot] = len(shadow.members) - 1
@@ -221,7 +220,7 @@ class GroupBarrier:
             self.on_member("replayed")
             return self._waiter(*replay, loop)
         if group is None:
-            group = Group(key, size, self.opened, member.digest)
+            group = Group(key, size, member.digest)
             self.opened += 1
             self.open[key] = group
             group.timer = loop.call_later(self.timeout_s, self._expire, group)
