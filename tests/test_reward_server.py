@@ -17,7 +17,7 @@ from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
 from quillrl.serving.barrier import GroupBarrier, GroupConflict, GroupKey, GroupState
 from quillrl.httpserve.http import ServerThread
 from quillrl.serving.reward_app import RewardService, create_app
-from quillrl.serving.reward_config import RewardServerConfig
+from quillrl.serving.reward_config import BadRequest, RewardServerConfig
 from quillrl.scoring.group_rewards import GroupRewards
 
 FORBID_MOON = [{"id": "creative:forbid_words", "kwargs": {"words": ["moon"]}}]
@@ -332,3 +332,55 @@ def test_a_client_trickling_its_body_does_not_block_others():
         assert reply.startswith("HTTP/1.1 408")
         server.wait_metric('quillrl_requests_timed_out_total{reason="body"}', 1)
         assert server.service.metrics.summary()["requests_timed_out"] == 1
+
+
+# -- shutdown --------------------------------------------------------------------------------------
+
+def _held(server, text):
+    try:
+        return single(server, text)
+    except httpx.HTTPError as exc:  # the server stopped while the request was held
+        return exc
+
+
+@pytest.mark.parametrize("on_arrival", [True, False])
+def test_stopping_the_server_scores_open_groups_before_the_judge_and_threads_close(on_arrival):
+    """The lifespan's shutdown scores every open group and waits for it; it used to close the
+    scoring threads and the judge under it ("cannot schedule new futures after shutdown")."""
+    config = make_config(group={"size": 4, "timeout_s": 60, "judge_on_arrival": on_arrival})
+    server = served(config, GroupRewards(FaultyJudge("slow"), strategy="round_robin"))
+    with ThreadPoolExecutor(2) as pool:
+        with server:
+            held = [pool.submit(_held, server, t) for t in TEXTS[:2]]
+            deadline = time.monotonic() + 60
+            while sum(len(g.members) for g in server.service.barrier.open.values()) < 2:
+                assert time.monotonic() < deadline, "the two held requests never arrived"
+                time.sleep(0.01)
+        [f.result() for f in held]  # the server stopped: its clients were let go
+    group = server.service.barrier.closed[GroupKey("g")]
+    assert isinstance(group.outcome, list), group.outcome
+    assert [(a["partial"], a["group_size"], a["writing_missing"]) for a in group.outcome] == [(True, 2, False)] * 2
+
+
+def test_a_scoring_that_outlasts_the_shutdown_limit_fails_its_members_503_and_the_judge_closes_clean():
+    class Stuck(GroupRewards):
+        def compute(self, *a, **k):
+            time.sleep(2.0)
+            raise AssertionError("not reached in time")
+
+    service = RewardService(make_config(group={"size": 4, "timeout_s": 60}), Stuck(_length_judge()))
+
+    async def run():
+        held = asyncio.ensure_future(service.join("g", 4, [service.sample("p", "r", None, "s", FORBID_MOON)]))
+        await asyncio.sleep(0.05)
+        began = time.monotonic()
+        await service.aclose(limit_s=0.2)
+        took = time.monotonic() - began
+        with pytest.raises(BadRequest) as out:
+            await held
+        return out.value, took
+
+    error, took = asyncio.run(run())
+    assert error.status == 503 and "shut down" in str(error) and took < 1.5
+    late = service.group_rewards.judge.submit([("p", "a", "b")])  # after close: fails now, no hang
+    assert late[0].done() and not late[0].result().valid

@@ -56,6 +56,10 @@ class GroupConflict(ValueError):
         self.field, self.reason = field, reason
 
 
+class GroupAbandoned(RuntimeError):
+    """The server shut down before the group was scored (its scoring outlasted the limit)."""
+
+
 @dataclass(frozen=True)
 class GroupKey:
     """A group's identity: the engine's group id and the attempt (a re-rolled group is a new one)."""
@@ -289,7 +293,10 @@ class GroupBarrier:
 
     async def _score(self, group: Group) -> None:
         try:
-            answers = await self.score(group)
+            try:
+                answers = await self.score(group)
+            except asyncio.CancelledError:  # close() stopped waiting for it
+                raise GroupAbandoned(f"the server shut down before group '{group.key}' was scored") from None
         except Exception as exc:  # noqa: BLE001 - every waiting member gets the error
             group.outcome = exc
             for waiting in group.waiters:
@@ -304,7 +311,14 @@ class GroupBarrier:
                         future.set_result(answer)
         group.state, group.scored_at = GroupState.SCORED, asyncio.get_running_loop().time()
 
-    def close(self) -> None:
-        """Score every open group now as timed out (server shutdown)."""
+    async def close(self, limit_s: float) -> None:
+        """Server shutdown: score every open group now as timed out, and wait up to ``limit_s``
+        for every scoring to end (so that the scorer's threads and judge are closed after it);
+        a scoring still running then is cancelled, and its members get :class:`GroupAbandoned`."""
         for group in list(self.open.values()):
             self._close(group, GroupState.TIMED_OUT)
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=limit_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)

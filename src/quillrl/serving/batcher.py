@@ -63,7 +63,10 @@ class BatchingJudge(Judge):
         futures = []
         for pair in check_pairs(pairs):
             future: Future = Future()
-            self._queue.put((pair, future))
+            if self._closed:  # shutting down: the pair fails now, rather than wait for ever
+                future.set_result(invalid_judgment("the judge is closed (server shutdown)"))
+            else:
+                self._queue.put((pair, future))
             futures.append(future)
         return futures
 
@@ -112,4 +115,11 @@ class BatchingJudge(Judge):
             self._closed = True
             self._queue.put(None)
             self._worker.join(timeout=30)
+            while True:  # pairs queued behind the stop, or left when the worker outlasted the join
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None and not item[1].done():
+                    item[1].set_result(invalid_judgment("the judge is closed (server shutdown)"))
             self.inner.close()

@@ -44,11 +44,12 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from .arrival import ArrivalJudging, group_id
-from .barrier import Group, GroupBarrier, GroupConflict, GroupKey, Member
+from .barrier import Group, GroupAbandoned, GroupBarrier, GroupConflict, GroupKey, Member
 from .metrics import RewardMetrics
 from .reward_config import BadRequest, LabelResolver, RewardServerConfig, Sample, split_query, strip_suffixes
 
 MAX_SAMPLES = 4096
+CLOSE_LIMIT_S = 30.0  # at shutdown, how long the groups being scored may still take
 
 
 class _Body(BaseModel):
@@ -179,13 +180,21 @@ class RewardService:
                                               members)
         except GroupConflict as exc:
             raise BadRequest(str(exc), exc.field, 409) from None
+        except GroupAbandoned as exc:
+            raise BadRequest(str(exc), "group_id", 503) from None
         if any(r["partial"] for r in results):  # its group's timeout closed it: counted by name
             self.metrics.answered_partial()
         return results
 
+    async def aclose(self, limit_s: float = CLOSE_LIMIT_S) -> None:
+        """Shut down (the app's lifespan): score every open group, wait up to ``limit_s`` for
+        the scorings (and the judgments they queued) to end, then :meth:`close`."""
+        await self.barrier.close(limit_s)
+        self.close()
+
     def close(self) -> None:
-        self.barrier.close()
-        self._pool.shutdown(wait=False, cancel_futures=False)
+        """Free the scoring threads and the judge (the barrier must be idle: see :meth:`aclose`)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.group_rewards.judge.close()
 
 
@@ -204,7 +213,7 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
     @asynccontextmanager
     async def lifespan(_app: Any):
         yield
-        service.close()
+        await service.aclose()
 
     app = FastAPI(title="quillrl serve-reward", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
