@@ -304,9 +304,18 @@ def test_full_queue_answers_503_with_retry_after():
 
 
 def test_a_request_past_its_time_bound_answers_504_counted_as_timed_out():
-    config = make_config(http={"request_timeout_s": 0.5}, group={"size": 2, "timeout_s": 30})
-    with served(config) as server:
-        late = single(server, TEXTS[0], "never-whole")  # its group waits for a second member
+    class Slow(GroupRewards):  # a whole group whose scoring outlasts the request's time bound
+        def compute(self, *a, **k):
+            time.sleep(2.0)
+            return super().compute(*a, **k)
+
+    # the request bound must exceed the group timeout (the config says so), so the 504 comes
+    # from a slow scoring, not from a group still waiting for members
+    config = make_config(http={"request_timeout_s": 0.5}, group={"size": 2, "timeout_s": 0.4})
+    with served(config, Slow(_length_judge(), strategy="round_robin")) as server:
+        body = {"samples": [{"prompt": "Write about the night.", "response": t, "constraints": FORBID_MOON}
+                            for t in TEXTS[:2]], "group_key": "slow", "group_size": 2}
+        late = server.post("/v1/rewards", body)
         assert late.status_code == 504
         server.wait_metric('quillrl_requests_timed_out_total{reason="request"}', 1)
         summary = server.service.metrics.summary()
@@ -384,3 +393,14 @@ def test_a_scoring_that_outlasts_the_shutdown_limit_fails_its_members_503_and_th
     assert error.status == 503 and "shut down" in str(error) and took < 1.5
     late = service.group_rewards.judge.submit([("p", "a", "b")])  # after close: fails now, no hang
     assert late[0].done() and not late[0].result().valid
+
+
+def test_a_group_size_the_server_cannot_hold_is_a_400_and_timeouts_are_ordered():
+    with served(make_config(http={"max_inflight": 4}, group={"size": 2, "timeout_s": 30})) as server:
+        big = single(server, TEXTS[0], "big", size=5)
+        assert big.status_code == 400 and big.json()["error"]["param"] == "group_size"
+        assert "http.max_inflight (4)" in big.json()["error"]["message"] and not server.service.barrier.open
+    from quillrl.errors import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match=r"http.request_timeout_s \(100\).*group.timeout_s \(120\)"):
+        make_config(http={"request_timeout_s": 100}, group={"timeout_s": 120})

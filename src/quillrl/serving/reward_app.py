@@ -173,6 +173,11 @@ class RewardService:
         group id they are one whole group. A conflict with the group is a 409."""
         if group_id is None:  # a whole group in one request
             group_id, size = f"anonymous:{self.barrier.opened}", len(samples)
+        elif size is not None and size > self.config.http.max_inflight:
+            # its members' requests could never all be held at once: the group would only time out
+            raise BadRequest(f"group_size {size} exceeds http.max_inflight "
+                             f"({self.config.http.max_inflight}), the requests this server holds at "
+                             "once: send a smaller group, or raise http.max_inflight", "group_size")
         slots = slots or [None] * len(samples)
         members = [Member(s, s.digest, s.response_digest, slot) for s, slot in zip(samples, slots)]
         try:

@@ -100,6 +100,11 @@ class RewardServerConfig(StageConfig):
         if self.group.size > self.http.max_inflight:
             raise ValueError(f"group.size ({self.group.size}) must not exceed http.max_inflight "
                              f"({self.http.max_inflight}): single-sample clients of one group must all fit")
+        if self.http.request_timeout_s <= self.group.timeout_s:
+            raise ValueError(f"http.request_timeout_s ({self.http.request_timeout_s:g}) must exceed "
+                             f"group.timeout_s ({self.group.timeout_s:g}): a member held until its group "
+                             "times out would get 504 before its reward; raise http.request_timeout_s "
+                             "or lower group.timeout_s")
         return self
 
 
