@@ -404,3 +404,19 @@ def test_a_group_size_the_server_cannot_hold_is_a_400_and_timeouts_are_ordered()
 
     with pytest.raises((ConfigError, ValueError), match=r"http.request_timeout_s \(100\).*group.timeout_s \(120\)"):
         make_config(http={"request_timeout_s": 100}, group={"timeout_s": 120})
+
+
+def test_request_constraints_merge_into_the_label_and_keep_its_prompt_reference_and_principle():
+    """NeMo Gym sends both: the request's constraints replace the label's, the rest stays."""
+    label = {"prompt": "Write about the night.", "reference": "a reference story of the night",
+             "principle": "Prefer concrete images.", "constraints": []}
+    with served(make_config(reward={"strategy": "reference"})) as server:
+        body = {"samples": [{"response": TEXTS[0], "label": label, "constraints": FORBID_MOON}],
+                "group_id": "merged", "group_size": 1}
+        out = server.post("/v1/rewards", body)
+        assert out.status_code == 200, out.text
+        answer = out.json()["results"][0]
+        assert not answer["passed"] and answer["reason"].startswith("creative:forbid_words")
+        sample = server.service.sample(None, TEXTS[0], json.dumps(label), "s", FORBID_MOON)
+    assert (sample.prompt, sample.reference) == (label["prompt"], label["reference"])
+    assert "Prefer concrete images." in sample.principle and json.loads(sample.constraints) == FORBID_MOON

@@ -21,7 +21,9 @@ Endpoints (request shapes from the engines' own clients; see docs/scale.md):
 
 * ``POST /v1/rewards`` (native): ``{"samples": [{"prompt", "response", "constraints"?,
   "label"?, "reference"?, "slot"?}], "group_id"? (alias ``group_key``), "attempt"?,
-  "group_size"?}``; without a group id the samples are one whole group.
+  "group_size"?}``; without a group id the samples are one whole group. A sample's
+  ``constraints`` replace its label's and keep the rest of the label (prompt, reference,
+  principle, criteria): NeMo Gym sends both.
 * ``POST /openrlhf`` (alias ``/get_reward``): OpenRLHF's remote RM, ``{"query", "prompts",
   "labels"}`` as ``openrlhf/utils/agent.py`` (``_fetch_rewards_via_http``, v0.11.2) posts it,
   answered ``{"rewards", "scores", "extra_logs"}`` as its ``cli/serve_rm.py`` does; the group
@@ -59,8 +61,8 @@ class _Body(BaseModel):
 class NativeSample(_Body):
     prompt: str | None = None  # may come from the label's task instead
     response: str
-    constraints: list[dict] | None = None
-    label: Any = None  # resolved like an engine's label when constraints are not given
+    constraints: list[dict] | None = None  # replace the label's constraints, keep the rest of it
+    label: Any = None  # resolved like an engine's label (prompt, reference, principle, criteria)
     reference: str | None = None
     slot: int | None = Field(None, ge=0, le=MAX_SAMPLES)
 
@@ -151,12 +153,7 @@ class RewardService:
     def sample(self, prompt: str | None, response: str, label: Any, field: str,
                constraints: list[dict] | None = None, reference: str | None = None,
                prompt_truncated: bool = False) -> Sample:
-        if constraints is not None:
-            label = {"constraints": constraints}
-            if self.labels.source == "tasks":
-                raise BadRequest("constraints.source is 'tasks': send the task id as the label",
-                                 f"{field}.constraints")
-        task_prompt, spec, task_reference, principle = self.labels.resolve(label, f"{field}.label")
+        task_prompt, spec, task_reference, principle = self.labels.resolve(label, f"{field}.label", constraints)
         reference = reference or task_reference
         if self.group_rewards.strategy == "reference" and not reference:
             raise BadRequest("strategy 'reference' needs a reference text for every sample",

@@ -212,12 +212,20 @@ class LabelResolver:
             if not self.tasks:  # every request would be refused: refuse once, at start
                 raise ConfigError(f"constraints.tasks: {path} holds no task")
 
-    def resolve(self, label: Any, field: str) -> tuple[str | None, str, str | None, str | None]:
+    def resolve(self, label: Any, field: str,
+                constraints: list | None = None) -> tuple[str | None, str, str | None, str | None]:
+        """``constraints``, when a request sends them beside its label, replace the label's own
+        and keep the rest of it (prompt, reference, principle, criteria)."""
         if isinstance(label, str) and label.strip()[:1] in ("[", "{"):
             try:
                 label = json.loads(label)
             except json.JSONDecodeError as exc:
                 raise BadRequest(f"{field} is not valid JSON: {exc.msg}", field) from None
+        if constraints is not None:
+            if self.source == "tasks":
+                raise BadRequest("constraints.source is 'tasks': send the task id as the label",
+                                 field.rsplit(".", 1)[0] + ".constraints")
+            label = {**(label if isinstance(label, dict) else {}), "constraints": constraints}
         if self.source == "tasks":
             task_id = label.get("id") if isinstance(label, dict) else label
             task = self.tasks.get(str(task_id)) if task_id is not None else None
