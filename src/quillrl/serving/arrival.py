@@ -17,8 +17,10 @@ than wait for the last one and then judge the whole group, the server works as t
 
 A comparison queued for a plan that a later arrival changed is not used: with ``pivot``, the
 pivot of the members present is the first in the rule-fixed order, and a member whose digest
-sorts before it takes its place. For ``round_robin`` and ``reference`` every comparison queued is
-one the group needs. Unused comparisons are counted (``quillrl_comparisons_unused_total``).
+sorts before it takes its place; with ``circular``, a member arriving fourth or later splits an
+edge of the ring of those present, whose comparison is then unused (n − 3 or n − 2 in a group of
+n). For ``round_robin`` and ``reference`` every comparison queued is one the group needs. Unused
+comparisons are counted (``quillrl_comparisons_unused_total``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """``quillrl serve-reward``: one group-aware reward server for verl, OpenRLHF, slime and TRL.
 
 Every endpoint turns its engine's request into samples with a group key, and hands them to one
-:class:`~quillrl.serving.barrier.GroupBarrier`. Each comparison is queued as soon as both of its
-members are in, and each member's constraints are checked as it arrives (:mod:`.arrival`;
-``group.judge_on_arrival``); a group, once whole (or timed out), is scored by
+:class:`~quillrl.serving.barrier.GroupBarrier`. With ``group.judge_on_arrival: true`` (opt-in;
+false by default) each comparison is queued as soon as both of its members are in, and each
+member's constraints are checked as it arrives (:mod:`.arrival`); a group, once whole (or timed
+out), is scored by
 ``GroupRewards.compute`` — the code ``train policy`` runs — in a worker thread, given what was
 judged and checked, with judge calls merged across groups by
 :class:`~quillrl.serving.batcher.BatchingJudge`. Each sample's
