@@ -28,7 +28,7 @@ def as_text_completion(payload: dict) -> dict:
     choice = payload["choices"][0]
     return {**payload, "object": "text_completion", "choices": [
         {"index": 0, "text": choice["message"]["content"], "finish_reason": choice["finish_reason"],
-         "logprobs": None}]}
+         "logprobs": None, **{k: v for k, v in choice.items() if k == "prompt_logprobs"}}]}
 
 
 class Stub:
@@ -47,7 +47,8 @@ class Stub:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with stub.lock:
                     index = len(stub.requests)
-                    stub.requests.append({"body": body, "auth": self.headers.get("Authorization")})
+                    stub.requests.append({"body": body, "auth": self.headers.get("Authorization"),
+                                          "path": self.path})
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
                 status, payload, headers, delay = stub.script(index, body)
@@ -238,3 +239,48 @@ def test_backoff_grows_and_honours_retry_after_up_to_the_cap():
     assert waits(told, 0) == pytest.approx(0.7)
     told.response.headers = {"retry-after": "60"}
     assert waits(told, 0) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("continue_final_message", [True, False])
+def test_exact_choice_lookup_follows_the_prefill_setting_and_retries_tokenize(stub, continue_final_message):
+    """A choice outside the top list is read through vLLM's /tokenize and prompt_logprobs: the
+    /tokenize body renders the chat as the chat request does, and a 503 from it is retried."""
+    top = {"content": [{"token": "A", "logprob": -0.1, "bytes": None,
+                        "top_logprobs": [{"token": "A", "logprob": -0.1, "bytes": None}]}]}
+
+    def script(i, body):
+        if "add_special_tokens" in body:  # /tokenize: the first one fails once
+            if sum("add_special_tokens" in r["body"] for r in s.requests) == 1:
+                return 503, ERROR, {}, 0
+            text = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+            return 200, {"tokens": [1, 2, 3] + ([9] if text.endswith("B") else [])}, {}, 0
+        if isinstance(body.get("prompt"), list):  # the exact read: prompt ids + [choice id]
+            reply = completion("x")
+            reply["choices"][0]["prompt_logprobs"] = [None, None, None, {"9": {"logprob": -3.0}}]
+            return 200, reply, {}, 0
+        return 200, completion("A", top), {}, 0
+
+    s = stub(script)
+    with backend(s.url, continue_final_message=continue_final_message, max_retries=2) as b:
+        probs = b.choice_probs([ChatPrompt.user("A or B?", assistant_prefix="Verdict: ")], ["A", "B"])
+        assert b.usage.extra["retries"] == 1 and b.usage.extra["choice_exact_lookups"] == 1
+    assert probs[0].tolist() == pytest.approx([0.904837, 0.049787], abs=1e-6)
+    tokenize = [r for r in s.requests if r["path"] == "/tokenize"]
+    assert len(tokenize) == 3  # the prompt (failed once, retried) and the prompt with the choice
+    chat = [r["body"] for r in s.requests if r["path"] == "/v1/chat/completions"]
+    for body in [r["body"] for r in tokenize] + chat:
+        assert ("continue_final_message" in str(body)) == continue_final_message
+
+
+def test_a_server_without_tokenize_leaves_the_choice_at_zero_and_is_not_asked_again(stub):
+    top = {"content": [{"token": "A", "logprob": -0.1, "bytes": None,
+                        "top_logprobs": [{"token": "A", "logprob": -0.1, "bytes": None}]}]}
+    s = stub(lambda i, body: (404, ERROR, {}, 0) if "add_special_tokens" in body
+             else (200, completion("A", top), {}, 0))
+    prompt = ChatPrompt.user("A or B?", assistant_prefix="Verdict: ")
+    with backend(s.url) as b:
+        first = b.choice_probs([prompt], ["A", "B"])
+        second = b.choice_probs([prompt], ["A", "B"])
+        assert b.usage.failures == 0 and "retries" not in b.usage.extra
+    assert first[0][1] == second[0][1] == 0.0
+    assert [r["path"] for r in s.requests].count("/tokenize") == 1

@@ -6,15 +6,13 @@ prompt's token ids as the server renders them, and a completion on ``prompt ids 
 with ``prompt_logprobs=0`` returns that token's log-probability exactly (docs/design.md, "The
 vLLM backend"). A server without ``/tokenize`` answers 404/405: the lookup gives up for good and
 the choice stays at 0.0. :class:`ExactChoiceLookup` is mixed into
-:class:`~quillrl.backends.openai_compat.OpenAIBackend`, whose retries, usage counters, base URL,
-API key and timeout it uses.
+:class:`~quillrl.backends.openai_compat.OpenAIBackend`, whose retries (``/tokenize`` too),
+usage counters and ``continue_final_message`` setting it uses.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import httpx
 
 from ..errors import BackendError
 from .base import ChatPrompt, Prompt
@@ -28,8 +26,9 @@ def first_choice(response: Any) -> Any:
 
 
 class ExactChoiceLookup:
-    """``_given_token_logprob`` and ``_tokenize`` for a backend with ``base_url``, ``api_key``,
-    ``timeout``, ``usage``, ``_with_retries``, ``_http`` and ``_tokenize_missing``."""
+    """``_given_token_logprob`` and ``_tokenize`` for a backend with ``base_url``, ``usage``,
+    ``continue_final_message``, ``_with_retries`` (kinds ``completion`` and ``tokenize``) and
+    ``_tokenize_missing``."""
 
     async def _given_token_logprob(self, prompt: Prompt, choice: str, model: str) -> float | None:
         """log p(choice's first token | prompt) from vLLM's prompt log-probabilities, or None
@@ -37,8 +36,8 @@ class ExactChoiceLookup:
         if self._tokenize_missing or (isinstance(prompt, ChatPrompt) and not prompt.assistant_prefix):
             return None
         prompt_ids = await self._tokenize(prompt, "", model)
-        joint = await self._tokenize(prompt, choice, model)
-        if prompt_ids is None or joint is None:
+        joint = None if prompt_ids is None else await self._tokenize(prompt, choice, model)
+        if joint is None:  # no /tokenize: asked once, never again
             return None
         n = len(prompt_ids)
         if len(joint) > n and joint[:n] == prompt_ids:
@@ -61,31 +60,21 @@ class ExactChoiceLookup:
 
     async def _tokenize(self, prompt: Prompt, extra: str, model: str,
                         special: bool | None = None) -> list[int] | None:
-        """Token ids of ``prompt`` + ``extra`` as the server renders them (vLLM's ``/tokenize``)."""
+        """Token ids of ``prompt`` + ``extra`` as the server renders them (vLLM's ``/tokenize``),
+        rendered as the chat request is (``continue_final_message`` or not); retried as it is."""
         if isinstance(prompt, ChatPrompt):
             body: dict[str, Any] = {
-                "model": model, "add_generation_prompt": False, "continue_final_message": True,
-                "add_special_tokens": False,
+                "model": model, "add_special_tokens": False,
                 "messages": [dict(m) for m in prompt.messages]
                 + [{"role": "assistant", "content": prompt.assistant_prefix + extra}]}
+            if self.continue_final_message:
+                body.update(add_generation_prompt=False, continue_final_message=True)
         else:
             body = {"model": model, "prompt": prompt + extra,
                     "add_special_tokens": True if special is None else special}
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout,
-                                           headers={"Authorization": f"Bearer {self.api_key}"})
-        root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
-        try:
-            response = await self._http.post(root + "/tokenize", json=body)
-        except httpx.HTTPError as exc:
-            raise BackendError(f"tokenize request to {root} failed: {exc}") from exc
-        if response.status_code in (404, 405):
+        response = await self._with_retries("tokenize", body)
+        if response is None:
             self._tokenize_missing = True  # not vLLM: choices outside the top list stay 0.0
             return None
-        if response.status_code != 200:
-            raise BackendError(f"tokenize request to {root} failed: HTTP {response.status_code}: "
-                               f"{response.text[:300]}")
-        return [int(t) for t in response.json()["tokens"]]
-
-    # ------------------------------------------------------------------ one request
+        return [int(t) for t in response["tokens"]]
 

@@ -47,7 +47,6 @@ import time
 import warnings
 from typing import Any, Callable, Coroutine, Sequence
 
-import httpx
 import numpy as np
 import openai
 
@@ -112,7 +111,6 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
         self.usage = UsageCounter()
         self._loop = LoopThread(f"quillrl-openai-{self.base_url}")
         self._client: openai.AsyncOpenAI | None = None
-        self._http: httpx.AsyncClient | None = None  # vLLM's /tokenize, outside /v1
         self._tokenize_missing = False
         self._semaphore: asyncio.Semaphore | None = None
         self._warned_fallback = False
@@ -139,12 +137,10 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
 
     def close(self) -> None:
         client, self._client = self._client, None
-        http, self._http = self._http, None
 
         async def close_all() -> None:
-            for c in (client, http):
-                if c is not None:
-                    await (c.close() if c is client else c.aclose())
+            if client is not None:
+                await client.close()
 
         self._loop.close(close_all())
 
@@ -191,6 +187,8 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
         # the greedy token is the first token of every choice that starts with it
         spelled = {gen.text: 0.0}
         return [1.0 if match_choice_token(c, spelled) is not None else 0.0 for c in choices]
+
+    # ------------------------------------------------------------------ one request
 
     async def _generate_one(self, prompt: Prompt, params: SamplingParams, index: int,
                             model: str) -> Generation:
@@ -239,14 +237,23 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
         return kind, kwargs
 
     async def _with_retries(self, kind: str, kwargs: dict) -> Any:
+        """One request of ``kind`` (``chat``, ``completion``, or ``tokenize``: vLLM's
+        ``/tokenize`` at the server's root, answered as a dict, or ``None`` where the server
+        has none: 404/405, not a failure), retried as above."""
         client, semaphore = self._session()
-        create = client.chat.completions.create if kind == "chat" else client.completions.create
+        if kind == "tokenize":
+            root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+            create: Callable = lambda **body: client.post(root + "/tokenize", cast_to=dict, body=body)  # noqa: E731
+        else:
+            create = client.chat.completions.create if kind == "chat" else client.completions.create
         attempt = 0
         while True:
             try:
                 async with semaphore:
                     return await create(**kwargs)
             except openai.APIError as exc:
+                if kind == "tokenize" and getattr(exc, "status_code", None) in (404, 405):
+                    return None
                 if not _retryable(exc) or attempt >= self.max_retries:
                     self.usage.failures += 1
                     tries = f" after {attempt + 1} attempts" if attempt else ""
