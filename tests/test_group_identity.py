@@ -89,6 +89,7 @@ def test_a_group_of_one_is_scored_at_once_and_a_violator_gets_less():
         took = time.monotonic() - start
     assert took < 30  # far below the 60 s group timeout
     assert bad["singleton"] and good["singleton"] and not bad["partial"]
+    assert (bad["lambda"], good["lambda"]) == (1.0, 0.0)  # the singleton rule's penalty, documented
     assert not bad["passed"] and good["passed"]
     assert bad["reward"] == pytest.approx(-1.0) and good["reward"] == pytest.approx(0.0)
     assert bad["reward"] == mix_rewards([0.0], [False])[0] and good["reward"] == mix_rewards([0.0], [True])[0]

@@ -42,8 +42,10 @@ class ArrivalWork:
     checks: dict[int, asyncio.Future] = field(default_factory=dict)  # member -> GroupRewards.check row
 
 
-def group_id(group: Group) -> str:
-    """The id that salts a group's rule-fixed order; the same on arrival and at scoring."""
+def order_salt(group: Group) -> str:
+    """The group id that salts a group's rule-fixed order (``"id"``, or ``"id#attempt"`` for a
+    re-rolled group); the same on arrival and at scoring. Not the answer's ``group_id``, which
+    is the engine's id alone."""
     return str(group.key)
 
 
@@ -83,7 +85,7 @@ class ArrivalJudging:
         """``(key, (prompt, a, b, principle))`` of every comparison the members present need."""
         samples = group.samples
         texts, refs = [s.response for s in samples], [s.reference for s in samples]
-        _, _, keys = self.group_rewards.plan(texts, len(samples), [group_id(group)], refs)
+        _, _, keys = self.group_rewards.plan(texts, len(samples), [order_salt(group)], refs)
         items = self.group_rewards.judge_items(keys, [s.prompt for s in samples], texts, refs,
                                                [s.principle for s in samples])
         return list(zip(keys, items))
@@ -97,4 +99,4 @@ class ArrivalJudging:
             work.judged[key] = asyncio.wrap_future(future)
 
 
-__all__ = ["ArrivalJudging", "ArrivalWork", "group_id"]
+__all__ = ["ArrivalJudging", "ArrivalWork", "order_salt"]

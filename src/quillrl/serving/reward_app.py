@@ -9,7 +9,10 @@ out), is scored by
 judged and checked, with judge calls merged across groups by
 :class:`~quillrl.serving.batcher.BatchingJudge`. Each sample's
 answer carries its mixed ``reward`` plus ``writing``, ``passed``, ``lambda``, ``reason`` (the
-first failing constraint), ``writing_missing`` and ``partial`` (docs/design.md, "Group barrier").
+first failing constraint), ``writing_missing``, ``partial`` and ``singleton`` (docs/design.md,
+"Group barrier"). ``lambda`` is the group's RLMR λ (0 where no member or every member violates);
+in a group of one (``singleton: true``) it is the singleton rule's ``mix.singleton_penalty`` when
+the member violates (docs/design.md, "Group identity").
 
 Group identity (docs/design.md, "Group identity"; :mod:`.barrier`): a group is ``(group_id,
 attempt)`` with ``group_size`` places; every member's prompt, constraints, reference and
@@ -46,7 +49,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from .arrival import ArrivalJudging, group_id
+from .arrival import ArrivalJudging, order_salt
 from .barrier import Group, GroupAbandoned, GroupBarrier, GroupConflict, GroupKey, Member
 from .metrics import RewardMetrics
 from .reward_config import BadRequest, LabelResolver, RewardServerConfig, Sample, split_query, strip_suffixes
@@ -126,7 +129,9 @@ class RewardService:
     # -- scoring one group ---------------------------------------------------------------------
     async def _score(self, group: Group) -> list[dict]:
         """The trainer's ``compute`` on the members present, given what was judged and checked
-        as they arrived (:mod:`.arrival`); the same rewards as judging it all now."""
+        as they arrived (:mod:`.arrival`); the same rewards as judging it all now. One answer
+        per member; its ``lambda`` is the group's λ, or ``mix.singleton_penalty`` for a
+        violator alone in its group (``singleton``), the λ of the singleton rule."""
         samples: list[Sample] = group.samples
         n, partial = len(samples), group.partial
         judged, checked = None, None
@@ -137,7 +142,7 @@ class RewardService:
         batch = await asyncio.get_running_loop().run_in_executor(
             self._pool, lambda: self.group_rewards.compute(
                 [s.prompt for s in samples], [s.response for s in samples],
-                [s.constraints for s in samples], group_size=n, group_ids=[group_id(group)],
+                [s.constraints for s in samples], group_size=n, group_ids=[order_salt(group)],
                 references=[s.reference for s in samples], judged=judged, checked=checked,
                 principles=[s.principle for s in samples]))
         lam = batch.lambdas[0] if batch.lambdas else 0.0  # the group's λ (0: no violator, or all)
