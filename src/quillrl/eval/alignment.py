@@ -230,7 +230,7 @@ def with_first_order(runs: list[list[dict]], add: bool = True) -> list[list[dict
 def score(records: list[dict], pairs: list, *, seed: int, n_resamples: int,
           bootstrap_by: str) -> tuple[dict[str, Any], list]:
     """One judge's summary row and its reliability bins, from its records (in pair order)."""
-    from ..judges.baselines import word_count
+    from ..rewards.style import word_count
     from .hacking import length_preference
 
     p_chosen = [r["p_chosen"] for r in records]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..judges.baselines import word_count
+from ..rewards.style import word_count
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float | None:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..data.records import PreferencePair
-from ..judges.baselines import word_count
-from ..rewards.style import style_counts
+from ..rewards.style import style_counts, word_count
 from .constraint_rates import NAMED, grouped_passes, join, verdict_rows
 from .hacking import hacking_signals, side_signals
 from .winrate import DEFAULT_RESAMPLES, win_rate_summary

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..data.readers import read_responses
 from ..errors import ConfigError
-from ..judges.baselines import word_count
+from ..rewards.style import word_count
 from .constraint_rates import pass_rates, verdict_rows
 from .headtohead import before_after, head_to_head, pair_responses
 from .judging import JudgeRun, judge_units

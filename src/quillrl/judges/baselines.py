@@ -13,16 +13,8 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from ..rewards.style import word_count
 from .base import Judge, Judgment, Pair, scored_judgment
-
-
-def word_count(text: str) -> int:
-    """Whitespace-separated words.
-
-    >>> word_count("  Once upon\\na time. ")
-    4
-    """
-    return len(text.split())
 
 
 class LengthJudge(Judge):
