@@ -9,6 +9,7 @@ import pytest
 from quillrl.constraints import read_tasks
 from quillrl.data import (JsonlWriter, PreferencePair, Response, WritingTask, read_pairs,
                           read_responses, write_jsonl)
+from quillrl.data.resumable import ResumableJsonl
 from quillrl.errors import DataError
 
 PAIR = {"id": "p1", "prompt": "Write.", "chosen": "Good.", "rejected": "Bad."}
@@ -152,7 +153,7 @@ def test_response_model_needs_id_or_prompt():
         Response(response="x")
 
 
-def test_jsonl_writer_flushes_each_line_and_resumes(tmp_path):
+def test_jsonl_writer_flushes_each_line_and_a_resumable_output_continues_it(tmp_path):
     path = tmp_path / "out" / "gen.jsonl"
     writer = JsonlWriter(path)
     writer.write(PreferencePair(**PAIR))
@@ -160,39 +161,40 @@ def test_jsonl_writer_flushes_each_line_and_resumes(tmp_path):
     assert read_pairs(path)[0].id == "p1"
     writer.write({"id": "p2", "prompt": "p", "chosen": "c", "rejected": "r"})
     writer.close()
-    with JsonlWriter(path, resume=True) as again:
-        assert again.done_ids == {"p1", "p2"}
+    with ResumableJsonl(path, settings={}) as again:
+        assert set(again.records) == {"p1", "p2"}
         again.write({"id": "p3", "prompt": "p", "chosen": "c", "rejected": "r"})
     assert [p.id for p in read_pairs(path)] == ["p1", "p2", "p3"]
-    with JsonlWriter(path) as fresh:  # without resume the file starts over
-        assert fresh.done_ids == set()
+    with JsonlWriter(path):  # a JsonlWriter always starts the file over
+        pass
     assert path.read_text() == ""
 
 
-def test_jsonl_writer_resume_drops_a_line_cut_mid_write(tmp_path):
+def test_resume_drops_a_line_cut_mid_write(tmp_path):
     path = tmp_path / "gen.jsonl"
     path.write_text(json.dumps(PAIR) + "\n" + '{"id": "p2", "prompt": "half', encoding="utf-8")
-    with JsonlWriter(path, resume=True) as writer:
-        assert writer.truncated_lines == 1 and writer.done_ids == {"p1"}
-        writer.write({**PAIR, "id": "p2"})
+    with ResumableJsonl(path, settings={}) as out:
+        assert out.truncated_lines == 1 and set(out.records) == {"p1"}
+        out.write({**PAIR, "id": "p2"})
     assert [p.id for p in read_pairs(path)] == ["p1", "p2"]
 
 
-def test_jsonl_writer_resume_keeps_a_complete_last_line_without_newline(tmp_path):
+def test_resume_keeps_a_complete_last_line_without_newline(tmp_path):
     path = tmp_path / "gen.jsonl"
     path.write_text(json.dumps(PAIR), encoding="utf-8")
-    with JsonlWriter(path, resume=True) as writer:
-        assert writer.truncated_lines == 0 and writer.done_ids == {"p1"}
-        writer.write({**PAIR, "id": "p2"})
+    with ResumableJsonl(path, settings={}) as out:
+        assert out.truncated_lines == 0 and set(out.records) == {"p1"}
+        out.write({**PAIR, "id": "p2"})
     assert [p.id for p in read_pairs(path)] == ["p1", "p2"]
 
 
-def test_jsonl_writer_resume_refuses_a_damaged_middle_line(tmp_path):
+def test_resume_refuses_a_damaged_middle_line_untouched(tmp_path):
     path = tmp_path / "gen.jsonl"
-    path.write_text(json.dumps(PAIR) + "\nnot json\n" + json.dumps(PAIR) + "\n")
+    text = json.dumps(PAIR) + "\nnot json\n" + json.dumps(PAIR) + "\n"
+    path.write_text(text)
     with pytest.raises(DataError) as err:
-        JsonlWriter(path, resume=True)
-    assert err.value.line == 2
+        ResumableJsonl(path, settings={})
+    assert err.value.line == 2 and path.read_text() == text
 
 
 def test_write_jsonl_replaces_whole_file_and_leaves_no_temp_on_error(tmp_path):

@@ -55,12 +55,12 @@ def test_winrate_judgments_refuses_a_file_that_is_not_ours_untouched(name, tmp_p
 
 
 def test_our_own_torn_last_line_is_still_repaired(tmp_path):
-    from quillrl.data import JsonlWriter
+    from quillrl.data.resumable import ResumableJsonl
 
     path = tmp_path / "out.jsonl"
     path.write_text('{"id": "a"}\n{"id": "b", "x"')
-    with JsonlWriter(path, resume=True) as w:
-        assert w.done_ids == {"a"} and w.truncated_lines == 1
+    with ResumableJsonl(path, settings={}) as w:
+        assert set(w.records) == {"a"} and w.truncated_lines == 1
     assert path.read_text() == '{"id": "a"}\n'
 
 

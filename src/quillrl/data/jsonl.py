@@ -270,70 +270,24 @@ def append_whole_line(fh: Any, line: bytes, size: int) -> int:
 
 
 class JsonlWriter:
-    """Write records one complete, flushed line at a time.
-
-    ``JsonlWriter(path)`` starts a new file. ``JsonlWriter(path, resume=True)`` keeps what is
-    there and appends; ``done_ids`` holds the ``id_key`` values already written, so a resumed
-    command can skip them. A last line cut off mid-write (no newline and not valid JSON) is
-    removed on resume and counted in ``truncated_lines``; any other bad line raises DataError,
-    because appending to a file we cannot read would hide the damage. ``accept(line, value)``,
-    called on each existing line, raises for a line the command did not write. Every line is
-    read before the last one is repaired, so a refused file is left as it was.
+    """Write records to a new file, one complete, flushed line at a time. An output that a
+    rerun continues is a :class:`~quillrl.data.resumable.ResumableJsonl` (one rule for reading
+    back, checking and repairing a file: docs/design.md, "Resumable outputs").
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.jsonl"
     >>> with JsonlWriter(p) as w:
     ...     w.write({"id": "a", "x": 1})
-    >>> with JsonlWriter(p, resume=True) as w:
-    ...     sorted(w.done_ids)
-    ['a']
+    >>> p.read_text()
+    '{"id": "a", "x": 1}\\n'
     """
 
-    def __init__(self, path: str | Path, *, resume: bool = False, id_key: str = "id",
-                 accept: Callable[[int, Any], None] | None = None):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.id_key = id_key
-        self.done_ids: set[str] = set()
-        self.truncated_lines = 0
         self.written = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and self.path.exists():
-            self._scan_existing(accept)
-            self._fh = self.path.open("ab", buffering=0)
-        else:
-            self._fh = self.path.open("wb", buffering=0)
-        self._size = self._fh.seek(0, os.SEEK_END)  # bytes of whole lines written so far
-
-    def _scan_existing(self, accept: Callable[[int, Any], None] | None) -> None:
-        """Read every line, and only then repair the last one: a file that is not ours (a bad
-        line, or one ``accept(line, value)`` raises on) is refused untouched, never cut first."""
-        data = self.path.read_bytes()
-        cut = data.rfind(b"\n") + 1
-        torn = bool(data) and not data.endswith(b"\n")
-        tail_ok = False
-        if torn:
-            try:
-                json.loads(data[cut:].decode("utf-8"))
-                tail_ok = True  # a complete record that only lacks its newline
-            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-                pass
-        tail_line = data[:cut].count(b"\n") + 1
-        for line, value in json_lines(self.path):
-            if torn and not tail_ok and line == tail_line:
-                continue  # cut off mid-write: removed below
-            if isinstance(value, DataError):
-                raise value
-            if accept is not None:
-                accept(line, value)
-            if isinstance(value, dict) and value.get(self.id_key) is not None:
-                self.done_ids.add(str(value[self.id_key]))
-        if tail_ok:
-            with self.path.open("ab") as fh:
-                fh.write(b"\n")
-        elif torn:
-            with self.path.open("r+b") as fh:
-                fh.truncate(cut)
-            self.truncated_lines = 1
+        self._fh = self.path.open("wb", buffering=0)
+        self._size = 0  # bytes of whole lines written so far
 
     def write(self, record: Any) -> None:
         """Write one record as one line, unbuffered, so it survives an interrupt. A write that
@@ -342,8 +296,6 @@ class JsonlWriter:
         data = to_json_dict(record)
         self._size = append_whole_line(self._fh, _line(data).encode("utf-8"), self._size)
         self.written += 1
-        if data.get(self.id_key) is not None:
-            self.done_ids.add(str(data[self.id_key]))
 
     def close(self) -> None:
         self._fh.close()
