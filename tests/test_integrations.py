@@ -168,6 +168,21 @@ def test_slime_builtin_remote_rm_payload_groups_by_prompt():
     _match({t: a["reward"] for t, a in zip(TEXTS, answers)})
 
 
+def test_slime_chat_prompts_are_their_last_user_turn_in_the_adapter_and_the_server():
+    from quillrl.integrations.slime import _payload, group_of
+
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
+    as_chat = SimpleNamespace(prompt=chat, response=TEXTS[0], label=LABEL, group_index=None, index=0,
+                              metadata={"n_samples_per_eval_prompt": 1})
+    assert _payload(as_chat)["prompt"] == PROMPT
+    assert group_of(SimpleNamespace(), as_chat) == group_of(SimpleNamespace(), SimpleNamespace(**{
+        **vars(as_chat), "prompt": PROMPT}))
+    with served(make_config()) as server:
+        group = [{"prompt": chat if i % 2 else PROMPT, "response": t, "label": LABEL} for i, t in enumerate(TEXTS)]
+        answers = server.post("/slime/group", {"samples": group}).json()
+    _match({t: a["reward"] for t, a in zip(TEXTS, answers)})
+
+
 # -- TRL ------------------------------------------------------------------------------------------
 
 def test_remote_group_reward_joins_a_group_split_across_processes():

@@ -62,24 +62,20 @@ def group_of(args: Any, sample: Any) -> tuple[str, int]:
     """(group id, group size) of one slime sample: its ``group_index`` in training, else eval's."""
     if sample.group_index is not None:
         return f"slime:{sample.group_index}", int(args.n_samples_per_prompt)
+    from ..scoring.reward_funcs import prompt_text  # on first use: the scoring stack is heavy
+
     metadata = sample.metadata if isinstance(getattr(sample, "metadata", None), dict) else {}
     n = int(metadata.get("n_samples_per_eval_prompt") or getattr(args, "n_samples_per_eval_prompt", None) or 1)
     position = int(sample.index) // n if sample.index is not None else "x"
-    return f"slime-eval:{_digest(_prompt_text(sample.prompt), sample.label)}:{position}", n
+    return f"slime-eval:{_digest(prompt_text(sample.prompt), sample.label)}:{position}", n
 
 
 def _payload(sample: Any) -> dict:
-    return {"prompt": _prompt_text(sample.prompt), "response": sample.response, "label": sample.label}
+    """slime's ``sample.prompt`` is a string, or chat messages (the last user turn is the prompt)."""
+    from ..scoring.reward_funcs import prompt_text
+
+    return {"prompt": prompt_text(sample.prompt), "response": sample.response, "label": sample.label}
 
 
 def _digest(prompt: str, label: Any) -> str:
     return hashlib.sha256(f"{prompt}\x00{label}".encode()).hexdigest()[:24]
-
-
-def _prompt_text(prompt: Any) -> str:
-    """slime's ``sample.prompt``: a string, or chat messages (the last user turn is the prompt)."""
-    if isinstance(prompt, str):
-        return prompt
-    from ..scoring.reward_funcs import prompt_text
-
-    return prompt_text(prompt)

@@ -97,9 +97,11 @@ def sample_prompt(extra_info: dict) -> str | None:
     """The writing prompt: the last user turn of verl's ``raw_prompt`` (chat messages, which verl's
     agent loop adds to ``extra_info``), else a string ``extra_info["prompt"]``, else None (the
     server then takes it from the label)."""
+    from quillrl.scoring.reward_funcs import prompt_text
+
     raw = extra_info.get("raw_prompt")
     if raw is not None and not isinstance(raw, str):
-        text = _prompt_text([dict(m) for m in raw])
+        text = prompt_text([dict(m) for m in raw])
         if text:
             return text
     prompt = raw if isinstance(raw, str) else extra_info.get("prompt")
@@ -183,12 +185,6 @@ def __getattr__(name: str) -> Any:  # PEP 562: verl's load_extern_object does ge
 def _digest(prompt: str | None, label: Any) -> str:
     text = json.dumps([prompt, label], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _prompt_text(messages: list[dict]) -> str:
-    from quillrl.scoring.reward_funcs import prompt_text
-
-    return prompt_text(messages)
 
 
 def _constraints(ground_truth: Any) -> Any:

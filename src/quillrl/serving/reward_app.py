@@ -215,6 +215,7 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
     from fastapi.responses import Response
 
     from ..httpserve.http import error_body, guarded
+    from ..scoring.reward_funcs import prompt_text
 
     service = service or RewardService(config)
 
@@ -270,24 +271,15 @@ def create_app(config: RewardServerConfig, service: RewardService | None = None,
 
     @app.post("/slime")
     async def slime(body: SlimeSample) -> dict:
-        prompt = _prompt_text(body.prompt)
+        prompt = prompt_text(body.prompt)  # a string, or chat messages: the last user turn
         sample = service.sample(prompt, body.response, body.label, "body")
         group_id = body.group_id or f"slime:{sample.digest}"  # slime's built-in remote_rm names none
         return (await service.join(group_id, body.group_size, [sample], body.attempt, [body.slot]))[0]
 
     @app.post("/slime/group")
     async def slime_group(body: SlimeGroupRequest) -> list:
-        samples = [service.sample(_prompt_text(s.prompt), s.response, s.label, f"samples[{i}]")
+        samples = [service.sample(prompt_text(s.prompt), s.response, s.label, f"samples[{i}]")
                    for i, s in enumerate(body.samples)]
         return await service.join(None, None, samples)
 
     return guarded(app, config.http, token, service.metrics.request)
-
-
-def _prompt_text(prompt: str | list[dict]) -> str:
-    """slime's ``sample.prompt``: a string, or chat messages (the last user turn is the prompt)."""
-    if isinstance(prompt, str):
-        return prompt
-    from ..scoring.reward_funcs import prompt_text
-
-    return prompt_text(prompt)
