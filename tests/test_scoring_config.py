@@ -40,3 +40,17 @@ def test_make_judge_takes_a_string_or_a_parsed_spec():
     assert section.judge == "baseline:random:5"  # the YAML form is kept for config.yaml
     by_spec, by_text = make_judge(section.judge_spec), make_judge("baseline:random:5")
     assert by_spec.compare("p", "a", "b").p_a == by_text.compare("p", "a", "b").p_a
+
+
+def test_the_strategy_field_is_typed_by_writing_strategies_itself():
+    """One list: the config's choices (schema, CLI help, errors) are WRITING_STRATEGIES."""
+    from quillrl.rewards import STRATEGIES
+    from quillrl.scoring.config import WRITING_STRATEGIES
+    from quillrl.scoring.group_rewards import WRITING_STRATEGIES as used_by_group_rewards
+
+    assert used_by_group_rewards is WRITING_STRATEGIES == (*STRATEGIES, "scalar")
+    assert RewardSection.model_json_schema()["properties"]["strategy"]["enum"] == list(WRITING_STRATEGIES)
+    for strategy in WRITING_STRATEGIES:
+        assert RewardSection(strategy=strategy).strategy == strategy
+    with pytest.raises(ValueError, match="'circular', 'swiss' or 'scalar'"):
+        RewardSection(strategy="elo")

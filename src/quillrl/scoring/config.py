@@ -10,6 +10,11 @@ from pydantic import Field, field_validator, model_validator
 
 from ..config import StageConfig
 from ..judges.spec import JudgeSpec
+from ..rewards.pairwise import STRATEGIES
+
+# How a group's writing rewards are made: a pairwise-to-scalar strategy
+# (quillrl.rewards.STRATEGIES), or "scalar", a judge that scores each completion alone.
+WRITING_STRATEGIES = (*STRATEGIES, "scalar")
 
 
 class RewardSection(StageConfig):
@@ -19,7 +24,7 @@ class RewardSection(StageConfig):
                        description="judge spec: genrm:<backend>, scalar:<path>, baseline:length|random")
     mode: Literal["reasoning", "verdict"] = Field("verdict", description="GenRM mode; verdict = one forward pass")
     swap: bool = Field(True, description="judge both presentation orders and average (position debiasing)")
-    strategy: Literal["pivot", "reference", "round_robin", "circular", "swiss", "scalar"] = Field(
+    strategy: Literal[WRITING_STRATEGIES] = Field(  # the schema and CLI help list them
         "pivot", description="pairwise-to-scalar strategy (scalar: a judge with score(), e.g. scalar:<path>; "
         "circular: n comparisons on a ring; swiss: Swiss rounds fitted by Bradley–Terry)")
     swiss_rounds: int | None = Field(None, ge=1, description="strategy swiss: rounds per group "

@@ -59,13 +59,11 @@ from ..rewards import (
     swiss_pairs,
     swiss_rounds,
 )
+from .config import WRITING_STRATEGIES  # defined beside the config field it types
 
 # MixSection fields that shape the writing reward before the mix, not arguments of mix_rewards
 PENALTY_KEYS = ("length_penalty", "style_penalty")
 
-# How a group's writing rewards are made: a pairwise-to-scalar strategy
-# (quillrl.rewards.STRATEGIES), or "scalar", a judge that scores each completion alone.
-WRITING_STRATEGIES = (*STRATEGIES, "scalar")
 
 
 @dataclass
