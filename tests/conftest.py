@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from quillrl import cpu_threads
+
+# Beside other CPU-bound work, torch's OpenMP threads spin while they wait for a core (2.8x slower
+# beside one busy core, docs/results.md "A busy machine"): choose this process's threads as every
+# CLI command does (docs/design.md, "A busy machine"), before any test loads torch. Subprocesses
+# inherit the choice; on an idle machine nothing changes.
+cpu_threads.configure()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
