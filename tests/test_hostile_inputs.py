@@ -439,7 +439,7 @@ def test_a_server_that_never_answers_fails_in_bounded_time_with_retries_shown(tm
     from quillrl.backends import openai_compat as oc
 
     monkeypatch.setenv("COLUMNS", "200")  # rich's width off a terminal: the whole description shows
-    assert oc.DEFAULT_TIMEOUT * (oc.DEFAULT_MAX_RETRIES + 1) + 0.5 * (2 ** oc.DEFAULT_MAX_RETRIES) <= 130
+    assert oc.DEFAULT_TIMEOUT * oc.DEFAULT_ATTEMPTS + 0.5 * (2 ** (oc.DEFAULT_ATTEMPTS - 1)) <= 130
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))  # a free port picked by the OS
     silent.listen(16)

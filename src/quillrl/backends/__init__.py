@@ -103,7 +103,7 @@ def _retry_settings(spec: str, url: str) -> tuple[str, dict[str, Any]]:
     """Split ``?timeout=S&attempts=N`` off an OpenAI base URL, as OpenAIBackend options.
 
     >>> _retry_settings("s", "http://h:1/v1?timeout=20&attempts=2")
-    ('http://h:1/v1', {'timeout': 20.0, 'max_retries': 1})
+    ('http://h:1/v1', {'timeout': 20.0, 'attempts': 2})
     """
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -119,8 +119,7 @@ def _retry_settings(spec: str, url: str) -> tuple[str, dict[str, Any]]:
             number = 0
         if not number > 0:
             raise ConfigError(f"backend spec '{spec}': {key} must be a positive number, got {value!r}")
-        settings["timeout" if key == "timeout" else "max_retries"] = (
-            number if key == "timeout" else number - 1)
+        settings[key] = number
     return urlunsplit(parts._replace(query=urlencode(query))), settings
 
 
