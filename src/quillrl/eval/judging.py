@@ -20,7 +20,7 @@ from typing import Any
 
 from ..data.resumable import input_digests
 from ..judges.base import Judge, Judgment
-from ..judges.options import JudgeOptions
+from ..judges.options import JudgeOptions, judge_settings
 from ..judges.placement import first_slot
 from .alignment import p_chosen_of
 
@@ -105,21 +105,6 @@ def first_order(record: dict[str, Any]) -> dict[str, Any]:
         "forced": bool(ab.get("forced")),
         "cost": {k: v / 2 for k, v in record["cost"].items()},
     }
-
-
-def judge_settings(judge: Judge, spec: str | None = None) -> dict[str, Any]:
-    """What identifies how a judge judged (for records and for resume checks): the spec it was
-    built from (else its name), and mode and swap where the judge has them (baselines have one
-    way of judging). The spec is preferred because a GenRM's name only names its backend kind
-    (``genrm:local``), not the model."""
-    from ..judges.genrm import GenRMJudge
-    from ..judges.template import TEMPLATE_VERSION
-
-    # a GenRM's judgments depend on its prompt: files from another template are not resumed
-    genrm = isinstance(judge, GenRMJudge)
-    return {"judge": spec or judge.name, "mode": getattr(judge, "mode", None),
-            "swap": bool(getattr(judge, "swap", False)), "template": TEMPLATE_VERSION if genrm else None,
-            "force_verdict": bool(getattr(judge, "force_verdict", False))}
 
 
 def judge_pairs(judge: Judge, pairs: Sequence[Any], *, seed: int = 0, spec: str | None = None,
@@ -241,7 +226,7 @@ class JudgeRun:
         """The run of judge ``spec`` built with ``options``
         (:class:`~quillrl.judges.options.JudgeOptions`)."""
         return cls(spec=spec, make=lambda: options.build(spec),
-                   settings={**options.settings(spec), "order_seed": seed}, seed=seed,
+                   settings={**options.judge_settings(spec), "order_seed": seed}, seed=seed,
                    batch_size=batch_size)
 
 

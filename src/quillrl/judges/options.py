@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from ..backends.vllm_options import parse_cli_pairs, with_vllm_options
 from ..config import at_least, check_choice
 from ..errors import ConfigError
+from .base import Judge
 from .spec import JudgeSpec
 from .template import MODES, TEMPLATE_VERSION
 
@@ -118,24 +119,37 @@ class JudgeOptions:
             options["max_new_tokens"] = self.max_new_tokens
         if self.force_verdict:
             options["force_verdict"] = True
-        retries = None if self.attempts is None else self.attempts - 1
         backend = {k: v for k, v in (("device", self.device), ("dtype", self.dtype),
                                      ("batch_size", self.backend_batch_size),
-                                     ("timeout", self.timeout), ("max_retries", retries))
+                                     ("timeout", self.timeout), ("attempts", self.attempts))
                    if v is not None}
         if spec.startswith("genrm:vllm"):
             backend.update(self.vllm_options)
         return make_judge(spec, mode=self.mode, swap=self.swap, backend_options=backend, **options)
 
-    def settings(self, spec: str) -> dict[str, Any]:
-        """What identifies how the judge ``spec`` judged with these options (every record
-        carries it; a resume checks it): mode, swap, template and forcing apply only to GenRM
-        judges. Equal to ``quillrl.eval.judging.judge_settings`` of the built judge."""
+    def judge_settings(self, spec: str) -> dict[str, Any]:
+        """:func:`judge_settings` of the judge :meth:`build` makes for ``spec``, known before it
+        is built (a refused resume loads no model): mode, swap, template and forcing apply
+        only to GenRM judges."""
         genrm = spec.startswith("genrm:")
         return {"judge": spec, "mode": self.mode if genrm else None,
                 "swap": bool(self.swap) and genrm,
                 "template": TEMPLATE_VERSION if genrm else None,
                 "force_verdict": bool(self.force_verdict) and genrm}
+
+
+def judge_settings(judge: Judge, spec: str | None = None) -> dict[str, Any]:
+    """What identifies how a judge judged (for records and for resume checks): the spec it was
+    built from (else its name), and mode and swap where the judge has them (baselines have one
+    way of judging). The spec is preferred because a GenRM's name only names its backend kind
+    (``genrm:local``), not the model."""
+    from .genrm import GenRMJudge
+
+    # a GenRM's judgments depend on its prompt: files from another template are not resumed
+    genrm = isinstance(judge, GenRMJudge)
+    return {"judge": spec or judge.name, "mode": getattr(judge, "mode", None),
+            "swap": bool(getattr(judge, "swap", False)), "template": TEMPLATE_VERSION if genrm else None,
+            "force_verdict": bool(getattr(judge, "force_verdict", False))}
 
 
 _GENRM = ("local", "vllm", "openai")
