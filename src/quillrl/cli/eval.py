@@ -68,7 +68,7 @@ def alignment(
     swap: bool = typer.Option(False, "--swap", help="GenRM judges see both orders (debiased; "
                               "gives position consistency)."),
     limit: Optional[int] = LIMIT_OPTION,
-    sample: Optional[int] = SAMPLE_OPTION,
+    sample_size: Optional[int] = SAMPLE_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", help="Write every judgment (all judges) "
                                        "as JSONL, one line per judge and pair."),
     report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Write alignment.md, "
@@ -117,7 +117,7 @@ def alignment(
     options.check_used(judges or [])
     # --vllm-option goes into each vLLM judge's spec, which names it in the table and the output
     judges = [options.named(j) for j in judges or []]
-    selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
+    selected = select_pairs(pairs, limit, sample_size, seed, skip_invalid=skip_invalid)
     _check_bootstrap(selected, resamples, bootstrap_by)
     runs = saved_judgments(list(judgments or []), selected, skip_invalid=skip_invalid)
     runs += judge_each(judges, selected, options, out=out, seed=seed, batch_size=batch_size)

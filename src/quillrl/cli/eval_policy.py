@@ -112,7 +112,7 @@ def constraints_command(
     if out is not None:
         write_jsonl(out, rows)
     summary = {**pass_rates(rows, n_resamples=resamples, seed=seed), **counts,
-               "mode": "loose" if loose else "strict"}
+               "loose": loose}
     if report_dir is not None:
         from ..eval.policy_report import plot_pass_rates
 

@@ -25,17 +25,18 @@ from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summ
                       report_skipped, user_errors)
 
 
-def select_pairs(path: Path, limit: int | None, sample: int | None = None,
+def select_pairs(path: Path, limit: int | None, sample_size: int | None = None,
                  seed: int = 0, skip_invalid: bool = False) -> list:
-    """The first ``limit`` pairs of the file, or a seeded random ``sample`` of them (in file
-    order), or all of them; with ``skip_invalid`` bad lines are listed on stderr and left out."""
+    """The first ``limit`` pairs of the file, or ``sample_size`` of them drawn with ``seed``
+    (kept in file order), or all of them; with ``skip_invalid`` bad lines are listed on stderr
+    and left out."""
     from ..data import read_pairs
     from ..errors import ConfigError
     from ..eval.judging import sample_pairs
 
-    for name, value in (("--limit", limit), ("--sample", sample)):
+    for name, value in (("--limit", limit), ("--sample", sample_size)):
         at_least(name, value, 1)
-    if limit is not None and sample is not None:
+    if limit is not None and sample_size is not None:
         raise ConfigError("give --limit (the first N pairs) or --sample (N pairs drawn with "
                           "--seed), not both")
     result = read_pairs(path, skip_invalid=skip_invalid)
@@ -44,8 +45,8 @@ def select_pairs(path: Path, limit: int | None, sample: int | None = None,
     if not records:
         raise ConfigError(f"{path} holds no pairs" + (
             f" ({len(result.skipped)} bad lines skipped)" if result.skipped else ""))
-    if sample is not None:
-        return sample_pairs(records, sample, seed)
+    if sample_size is not None:
+        return sample_pairs(records, sample_size, seed)
     return records[:limit] if limit is not None else records
 
 
@@ -80,7 +81,7 @@ def judge_command(
     mode: str = MODE_OPTION,
     swap: bool = option_of(JudgeOptions, "swap", False),
     limit: Optional[int] = LIMIT_OPTION,
-    sample: Optional[int] = SAMPLE_OPTION,
+    sample_size: Optional[int] = SAMPLE_OPTION,
     seed: int = typer.Option(0, "--seed", help="Seed of each pair's A/B presentation order "
                              "(and of --sample)."),
     batch_size: int = PAIR_BATCH_OPTION,
@@ -109,8 +110,8 @@ def judge_command(
         attempts=attempts, vllm_option=vllm_option)
     options.check_used([judge])
     judge = options.named(judge)
-    selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
-    settings = {**options.settings(judge), "order_seed": seed}
+    selected = select_pairs(pairs, limit, sample_size, seed, skip_invalid=skip_invalid)
+    settings = {**options.judge_settings(judge), "order_seed": seed}
     # The file is checked (settings, texts, a line cut off mid-write) before the judge is
     # built: a refused resume should not first load a model.
     with open_judgments(out, settings, restart=restart) as writer:
