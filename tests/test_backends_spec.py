@@ -59,3 +59,28 @@ def test_openai_backend_refuses_bad_params_before_any_request():
         with pytest.raises(ConfigError, match="choice"):
             b.choice_probs(["x"], [""])
         assert b.usage.calls == 0
+
+
+@pytest.mark.parametrize("spec, fields", [
+    ("local", ("local", "", "", {})),
+    (" local:smollm2-135m-instruct ", ("local", "smollm2-135m-instruct", "", {})),
+    ("vllm?seed=2", ("vllm", "", "", {"seed": 2})),
+    ("vllm:/m?dtype=float32", ("vllm", "/m", "", {"dtype": "float32"})),
+    ("openai:http://h:1/v1?timeout=5&attempts=2#org/m;api_key_env=K",
+     ("openai", "org/m", "http://h:1/v1", {"api_key_env": "K", "timeout": 5.0, "attempts": 2})),
+])
+def test_a_backend_spec_is_parsed_once_into_its_fields(spec, fields):
+    from quillrl.backends import BackendSpec
+
+    parsed = BackendSpec.parse(spec)
+    assert (parsed.kind, parsed.model, parsed.url, dict(parsed.options)) == fields
+    assert BackendSpec.parse(parsed) is parsed
+
+
+def test_a_judge_spec_reads_its_backend_through_the_same_parser():
+    from quillrl.judges import JudgeSpec
+
+    judge = JudgeSpec.parse("genrm:vllm?seed=2")
+    assert (judge.backend_kind, judge.target, dict(judge.backend_spec.options)) == ("vllm", "", {"seed": 2})
+    with pytest.raises(ConfigError, match="unknown backend spec 'gpt4'"):
+        JudgeSpec.parse("genrm:gpt4")

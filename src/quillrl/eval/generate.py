@@ -173,9 +173,9 @@ def check_spec(model: str, backend: str = "local") -> None:
     from ..models import resolve
 
     if backend == "vllm":
-        from ..backends.vllm_options import split_vllm_spec
+        from ..backends.spec import BackendSpec
 
-        model = split_vllm_spec(f"vllm:{model}")[0].partition(":")[2]  # checks the options too
+        model = BackendSpec.parse(f"vllm:{model}").model  # checks the engine options too
     try:
         resolve(model)
     except ModelNotFoundError:
