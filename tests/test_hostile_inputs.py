@@ -152,6 +152,8 @@ GENERATION_CASES = [
     Case("ifeval-model-missing", {}, [*IFE, "--model", "{tmp}/nomodel"], ["nomodel", "Accepted forms"]),
     Case("policy-trained-missing", {}, [*POL, "--trained", "{tmp}/nomodel"], ["nomodel", "Accepted forms"]),
     Case("policy-judge-bogus", {}, [*POL, "--judge", "bogus:x"], ["bogus:x", "Accepted forms"]),
+    Case("policy-judge-max-new-tokens-0", {}, [*POL, "--judge-max-new-tokens", "0"],
+         ["--judge-max-new-tokens must be at least 1"]),
     Case("winrate-judge-bogus", {}, [*WIN, "--judge", "baseline:longest"], ["baseline:longest", "Accepted forms"]),
     Case("winrate-judge-genrm-missing", {}, [*WIN, "--judge", "genrm:local:{tmp}/nomodel"],
          ["nomodel", "Accepted forms"]),

@@ -18,8 +18,9 @@ from typing import Any, Literal, Mapping
 
 from ..errors import ConfigError
 
-SPEC_FORMS = ("local", "local:<model name or directory>", "openai:<http(s)://host:port/v1>#<model>",
-              "openai:<http(s)://host:port/v1>", "openai:<url>#<model>;api_key_env=<VAR>",
+SPEC_FORMS = ("local", "local:<model name or directory>",
+              "openai:<http(s)://host:port/v1>#<model>", "openai:<http(s)://host:port/v1>",
+              "openai:<url>#<model>;api_key_env=<VAR>",
               "vllm", "vllm:<model name or directory>", "vllm:<model>?<option>=<value>&...")
 SPEC_OPTIONS = {"api_key_env": str, "allow_insecure_key": lambda v: v.lower() in ("1", "true", "yes")}
 
@@ -114,6 +115,7 @@ def _retry_settings(spec: str, url: str) -> tuple[str, dict[str, Any]]:
         except ValueError:
             number = 0
         if not number > 0:
-            raise ConfigError(f"backend spec '{spec}': {key} must be a positive number, got {value!r}")
+            raise ConfigError(f"backend spec '{spec}': {key} must be a positive number, "
+                              f"got {value!r}")
         settings[key] = number
     return urlunsplit(parts._replace(query=urlencode(query))), settings

@@ -225,7 +225,8 @@ def policy_command(
 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, limit=limit)
-    _check_counts(resamples, judge_batch_size=judge_batch_size)
+    _check_counts(resamples, judge_batch_size=judge_batch_size,
+                  judge_max_new_tokens=judge_max_new_tokens)
     check_output_path(out_dir, option="--out-dir", inputs=[tasks], directory=True)
     options = JudgeOptions.from_cli(mode=mode, swap=swap, max_new_tokens=judge_max_new_tokens,
                                     vllm_option=vllm_option)

@@ -92,11 +92,14 @@ class JudgeOptions:
         # vLLM places and batches the model itself: --device and --backend-batch-size are the
         # local backend's (vllm.LLM would refuse them as unknown arguments)
         for option, value, kinds in (
-                ("--swap", self.swap or None, _GENRM), ("--max-new-tokens", self.max_new_tokens, _GENRM),
+                ("--swap", self.swap or None, _GENRM),
+                ("--max-new-tokens", self.max_new_tokens, _GENRM),
                 ("--force-verdict", self.force_verdict or None, _GENRM),
-                ("--device", self.device, ("local",)), ("--dtype", self.dtype, ("local", "vllm")),
+                ("--device", self.device, ("local",)),
+                ("--dtype", self.dtype, ("local", "vllm")),
                 ("--backend-batch-size", self.backend_batch_size, ("local",)),
-                ("--timeout", self.timeout, ("openai",)), ("--attempts", self.attempts, ("openai",)),
+                ("--timeout", self.timeout, ("openai",)),
+                ("--attempts", self.attempts, ("openai",)),
                 ("--vllm-option", self.vllm_options or None, ("vllm",))):
             if value is not None and not any(kind in kinds for kind in genrm):
                 raise ConfigError(f"{option} applies only to {_JUDGES_OF[kinds]}, and none is "
@@ -148,7 +151,8 @@ def judge_settings(judge: Judge, spec: str | None = None) -> dict[str, Any]:
     # a GenRM's judgments depend on its prompt: files from another template are not resumed
     genrm = isinstance(judge, GenRMJudge)
     return {"judge": spec or judge.name, "mode": getattr(judge, "mode", None),
-            "swap": bool(getattr(judge, "swap", False)), "template": TEMPLATE_VERSION if genrm else None,
+            "swap": bool(getattr(judge, "swap", False)),
+            "template": TEMPLATE_VERSION if genrm else None,
             "force_verdict": bool(getattr(judge, "force_verdict", False))}
 
 
