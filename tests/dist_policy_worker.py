@@ -11,7 +11,7 @@ from pathlib import Path
 
 from quillrl.config import load_config
 from quillrl.train.policy_run import PolicyConfig, build_trainer
-from quillrl.train.runner import leave_if_distributed
+from quillrl.train.lifecycle import leave_if_distributed
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     trainer.train()
     (out_dir / f"rank{rank}.json").write_text(json.dumps({"world": trainer.accelerator.num_processes,
                                                           "calls": calls}))
-    trainer.accelerator.end_training()  # destroy the process group before exit (see train.runner)
+    trainer.accelerator.end_training()  # destroy the process group before exit (see train.lifecycle)
     leave_if_distributed()  # and skip finalization, where gloo's threads can still abort
 
 

@@ -115,7 +115,7 @@ def test_transient_errors_are_retried_then_succeed(stub):
 
 def test_retries_are_bounded(stub):
     s = stub(lambda i, body: (503, ERROR, {}, 0))
-    with backend(s.url, max_retries=3) as b:
+    with backend(s.url, attempts=4) as b:
         start = time.perf_counter()
         with pytest.raises(BackendError, match=r"after 4 attempts: HTTP 503"):
             b.generate(["hi"], PARAMS)
@@ -132,7 +132,7 @@ def test_client_errors_are_not_retried(stub):
 
 def test_timeouts_are_retried_then_reported(stub):
     s = stub(lambda i, body: (200, completion(), {}, 1.0))
-    with backend(s.url, timeout=0.2, max_retries=1) as b:
+    with backend(s.url, timeout=0.2, attempts=2) as b:
         with pytest.raises(BackendError, match="timed out"):
             b.generate(["hi"], PARAMS)
         assert b.usage.extra["retries"] == 1
@@ -143,7 +143,7 @@ def test_connection_errors_are_retried(stub):
     s = stub(lambda i, body: (200, completion(), {}, 0))
     url = s.url
     s.close()  # nothing listens on that port any more
-    with backend(url, max_retries=2) as b, pytest.raises(BackendError, match="after 3 attempts"):
+    with backend(url, attempts=3) as b, pytest.raises(BackendError, match="after 3 attempts"):
         b.generate(["hi"], PARAMS)
 
 

@@ -23,9 +23,9 @@ def test_bad_specs_list_the_accepted_forms(spec, fragment):
 
 
 def test_openai_specs_split_url_and_model():
-    with make_backend("openai:http://127.0.0.1:8000/v1#org/judge-7b", max_retries=1) as b:
+    with make_backend("openai:http://127.0.0.1:8000/v1#org/judge-7b", attempts=2) as b:
         assert isinstance(b, OpenAIBackend)
-        assert (b.base_url, b.model, b.max_retries) == ("http://127.0.0.1:8000/v1", "org/judge-7b", 1)
+        assert (b.base_url, b.model, b.attempts) == ("http://127.0.0.1:8000/v1", "org/judge-7b", 2)
         assert "org/judge-7b" in repr(b)
     with make_backend("openai:https://api.example.com/v1/") as b:
         assert (b.base_url, b.model) == ("https://api.example.com/v1", None)
@@ -53,9 +53,34 @@ def test_missing_local_model_says_how_to_get_one(tmp_path):
 
 
 def test_openai_backend_refuses_bad_params_before_any_request():
-    with make_backend("openai:http://127.0.0.1:9/v1#m", max_retries=0) as b:
+    with make_backend("openai:http://127.0.0.1:9/v1#m", attempts=1) as b:
         with pytest.raises(ConfigError, match="top_p"):
             b.generate(["x"], SamplingParams(top_p=0))
         with pytest.raises(ConfigError, match="choice"):
             b.choice_probs(["x"], [""])
         assert b.usage.calls == 0
+
+
+@pytest.mark.parametrize("spec, fields", [
+    ("local", ("local", "", "", {})),
+    (" local:smollm2-135m-instruct ", ("local", "smollm2-135m-instruct", "", {})),
+    ("vllm?seed=2", ("vllm", "", "", {"seed": 2})),
+    ("vllm:/m?dtype=float32", ("vllm", "/m", "", {"dtype": "float32"})),
+    ("openai:http://h:1/v1?timeout=5&attempts=2#org/m;api_key_env=K",
+     ("openai", "org/m", "http://h:1/v1", {"api_key_env": "K", "timeout": 5.0, "attempts": 2})),
+])
+def test_a_backend_spec_is_parsed_once_into_its_fields(spec, fields):
+    from quillrl.backends import BackendSpec
+
+    parsed = BackendSpec.parse(spec)
+    assert (parsed.kind, parsed.model, parsed.url, dict(parsed.options)) == fields
+    assert BackendSpec.parse(parsed) is parsed
+
+
+def test_a_judge_spec_reads_its_backend_through_the_same_parser():
+    from quillrl.judges import JudgeSpec
+
+    judge = JudgeSpec.parse("genrm:vllm?seed=2")
+    assert (judge.backend_kind, judge.target, dict(judge.backend_spec.options)) == ("vllm", "", {"seed": 2})
+    with pytest.raises(ConfigError, match="unknown backend spec 'gpt4'"):
+        JudgeSpec.parse("genrm:gpt4")

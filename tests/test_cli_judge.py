@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from quillrl.cli import app
-from quillrl.cli import judge as judge_cli
 from quillrl.judges import LengthJudge
+from quillrl.judges.options import JudgeOptions
 
 runner = CliRunner()
 
@@ -99,7 +99,7 @@ class InterruptedJudge(LengthJudge):
 
 def test_ctrl_c_leaves_a_valid_file_that_resumes(tmp_path, monkeypatch):
     pairs, out = write_pairs(tmp_path / "pairs.jsonl"), tmp_path / "out.jsonl"
-    monkeypatch.setattr(judge_cli, "build_judge", lambda spec, **_: InterruptedJudge())
+    monkeypatch.setattr(JudgeOptions, "build", lambda self, spec: InterruptedJudge())
     stopped = judge("--pairs", str(pairs), "--judge", "baseline:length", "--out", str(out),
                     "--batch-size", "4")
     assert stopped.exit_code == 130

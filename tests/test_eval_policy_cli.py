@@ -185,9 +185,9 @@ def test_eval_policy_refuses_a_spec_that_names_nothing_before_generating(tmp_pat
 
 
 def test_eval_winrate_judge_failure_mid_run_is_saved_and_resumed(tmp_path, monkeypatch):
-    from quillrl.cli import judge as judge_cli
     from quillrl.errors import BackendError
     from quillrl.judges import LengthJudge
+    from quillrl.judges.options import JudgeOptions
 
     class DiesAfterOneBatch(LengthJudge):
         calls = 0
@@ -202,13 +202,13 @@ def test_eval_winrate_judge_failure_mid_run_is_saved_and_resumed(tmp_path, monke
     judgments = tmp_path / "j.jsonl"
     args = ["eval", "winrate", "--tasks", str(tasks), "--a", str(a), "--b", str(b),
             "--judge", "baseline:length", "--judgments", str(judgments), "--batch-size", "2"]
-    real = judge_cli.build_judge
-    monkeypatch.setattr(judge_cli, "build_judge", lambda spec, **kw: DiesAfterOneBatch())
+    real = JudgeOptions.build
+    monkeypatch.setattr(JudgeOptions, "build", lambda self, spec: DiesAfterOneBatch())
     failed = runner.invoke(app, args)
     assert failed.exit_code == 2
     assert "server went away" in failed.stderr and "2 of 3 judgments are saved" in failed.stderr
     assert len(judgments.read_text().splitlines()) == 2
-    monkeypatch.setattr(judge_cli, "build_judge", real)
+    monkeypatch.setattr(JudgeOptions, "build", real)
     s = summary(runner.invoke(app, args))  # the rerun judges only the third pair
     assert s["n"] == 3 and (s["wins"], s["ties"], s["losses"]) == (1, 1, 1)
     assert len(judgments.read_text().splitlines()) == 3

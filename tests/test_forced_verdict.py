@@ -21,7 +21,7 @@ from quillrl.judges.genrm import verdict_probe
 from quillrl.judges.parse import FORCEABLE_ERRORS, close_for_verdict, parse_judgment
 from quillrl.judges.template import REASONING_PREFILL, VERDICT_OPEN
 from quillrl.rewards import shape_by_entropy
-from quillrl.train.genrm_grpo import EntropyShapedVerdictReward
+from quillrl.train.genrm_grpo_trainer import EntropyShapedVerdictReward
 from test_judges_genrm import BAD, GOOD, FakeBackend, prefers_good, slot_a
 
 CUT_OFF = " A holds together, B wanders; Originality: A"

@@ -12,7 +12,7 @@ from quillrl.errors import ConfigError, ConstraintError, DataError
 from quillrl.judges.base import Judge, invalid_judgment, scored_judgment
 from quillrl.rewards import comparisons_needed, mix_rewards
 from quillrl.scoring.group_rewards import GroupRewards, task_constraints
-from quillrl.train.policy import violator_max_advantage
+from quillrl.train.policy_trainer import violator_max_advantage
 
 
 class ScriptedJudge(Judge):

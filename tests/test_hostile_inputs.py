@@ -152,6 +152,8 @@ GENERATION_CASES = [
     Case("ifeval-model-missing", {}, [*IFE, "--model", "{tmp}/nomodel"], ["nomodel", "Accepted forms"]),
     Case("policy-trained-missing", {}, [*POL, "--trained", "{tmp}/nomodel"], ["nomodel", "Accepted forms"]),
     Case("policy-judge-bogus", {}, [*POL, "--judge", "bogus:x"], ["bogus:x", "Accepted forms"]),
+    Case("policy-judge-max-new-tokens-0", {}, [*POL, "--judge-max-new-tokens", "0"],
+         ["--judge-max-new-tokens must be at least 1"]),
     Case("winrate-judge-bogus", {}, [*WIN, "--judge", "baseline:longest"], ["baseline:longest", "Accepted forms"]),
     Case("winrate-judge-genrm-missing", {}, [*WIN, "--judge", "genrm:local:{tmp}/nomodel"],
          ["nomodel", "Accepted forms"]),
@@ -439,7 +441,7 @@ def test_a_server_that_never_answers_fails_in_bounded_time_with_retries_shown(tm
     from quillrl.backends import openai_compat as oc
 
     monkeypatch.setenv("COLUMNS", "200")  # rich's width off a terminal: the whole description shows
-    assert oc.DEFAULT_TIMEOUT * (oc.DEFAULT_MAX_RETRIES + 1) + 0.5 * (2 ** oc.DEFAULT_MAX_RETRIES) <= 130
+    assert oc.DEFAULT_TIMEOUT * oc.DEFAULT_ATTEMPTS + 0.5 * (2 ** (oc.DEFAULT_ATTEMPTS - 1)) <= 130
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))  # a free port picked by the OS
     silent.listen(16)

@@ -140,3 +140,15 @@ def _imports_of(node: ast.ImportFrom, name: str, path: Path) -> set[str]:
         parent = package.split(".")[: len(package.split(".")) - node.level + 1]
         base = ".".join(parent + ([node.module] if node.module else []))
     return {base} if base.startswith("quillrl") else set()
+
+
+def test_each_train_verb_is_one_run_module_and_at_most_one_trainer_module():
+    """docs/design.md, "Layout": ``train/X_run.py`` is ``quillrl train X`` (its config and its
+    run), ``train/X_trainer.py`` the TRL subclass where quillrl has one."""
+    train = ROOT / "train"
+    runs = {p.stem.removesuffix("_run") for p in train.glob("*_run.py")}
+    trainers = {p.stem.removesuffix("_trainer") for p in train.glob("*_trainer.py")}
+    assert runs == {"policy", "genrm_sft", "genrm_grpo", "bt_rm"}
+    assert trainers and trainers <= runs
+    registered = (ROOT / "cli" / "train.py").read_text()
+    assert all(f'"..train.{verb}_run"' in registered for verb in runs)

@@ -198,7 +198,7 @@ def test_distill_sft_and_grpo_paths(files):
     from quillrl.distill import distill
     from quillrl.testing import build_tiny_tokenizer
     from quillrl.train.genrm_grpo_run import GenRMGRPOConfig, judge_prompts
-    from quillrl.train.genrm_sft import GenRMSFTConfig, sft_dataset
+    from quillrl.train.genrm_sft_run import GenRMSFTConfig, sft_dataset
 
     backend = RecordingBackend()
     out = files.dir / "sft.jsonl"
@@ -222,7 +222,7 @@ def test_policy_reward_path(files):
     """``train policy``: the task dataset carries the rendered principle, and the trainer's hook
     hands each group's principle to the judge (through ``GroupRewards``)."""
     from quillrl.scoring.group_rewards import GroupRewards
-    from quillrl.train.policy import MixedRewardGRPOTrainer
+    from quillrl.train.policy_trainer import MixedRewardGRPOTrainer
     from quillrl.train.policy_run import PolicyConfig, tasks_dataset
 
     rows = {r["task_id"]: r for r in tasks_dataset(PolicyConfig(tasks=str(files.tasks)))}

@@ -245,7 +245,7 @@ def test_a_real_openai_judge_that_fails_gives_missing_writing_rewards(fault):
         closed_port = free.getsockname()[1]
     url = f"http://127.0.0.1:{closed_port}/v1" if fault == "down" else stub.url
     judge = make_judge(f"genrm:openai:{url}#m", mode="verdict",
-                       backend_options={"timeout": 0.3, "max_retries": 1, "backoff": 0.01})
+                       backend_options={"timeout": 0.3, "attempts": 2, "backoff": 0.01})
     try:
         with served(make_config(batch={"judge_retries": 1}), GroupRewards(judge, strategy="round_robin")) as server, \
                 ThreadPoolExecutor(4) as pool:

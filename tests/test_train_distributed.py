@@ -41,7 +41,7 @@ def test_second_process_sees_the_same_mixed_rewards(tmp_path, tiny_model_dir):
 
 
 def test_a_finished_rank_leaves_with_its_output_flushed_and_a_single_process_returns():
-    code = ("import sys; from quillrl.train.runner import leave_if_distributed\n"
+    code = ("import sys; from quillrl.train.lifecycle import leave_if_distributed\n"
             "print('summary', end=''); sys.stderr.write('note'); leave_if_distributed(3)\n"
             "print(' returned', end='')")
     run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -18,7 +18,7 @@ from quillrl.distill import examples_for
 from quillrl.judges import Judgment, OrderResult, make_judge
 from quillrl.judges.template import REASONING_PREFILL, as_conversation, judge_prompt
 from quillrl.rewards import shape_by_entropy
-from quillrl.train.genrm_grpo import EntropyShapedVerdictReward
+from quillrl.train.genrm_grpo_trainer import EntropyShapedVerdictReward
 
 REPO = Path(__file__).resolve().parents[1]
 # a sampled judgment: the continuation of the reasoning prefill "<analysis>\nCoherence:"
@@ -121,19 +121,19 @@ MARKED_CHATML = (  # ChatML with {% generation %} markers around the assistant's
 
 @pytest.mark.parametrize("template, mode", [(None, "completion_only"), (MARKED_CHATML, "assistant_only")])
 def test_sft_loss_is_on_the_reply_only(tmp_path, tiny_model_dir, data, monkeypatch, template, mode):
-    from quillrl.train import genrm_sft, runner
+    from quillrl.train import genrm_sft_run, lifecycle
 
-    load = runner.load_trainable
+    load = lifecycle.load_trainable
 
     def with_template(*args, **kw):
         model, tokenizer, peft = load(*args, **kw)
         tokenizer.chat_template = template or tokenizer.chat_template
         return model, tokenizer, peft
 
-    monkeypatch.setattr(runner, "load_trainable", with_template)
-    cfg = genrm_sft.GenRMSFTConfig(model=str(tiny_model_dir), data=str(data.sft), max_examples=1,
-                                   output_dir=str(tmp_path), sft={"max_length": 4096})
-    trainer, counts = genrm_sft.build_trainer(cfg, tmp_path)
+    monkeypatch.setattr(lifecycle, "load_trainable", with_template)
+    cfg = genrm_sft_run.GenRMSFTConfig(model=str(tiny_model_dir), data=str(data.sft), max_examples=1,
+                                       output_dir=str(tmp_path), sft={"max_length": 4096})
+    trainer, counts = genrm_sft_run.build_trainer(cfg, tmp_path)
     row, tokenizer = trainer.train_dataset[0], trainer.processing_class
     trained = tokenizer.decode([t for t, label in zip(row["input_ids"], row["labels"]) if label != -100])
     reply = (row["completion"] if mode == "completion_only" else row["messages"])[-1]["content"]
@@ -149,7 +149,7 @@ def test_bt_rm_two_steps_loads_as_scalar_judge(bt_run):
     from peft import PeftModel
 
     from quillrl.judges.scalar import ScalarRMJudge
-    from quillrl.train.bt_rm import load_reward_model
+    from quillrl.train.bt_rm_run import load_reward_model
 
     run = Path(bt_run["output_dir"])
     assert bt_run["steps"] == 2 and bt_run["pairs"] == 6 and bt_run["judge"] == f"scalar:{bt_run['final']}"
@@ -298,11 +298,11 @@ def test_forced_verdicts_let_shaping_change_the_update(tmp_path, tiny_model_dir,
 
 
 @pytest.mark.parametrize("name, cls", [
-    ("genrm_sft.yaml", "quillrl.train.genrm_sft:GenRMSFTConfig"),
+    ("genrm_sft.yaml", "quillrl.train.genrm_sft_run:GenRMSFTConfig"),
     ("genrm_grpo.yaml", "quillrl.train.genrm_grpo_run:GenRMGRPOConfig"),
     ("genrm_grpo_unshaped.yaml", "quillrl.train.genrm_grpo_run:GenRMGRPOConfig"),
-    ("bt_rm.yaml", "quillrl.train.bt_rm:BTRMConfig"),
-    ("bt_rm_storyer.yaml", "quillrl.train.bt_rm:BTRMConfig"),
+    ("bt_rm.yaml", "quillrl.train.bt_rm_run:BTRMConfig"),
+    ("bt_rm_storyer.yaml", "quillrl.train.bt_rm_run:BTRMConfig"),
 ])
 def test_shipped_configs_validate(name, cls):
     import importlib
@@ -318,7 +318,7 @@ def test_shipped_configs_validate(name, cls):
 def test_bt_rm_long_pairs_are_dropped_or_cut_and_counted(tmp_path, tiny_model_dir, data):
     from quillrl.judges.scalar import rm_input_ids
     from quillrl.models import load_tokenizer
-    from quillrl.train.bt_rm import BTRMConfig, preference_dataset
+    from quillrl.train.bt_rm_run import BTRMConfig, preference_dataset
 
     tok = load_tokenizer(tiny_model_dir)
     rows = [dict(r) for r in data.rows]

@@ -73,18 +73,16 @@ def test_cli_pairs():
 
 
 def test_judge_options_refuse_vllm_options_without_a_vllm_judge():
-    from quillrl.cli.judge import build_judge, judge_options
+    from quillrl.judges.options import JudgeOptions
 
-    options = judge_options("verdict", False, None, None, None, None,
-                            specs=["genrm:vllm:smollm2-135m-instruct"], vllm_option=["dtype=float32"])
-    assert options["vllm_options"] == {"dtype": "float32"}
+    options = JudgeOptions.from_cli(mode="verdict", vllm_option=["dtype=float32"])
+    options.check_used(["genrm:vllm:smollm2-135m-instruct"])
+    assert options.vllm_options == {"dtype": "float32"}
     with pytest.raises(ConfigError, match="--vllm-option applies only to vLLM GenRM judges"):
-        judge_options("verdict", False, None, None, None, None, specs=["baseline:length"],
-                      vllm_option=["dtype=float32"])
+        options.check_used(["baseline:length"])
     with pytest.raises(ConfigError, match="unknown vLLM option"):
-        judge_options("verdict", False, None, None, None, None, specs=["genrm:vllm:x"],
-                      vllm_option=["nope=1"])
-    assert build_judge("baseline:length", **{**options, "vllm_options": {"dtype": "float32"}})
+        JudgeOptions.from_cli(mode="verdict", vllm_option=["nope=1"])
+    assert options.build("baseline:length")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -114,13 +112,11 @@ def test_cli_refuses_bad_vllm_options_before_reading_files(argv, message, tmp_pa
 
 @pytest.mark.parametrize("flag, value", [("--device", "cpu"), ("--backend-batch-size", 4)])
 def test_local_only_options_are_refused_for_a_vllm_judge(flag, value):
-    from quillrl.cli.judge import judge_options
+    from quillrl.judges.options import JudgeOptions
 
-    kwargs = {"device": value} if flag == "--device" else {"backend_batch_size": value}
-    args = {"device": None, "dtype": None, "backend_batch_size": None, **kwargs}
+    options = JudgeOptions(**({"device": value} if flag == "--device" else {"backend_batch_size": value}))
     with pytest.raises(ConfigError, match=f"{flag} applies only to local GenRM judges"):
-        judge_options("verdict", False, None, args["device"], args["dtype"], args["backend_batch_size"],
-                      specs=["genrm:vllm:smollm2-135m-instruct"])
+        options.check_used(["genrm:vllm:smollm2-135m-instruct"])
 
 
 def test_cli_options_are_written_into_the_spec_that_names_the_judge():

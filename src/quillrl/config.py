@@ -11,11 +11,12 @@ accepted, e.g. ``configs/demo.yaml: 'grpo.lerning_rate' is not a known key; did 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
@@ -199,3 +200,27 @@ def load_config(path: str | Path | None, cls: type[C], overrides: list[str] | No
 def dump_config(config: BaseModel, path: str | Path) -> None:
     """Write the fully resolved config next to a run's outputs, for reproducibility."""
     Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def at_least(option: str, value: int | float | None, low: int | float,
+             high: int | float | None = None) -> None:
+    """Refuse a count option outside ``[low, high]`` (None: the option was not given).
+
+    >>> at_least("--limit", 0, 1)
+    Traceback (most recent call last):
+    quillrl.errors.ConfigError: --limit must be at least 1, got 0
+    """
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{option} must be a finite number, got {value}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{option} must be {bound}, got {value}")
+
+
+def check_choice(option: str, value: str | None, accepted: Iterable[str]) -> None:
+    """Refuse an option value outside ``accepted`` (None: the option was not given)."""
+    accepted = tuple(accepted)
+    if value is not None and value not in accepted:
+        raise ConfigError(f"{option} must be one of {', '.join(accepted)}; got {value!r}")

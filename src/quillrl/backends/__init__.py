@@ -26,19 +26,15 @@ from typing import Any
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
 from .base import Backend, ChatPrompt, Generation, Prompt, SamplingParams, UsageCounter
+from .spec import BackendSpec
 
 __all__ = [
-    "Backend", "ChatPrompt", "Generation", "Prompt", "SamplingParams", "UsageCounter",
+    "Backend", "BackendSpec", "ChatPrompt", "Generation", "Prompt", "SamplingParams", "UsageCounter",
     "LocalBackend", "OpenAIBackend", "VLLMBackend", "OpenAIServer", "make_backend",
 ]
 
 _LAZY = {"LocalBackend": ".local", "OpenAIBackend": ".openai_compat",
          "VLLMBackend": ".vllm_backend", "OpenAIServer": ".server"}
-
-SPEC_FORMS = ("local", "local:<model name or directory>", "openai:<http(s)://host:port/v1>#<model>",
-              "openai:<http(s)://host:port/v1>", "openai:<url>#<model>;api_key_env=<VAR>",
-              "vllm", "vllm:<model name or directory>", "vllm:<model>?<option>=<value>&...")
-
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
@@ -46,9 +42,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_backend(spec: str | Backend, **options: Any) -> Backend:
-    """Build a backend from a spec string (see the module docstring); ``options`` go to the
-    backend's constructor (``batch_size=``, ``max_concurrency=``...). A Backend passes through.
+def make_backend(spec: str | BackendSpec | Backend, **options: Any) -> Backend:
+    """Build a backend from a spec string (see the module docstring) or a parsed
+    :class:`BackendSpec`; ``options`` go to the backend's constructor (``batch_size=``,
+    ``max_concurrency=``...) and take precedence over those written in the spec. A Backend
+    passes through.
 
     >>> make_backend("gpt4")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -56,72 +54,13 @@ def make_backend(spec: str | Backend, **options: Any) -> Backend:
     """
     if isinstance(spec, Backend):
         return spec
-    if not isinstance(spec, str):
-        raise ConfigError(f"a backend spec must be a string, not {type(spec).__name__}")
-    kind, _, rest = spec.strip().partition(":")
-    if kind == "local":
-        return _build(__getattr__("LocalBackend"), spec, rest.strip() or DEFAULT_MODEL, **options)
-    if kind == "vllm":
-        from .vllm_options import split_vllm_spec
-
-        head, from_spec = split_vllm_spec(spec.strip())
-        model = head.partition(":")[2].strip() or DEFAULT_MODEL
-        return _build(__getattr__("VLLMBackend"), spec, model, **{**from_spec, **options})
-    if kind == "openai":
-        rest, options = _spec_options(spec, rest, options)
-        url, _, model = rest.strip().partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"backend spec '{spec}': after 'openai:' comes the server's base URL, "
-                              "e.g. openai:http://127.0.0.1:8000/v1#my-model")
-        url, from_spec = _retry_settings(spec, url)
-        return _build(__getattr__("OpenAIBackend"), spec, url, model or None,
-                      **{**from_spec, **options})
-    raise ConfigError(f"unknown backend spec '{spec}'; accepted forms: {', '.join(SPEC_FORMS)}")
-
-
-SPEC_OPTIONS = {"api_key_env": str, "allow_insecure_key": lambda v: v.lower() in ("1", "true", "yes")}
-
-
-def _spec_options(spec: str, rest: str, options: dict) -> tuple[str, dict]:
-    """``URL#model;api_key_env=NAME;allow_insecure_key=true``: options written in the spec.
-
-    >>> _spec_options("s", "http://h/v1#m;api_key_env=KEY", {})
-    ('http://h/v1#m', {'api_key_env': 'KEY'})
-    """
-    head, *parts = rest.split(";")
-    options = dict(options)
-    for part in parts:
-        key, eq, value = part.partition("=")
-        if key.strip() not in SPEC_OPTIONS or not eq:
-            raise ConfigError(f"backend spec '{spec}': unknown option '{part}'; accepted: "
-                              f"{', '.join(f'{k}=...' for k in SPEC_OPTIONS)}")
-        options[key.strip()] = SPEC_OPTIONS[key.strip()](value.strip())
-    return head, options
-
-
-def _retry_settings(spec: str, url: str) -> tuple[str, dict[str, Any]]:
-    """Split ``?timeout=S&attempts=N`` off an OpenAI base URL, as OpenAIBackend options.
-
-    >>> _retry_settings("s", "http://h:1/v1?timeout=20&attempts=2")
-    ('http://h:1/v1', {'timeout': 20.0, 'max_retries': 1})
-    """
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    query, settings = [], {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in ("timeout", "attempts"):
-            query.append((key, value))
-            continue
-        try:
-            number = float(value) if key == "timeout" else int(value)
-        except ValueError:
-            number = 0
-        if not number > 0:
-            raise ConfigError(f"backend spec '{spec}': {key} must be a positive number, got {value!r}")
-        settings["timeout" if key == "timeout" else "max_retries"] = (
-            number if key == "timeout" else number - 1)
-    return urlunsplit(parts._replace(query=urlencode(query))), settings
+    parsed = BackendSpec.parse(spec)
+    options = {**parsed.options, **options}
+    if parsed.kind == "openai":
+        return _build(__getattr__("OpenAIBackend"), parsed.text, parsed.url, parsed.model or None,
+                      **options)
+    cls = __getattr__("LocalBackend" if parsed.kind == "local" else "VLLMBackend")
+    return _build(cls, parsed.text, parsed.model or DEFAULT_MODEL, **options)
 
 
 def _build(cls: type, spec: str, *args: Any, **options: Any) -> Backend:

@@ -206,14 +206,14 @@ class LocalBackend(Backend):
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         input_ids, attention = self._left_pad(rows)
-        sample = params.temperature > 0
+        do_sample = params.temperature > 0
         # Explicit neutral values, so the model's generation_config cannot add its own rules
         # (unset fields are filled from it). The warpers only exist when sampling, and
         # transformers warns about them otherwise.
         warpers = dict(temperature=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0,
-                       typical_p=1.0) if sample else {}
+                       typical_p=1.0) if do_sample else {}
         config = GenerationConfig(
-            max_new_tokens=params.max_new_tokens, do_sample=sample, **warpers,
+            max_new_tokens=params.max_new_tokens, do_sample=do_sample, **warpers,
             repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
             eos_token_id=sorted(self._eos_ids), pad_token_id=self._pad_id,
             return_dict_in_generate=True,

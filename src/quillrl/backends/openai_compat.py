@@ -63,7 +63,7 @@ RETRY_STATUS = {408, 409, 429}  # and every 5xx
 # 3 attempts x 40 s + backoff (about 2 minutes): long enough for a slow reasoning reply on a
 # loaded server, short enough that a dead one is noticed (docs/design.md, "Reliability").
 DEFAULT_TIMEOUT = 40.0
-DEFAULT_MAX_RETRIES = 2
+DEFAULT_ATTEMPTS = 3
 
 
 class OpenAIBackend(ExactChoiceLookup, Backend):
@@ -76,7 +76,7 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
     never sent over plain http to a host beyond loopback unless ``allow_insecure_key=True``.
     ``max_tokens_param`` names the chat length field: ``"max_tokens"`` is understood by vLLM,
     SGLang and llama.cpp; OpenAI's newest models want ``"max_completion_tokens"``.
-    ``timeout`` (seconds per request) and ``max_retries`` (retries after the first attempt)
+    ``timeout`` (seconds per request) and ``attempts`` (tries per request, the first included)
     bound how long a dead server can stall a run. ``on_retry``, if set, is called as
     ``on_retry(retries_so_far, reason)`` before each retry (the CLI shows it on its progress bar).
     """
@@ -85,14 +85,14 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
                  api_key_env: str | None = None, allow_insecure_key: bool = False, max_concurrency: int = 16,
-                 timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES,
+                 timeout: float = DEFAULT_TIMEOUT, attempts: int = DEFAULT_ATTEMPTS,
                  backoff: float = 0.5,
                  backoff_max: float = 30.0, top_logprobs: int = 20,
                  max_tokens_param: str = "max_tokens", extra_body: dict | None = None,
                  continue_final_message: bool = True):
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got '{base_url}'")
-        for label, value, low in (("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0),
+        for label, value, low in (("max_concurrency", max_concurrency, 1), ("attempts", attempts, 1),
                                   ("top_logprobs", top_logprobs, 1)):
             if value < low:
                 raise ConfigError(f"{label} must be >= {low}, got {value}")
@@ -103,7 +103,7 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = _api_key(self.base_url, api_key, api_key_env, allow_insecure_key)
-        self.max_concurrency, self.timeout, self.max_retries = max_concurrency, timeout, max_retries
+        self.max_concurrency, self.timeout, self.attempts = max_concurrency, timeout, attempts
         self.backoff, self.backoff_max, self.top_logprobs = backoff, backoff_max, top_logprobs
         self.max_tokens_param = max_tokens_param
         self.extra_body = dict(extra_body or {})
@@ -254,7 +254,7 @@ class OpenAIBackend(ExactChoiceLookup, Backend):
             except openai.APIError as exc:
                 if kind == "tokenize" and getattr(exc, "status_code", None) in (404, 405):
                     return None
-                if not _retryable(exc) or attempt >= self.max_retries:
+                if not _retryable(exc) or attempt + 1 >= self.attempts:
                     self.usage.failures += 1
                     tries = f" after {attempt + 1} attempts" if attempt else ""
                     raise BackendError(f"{kind} request to {self.base_url} failed{tries}: "

@@ -1,26 +1,26 @@
-"""What every CLI verb shares: the ``app`` it registers on, the JSON summary line, error handling, output-path checks,
-option bounds and the report of skipped lines.
+"""What every CLI verb shares: the ``app`` it registers on, the JSON summary line, error
+handling, the options several verbs take, and the report of skipped lines.
 
 New verbs call :func:`check_output_path` on every file or directory they write (before any
 work), :func:`at_least` on every count option, and :func:`report_skipped` for every file read
 with ``--skip-invalid``, so every verb refuses and reports the same things the same way
-(docs/design.md, "Reliability").
+(docs/design.md, "Reliability"). The first two are the library's, re-exported here.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
-import math
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import typer
 
+from ..config import at_least, check_choice  # noqa: F401  (re-exported for the verbs)
 from ..cpu_threads import current_choice
+from ..data.outputs import check_output_path  # noqa: F401
 from ..errors import ConfigError, QuillError
 
 # The ``quillrl`` command; each verb module adds its verbs to it when imported (cli/__init__.py
@@ -38,6 +38,23 @@ MAX_LISTED = 20
 
 SKIP_INVALID_HELP = ("Leave out bad lines, counted and listed by reason with their line "
                      "numbers, instead of stopping at the first.")
+
+# The vendor option of every verb that can start a vLLM engine (judge, eval alignment|winrate|
+# policy|ifeval|ifbench, generate); each verb checks that it starts one (JudgeOptions.check_used,
+# quillrl.eval.generate.engine_options).
+VLLM_OPTION = typer.Option(None, "--vllm-option", help=(
+    "vLLM engine option KEY=VALUE, repeatable, for every vLLM engine the verb starts (a "
+    "genrm:vllm judge, --backend vllm): dtype, enforce_eager, max_model_len, "
+    "gpu_memory_utilization, kv_cache_gb, enable_prefix_caching, max_num_seqs, "
+    "tensor_parallel_size, max_logprobs, seed. The same keys go after '?' in a spec: "
+    "genrm:vllm:MODEL?dtype=float32."))
+
+
+def option_of(options_class: type, name: str, default: Any, *flags: str) -> Any:
+    """A typer option whose help is field ``name``'s of a typed options class (the CLI and the
+    library read one text); ``flags`` default to ``--name-with-dashes``."""
+    return typer.Option(default, *(flags or ("--" + name.replace("_", "-"),)),
+                        help=options_class.help(name))
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -86,71 +103,6 @@ def user_errors(fn: Callable) -> Callable:
         raise typer.Exit(code=2) from None
 
     return wrapper
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def check_output_path(path: Path | str | None, *, option: str = "--out",
-                      inputs: Iterable[Path | str | None] = (), directory: bool = False,
-                      ) -> Path | None:
-    """Refuse, before any work, an output the verb could not write or must not write.
-
-    ``path`` is what the user gave for ``option``: a file (``directory=False``) or a directory
-    to create or reuse (``directory=True``). Refused with a :class:`~quillrl.errors.ConfigError`
-    (exit 2 from the CLI): a file path that is an existing directory; a directory path that is
-    an existing file; a path under an existing file (its folder cannot be made); and a path that
-    is one of ``inputs`` (the command would overwrite or append to what it reads). None passes
-    through (the option was not given).
-
-    >>> import tempfile; d = Path(tempfile.mkdtemp())
-    >>> check_output_path(d, option="--out")
-    Traceback (most recent call last):
-    quillrl.errors.ConfigError: --out ...: is a directory; give a file path
-    """
-    if path is None:
-        return None
-    path = Path(path)
-    if directory:
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"{option} {path}: is a file, not a directory; give a directory path")
-    elif path.is_dir():
-        raise ConfigError(f"{option} {path}: is a directory; give a file path")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"{option} {path}: {parent} is a file, so no folder can be "
-                                  "made there")
-            break
-    for source in inputs:
-        if source is not None and (_same_file(path, Path(source))
-                                   or path.resolve() == Path(source).resolve()):
-            raise ConfigError(f"{option} {path} is also an input of this command; writing it "
-                              "would destroy what is read: give another path")
-    return path
-
-
-def at_least(option: str, value: int | float | None, low: int | float,
-             high: int | float | None = None) -> None:
-    """Refuse a count option outside ``[low, high]`` (None: the option was not given)."""
-    if value is None:
-        return
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{option} must be a finite number, got {value}")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{option} must be {bound}, got {value}")
-
-
-def check_choice(option: str, value: str | None, accepted: Iterable[str]) -> None:
-    """Refuse an option value outside ``accepted`` (None: the option was not given)."""
-    accepted = tuple(accepted)
-    if value is not None and value not in accepted:
-        raise ConfigError(f"{option} must be one of {', '.join(accepted)}; got {value!r}")
 
 
 def report_skipped(path: Path | str, result: Any) -> None:

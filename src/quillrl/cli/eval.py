@@ -9,18 +9,17 @@ Other evaluations (IFEval, win rate...) add their commands to :data:`eval_app`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
-from ..backends.vllm_options import with_vllm_options
-from ._common import app
+from ..judges.options import JudgeOptions
+from ._common import VLLM_OPTION, app
 from ._common import (SKIP_INVALID_HELP, at_least, check_choice, check_output_path, print_summary,
                       report_skipped, user_errors)
 from .judge import (ATTEMPTS_OPTION, BACKEND_BATCH_OPTION, DEVICE_OPTION, DTYPE_OPTION,
                     FORCE_VERDICT_OPTION, GENRM_MAX_NEW_TOKENS_OPTION, LIMIT_OPTION, MODE_OPTION,
-                    PAIR_BATCH_OPTION, SAMPLE_OPTION, TIMEOUT_OPTION, VLLM_OPTION, build_judge,
-                    judge_options, select_pairs)
+                    PAIR_BATCH_OPTION, SAMPLE_OPTION, TIMEOUT_OPTION, select_pairs)
 
 eval_app = typer.Typer(help="Evaluate judges and policies.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -32,18 +31,6 @@ MAX_BOOTSTRAP_CELLS = 100_000_000
 
 SUMMARY_KEYS = ("n", "accuracy", "ci_low", "ci_high", "position_consistency", "invalid_rate",
                 "ece")
-
-
-def run_judge(spec: str, pairs: list, *, seed: int, batch_size: int, options: dict[str, Any],
-              writer: Any = None) -> list[dict]:
-    """Judge every pair with one judge (progress bar on stderr); one record per pair."""
-    from ..eval.judging import judge_into
-
-    records: dict[str, dict] = {}
-    with build_judge(spec, **options) as judge:
-        judge_into(writer, records, pairs, judge, spec=spec, seed=seed, batch_size=batch_size,
-                   catch_interrupt=False)
-    return [records[p.id] for p in pairs]
 
 
 def saved_judgments(paths: list[Path], pairs: list, skip_invalid: bool = False) -> list[list[dict]]:
@@ -66,21 +53,6 @@ def _check_bootstrap(selected: list, resamples: int, bootstrap_by: str) -> None:
                           "these all share one (resample by pair instead)")
 
 
-def judge_all(specs: list[str], pairs: list, out: Optional[Path], *, seed: int, batch_size: int,
-              options: dict[str, Any]) -> list[list[dict]]:
-    """Each judge's records over ``pairs``; with ``out`` every record is also written there
-    (rewritten whole: ``eval alignment --out`` does not resume)."""
-    from ..data import JsonlWriter
-
-    writer = JsonlWriter(out) if out is not None else None
-    try:
-        return [run_judge(spec, pairs, seed=seed, batch_size=batch_size, options=options,
-                          writer=writer) for spec in specs]
-    finally:
-        if writer is not None:
-            writer.close()
-
-
 @eval_app.command("alignment")
 @user_errors
 def alignment(
@@ -96,7 +68,7 @@ def alignment(
     swap: bool = typer.Option(False, "--swap", help="GenRM judges see both orders (debiased; "
                               "gives position consistency)."),
     limit: Optional[int] = LIMIT_OPTION,
-    sample: Optional[int] = SAMPLE_OPTION,
+    sample_size: Optional[int] = SAMPLE_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", help="Write every judgment (all judges) "
                                        "as JSONL, one line per judge and pair."),
     report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Write alignment.md, "
@@ -128,6 +100,7 @@ def alignment(
     from ..errors import ConfigError
     from ..eval.alignment import score_runs, with_first_order
     from ..eval.alignment_report import write_alignment_report
+    from ..eval.judging import judge_each
 
     at_least("--batch-size", batch_size, 1)
     at_least("--resamples", resamples, MIN_RESAMPLES, MAX_RESAMPLES)
@@ -137,16 +110,17 @@ def alignment(
     inputs = [pairs, *(judgments or [])]
     check_output_path(out, inputs=inputs)
     check_output_path(report_dir, option="--report-dir", inputs=inputs, directory=True)
-    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size,
-                            specs=list(judges or []), timeout=timeout, attempts=attempts,
-                            force_verdict=force_verdict, vllm_option=vllm_option)
+    options = JudgeOptions.from_cli(
+        mode=mode, swap=swap, max_new_tokens=max_new_tokens, force_verdict=force_verdict,
+        device=device, dtype=dtype, backend_batch_size=backend_batch_size, timeout=timeout,
+        attempts=attempts, vllm_option=vllm_option)
+    options.check_used(judges or [])
     # --vllm-option goes into each vLLM judge's spec, which names it in the table and the output
-    judges = [with_vllm_options(j, options["vllm_options"]) for j in judges or []]
-    selected = select_pairs(pairs, limit, sample, seed, skip_invalid=skip_invalid)
+    judges = [options.named(j) for j in judges or []]
+    selected = select_pairs(pairs, limit, sample_size, seed, skip_invalid=skip_invalid)
     _check_bootstrap(selected, resamples, bootstrap_by)
     runs = saved_judgments(list(judgments or []), selected, skip_invalid=skip_invalid)
-    runs += judge_all(list(judges or []), selected, out, seed=seed, batch_size=batch_size,
-                      options=options)
+    runs += judge_each(judges, selected, options, out=out, seed=seed, batch_size=batch_size)
     # a swap run also holds the judge's single-order answers (its AB order): scored beside it
     scored = score_runs(with_first_order(runs, not no_first_order), selected, seed=seed,
                         n_resamples=resamples, bootstrap_by=bootstrap_by)

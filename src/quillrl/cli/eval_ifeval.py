@@ -15,9 +15,9 @@ from typing import Optional
 import typer
 
 from ..data.task_sources import IFBENCH_FILE, IFEVAL_FILE
-from ._common import SKIP_INVALID_HELP, check_output_path, print_summary, user_errors
+from ._common import SKIP_INVALID_HELP, VLLM_OPTION, check_output_path, print_summary, user_errors
 from .eval import eval_app
-from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, VLLM_OPTION, check_sampling,
+from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MODEL_HELP, check_sampling,
                        read_task_file, resumable, vllm_backend_options)
 
 def run_benchmark(options, skip_invalid: bool = False) -> dict:

@@ -14,19 +14,20 @@ runs and writes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from ..backends.vllm_options import parse_cli_pairs, with_vllm_options
+from ..judges.options import JudgeOptions
 from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summary, report_skipped,
                       user_errors)
 from .eval import MAX_RESAMPLES, MIN_RESAMPLES, eval_app
-from .generate import (BACKEND_HELP, BATCH_HELP, MODEL_HELP, check_sampling, read_task_file,
-                       resumable)
+from .generate import (BACKEND_OPTION, BATCH_SIZE_OPTION, MAX_NEW_TOKENS_OPTION, MODEL_HELP,
+                       TEMPERATURE_OPTION, TOP_P_OPTION, check_sampling, read_task_file, resumable)
 from .judge import (BACKEND_BATCH_OPTION, DEVICE_OPTION, DTYPE_OPTION, MODE_OPTION, PAIR_BATCH_OPTION,
-                    VLLM_OPTION, judge_options, vllm_judge_spec)
+                    VLLM_OPTION)
 from .verify import FREE_TEXT_THRESHOLD_OPTION, FREE_TEXT_VERIFIER_OPTION
 
 JUDGE_HELP = ("Judge spec: genrm:<backend> (local, openai or vllm), scalar:<path>, "
@@ -90,18 +91,6 @@ def _joined(tasks: list, responses: list, path: Path) -> tuple[list, dict[str, A
     return pairs, counts
 
 
-def judge_run(spec: str, options: dict[str, Any], *, seed: int, batch_size: int):
-    """The :class:`~quillrl.eval.judging.JudgeRun` of the CLI's judge options."""
-    from ..eval.judging import JudgeRun
-    from . import judge as judge_cli  # at call time: tests replace build_judge
-    from .judge import spec_settings
-
-    settings = {**spec_settings(spec, options["mode"], options["swap"], options["force_verdict"]),
-                "order_seed": seed}
-    return JudgeRun(spec=spec, make=lambda: judge_cli.build_judge(spec, **options),
-                    settings=settings, seed=seed, batch_size=batch_size)
-
-
 @eval_app.command("constraints")
 @user_errors
 def constraints_command(
@@ -134,7 +123,7 @@ def constraints_command(
     if out is not None:
         write_jsonl(out, rows)
     summary = {**pass_rates(rows, n_resamples=resamples, seed=seed), **counts,
-               "mode": "loose" if loose else "strict"}
+               "loose": loose}
     _echo_named({k: summary[k] for k in ("undecided", "undecided_ids")})
     if report_dir is not None:
         from ..eval.policy_report import plot_pass_rates
@@ -176,8 +165,12 @@ def winrate_command(
 
     _check_counts(resamples, batch_size=batch_size)
     check_output_path(judgments, option="--judgments", inputs=[tasks, a, b])
-    options = judge_options(mode, swap, max_new_tokens, device, dtype, backend_batch_size)
-    judge = vllm_judge_spec(judge, vllm_option)
+    options = JudgeOptions.from_cli(mode=mode, swap=swap, max_new_tokens=max_new_tokens,
+                                    device=device, dtype=dtype,
+                                    backend_batch_size=backend_batch_size, vllm_option=vllm_option)
+    # --swap is on by default here, and a judge that has no orders ignores it
+    replace(options, swap=False).check_used([judge])
+    judge = options.named(judge)
     check_judge_spec(judge)
     task_list = _tasks(tasks, skip_invalid, free_text_verifier)
     resp_a, resp_b = _responses(a, skip_invalid), _responses(b, skip_invalid)
@@ -189,10 +182,10 @@ def winrate_command(
         from ..errors import ConfigError
 
         raise ConfigError(f"--a {a} and --b {b} share no (task id, sample): nothing to judge")
-    from ..eval.judging import judge_units, judged_units
+    from ..eval.judging import JudgeRun, judge_units, judged_units
 
-    records, interrupted = judge_units(units, judge_run(judge, options, seed=seed,
-                                                        batch_size=batch_size), judgments=judgments)
+    run = JudgeRun.of(judge, options, seed=seed, batch_size=batch_size)
+    records, interrupted = judge_units(units, run, judgments=judgments)
     with open_free_text_verifier(free_text_verifier, threshold=free_text_threshold) as verifier:
         summary = head_to_head(judged_units(units, records), records, n_resamples=resamples,
                                seed=seed, free_text_verifier=verifier)
@@ -223,12 +216,12 @@ def policy_command(
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N tasks (and, with "
                                         "--ifeval, the first N IFEval prompts)."),
     n: int = typer.Option(1, "--n", help="Samples per task and policy."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Token limit per response."),
+    temperature: float = TEMPERATURE_OPTION,
+    top_p: float = TOP_P_OPTION,
+    max_new_tokens: int = MAX_NEW_TOKENS_OPTION,
     seed: int = typer.Option(0, "--seed", help="Seed of sampling, A/B placement and bootstrap."),
-    batch_size: int = typer.Option(8, "--batch-size", help=BATCH_HELP),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
+    batch_size: int = BATCH_SIZE_OPTION,
+    backend: str = BACKEND_OPTION,
     swap: bool = typer.Option(True, "--swap/--no-swap", help=SWAP_HELP),
     mode: str = MODE_OPTION,
     judge_max_new_tokens: Optional[int] = typer.Option(None, "--judge-max-new-tokens",
@@ -237,58 +230,59 @@ def policy_command(
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples."),
     ifeval: bool = typer.Option(False, "--ifeval", help="Also run `eval ifeval` on both policies "
                                 "(541 prompts of up to 1280 tokens each: long on a CPU)."),
-    vllm_option: Optional[list[str]] = typer.Option(
-        None, "--vllm-option", help="vLLM engine option KEY=VALUE, repeatable, for every vLLM "
-        "engine this run starts: generation with --backend vllm and a genrm:vllm judge."),
+    vllm_option: Optional[list[str]] = VLLM_OPTION,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help=SKIP_INVALID_HELP),
     free_text_verifier: Optional[str] = FREE_TEXT_VERIFIER_OPTION,
     free_text_threshold: float = FREE_TEXT_THRESHOLD_OPTION,
 ) -> None:
     """Trained against base on held-out tasks: pass rates with the paired difference, win rate
     with its interval and the LC win rate, the hacking signals; report.md with plots."""
-    from ..eval.generate import check_spec, resolve_backend
-    from ..eval.policy import write_summary
+    from ..eval.generate import check_spec, engine_options
+    from ..eval.judging import JudgeRun
+    from ..eval.policy import compare_policies, generate_sides, write_summary
     from ..judges import check_judge_spec
     from ..judges.free_text import open_free_text_verifier
 
     check_sampling(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                    batch_size=batch_size, limit=limit)
-    _check_counts(resamples, judge_batch_size=judge_batch_size)
+    _check_counts(resamples, judge_batch_size=judge_batch_size,
+                  judge_max_new_tokens=judge_max_new_tokens)
     check_output_path(out_dir, option="--out-dir", inputs=[tasks], directory=True)
-    options = judge_options(mode, swap, judge_max_new_tokens, None, None, None)
-    engine = parse_cli_pairs(vllm_option or ())
-    generator = resolve_backend(backend)[0]  # what auto means here
-    if engine and generator != "vllm" and not judge.startswith("genrm:vllm"):
-        from ..errors import ConfigError
-
-        raise ConfigError("--vllm-option applies to vLLM engines (--backend vllm, a genrm:vllm "
-                          f"judge), and this run starts none (--backend {backend}, --judge {judge})")
-    judge = with_vllm_options(judge, engine)
+    options = JudgeOptions.from_cli(mode=mode, swap=swap, max_new_tokens=judge_max_new_tokens,
+                                    vllm_option=vllm_option)
+    engine = engine_options(options.vllm_options, backend, judge=judge)  # for generation
+    judge = options.named(judge)
     check_judge_spec(judge)
     for spec in (base, trained):  # both, before the first one spends minutes generating
         check_spec(spec, backend)
     task_list = _tasks(tasks, skip_invalid, free_text_verifier, limit)
-    from ..eval.policy import compare_policies, generate_sides
-
     names = {"base": base, "trained": trained}
     files = generate_sides(names, task_list, out_dir, n=n, temperature=temperature, top_p=top_p,
                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                           backend=backend, backend_options=engine if generator == "vllm" else None)
+                           backend=backend, backend_options=engine)
+    run = JudgeRun.of(judge, options, seed=seed, batch_size=judge_batch_size)
     with open_free_text_verifier(free_text_verifier, threshold=free_text_threshold) as verifier:
-        summary, details = compare_policies(
-            task_list, files, judge_run(judge, options, seed=seed, batch_size=judge_batch_size),
-            out_dir=out_dir, n_resamples=resamples, names=names, free_text_verifier=verifier)
+        summary, details = compare_policies(task_list, files, run, out_dir=out_dir,
+                                            n_resamples=resamples, names=names,
+                                            free_text_verifier=verifier)
     if ifeval:
-        from ..data.importers import resolve_data_root
-        from ..data.task_sources import IFEVAL_FILE
-        from ..eval.ifeval import BenchmarkOptions
-        from .eval_ifeval import run_benchmark
-
-        summary["ifeval"] = {side: run_benchmark(BenchmarkOptions(
-            "ifeval", spec, resolve_data_root() / IFEVAL_FILE, out_dir / f"ifeval-{side}.jsonl",
-            limit=limit, batch_size=batch_size, backend=backend,
-            backend_options=engine if generator == "vllm" else None))
-            for side, spec in (("base", base), ("trained", trained))}
+        summary["ifeval"] = _ifeval_sides(names, out_dir, limit=limit, batch_size=batch_size,
+                                          backend=backend, engine=engine)
     write_summary(out_dir, summary, details)
     print_summary({**{k: summary[k] for k in POLICY_KEYS},
                    **{k: v for k, v in summary.items() if k not in POLICY_KEYS}})
+
+
+def _ifeval_sides(names: dict[str, str], out_dir: Path, *, limit: int | None, batch_size: int,
+                  backend: str, engine: dict | None) -> dict[str, dict]:
+    """``eval ifeval`` on each side's policy (``eval policy --ifeval``), responses resumed in
+    ``out_dir/ifeval-<side>.jsonl``."""
+    from ..data.importers import resolve_data_root
+    from ..data.task_sources import IFEVAL_FILE
+    from ..eval.ifeval import BenchmarkOptions
+    from .eval_ifeval import run_benchmark
+
+    return {side: run_benchmark(BenchmarkOptions(
+        "ifeval", spec, resolve_data_root() / IFEVAL_FILE, out_dir / f"ifeval-{side}.jsonl",
+        limit=limit, batch_size=batch_size, backend=backend, backend_options=engine))
+        for side, spec in names.items()}

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import typer
 
 from ..errors import ConfigError
-from ._common import app
+from ._common import VLLM_OPTION, app
 from ._common import (SKIP_INVALID_HELP, at_least, check_output_path, print_summary,
                       report_skipped, user_errors)
 
@@ -33,23 +33,15 @@ TOP_P_OPTION = typer.Option(1.0, "--top-p", help="Nucleus sampling mass.")
 MAX_NEW_TOKENS_OPTION = typer.Option(512, "--max-new-tokens", help="Token limit per response.")
 BATCH_SIZE_OPTION = typer.Option(8, "--batch-size", help=BATCH_HELP)
 BACKEND_OPTION = typer.Option("auto", "--backend", help=BACKEND_HELP)
-VLLM_OPTION_HELP = ("vLLM engine option KEY=VALUE, repeatable (--backend vllm): dtype, "
-                    "enforce_eager, max_model_len, gpu_memory_utilization, kv_cache_gb, "
-                    "enable_prefix_caching, max_num_seqs, tensor_parallel_size, max_logprobs, seed.")
-VLLM_OPTION = typer.Option(None, "--vllm-option", help=VLLM_OPTION_HELP)
 
 
 def vllm_backend_options(pairs: list[str] | None, backend: str) -> dict | None:
-    """Parsed ``--vllm-option`` pairs; refused unless the backend is vllm (or auto, where vLLM is
-    installed)."""
+    """``--vllm-option``'s pairs, parsed, for the generation ``backend``
+    (``quillrl.eval.generate.engine_options``)."""
     from ..backends.vllm_options import parse_cli_pairs
-    from ..eval.generate import resolve_backend
+    from ..eval.generate import engine_options
 
-    options = parse_cli_pairs(pairs or ())
-    if options and resolve_backend(backend)[0] != "vllm":
-        why = " (auto: vLLM is not installed here)" if backend == "auto" else ""
-        raise ConfigError(f"--vllm-option applies only to --backend vllm, got --backend {backend}{why}")
-    return options or None
+    return engine_options(parse_cli_pairs(pairs or ()), backend)
 
 
 def resumable(fn: Callable) -> Callable:

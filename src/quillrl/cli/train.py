@@ -59,7 +59,7 @@ def _train_command(name: str, module: str, config_cls: str, train_fn: str, doc: 
         trainer = importlib.import_module(module, __package__)
         cfg = _load(config, getattr(trainer, config_cls), max_steps, output_dir, set_, skip_invalid)
         print_summary(getattr(trainer, train_fn)(cfg, resume=resume))
-        from ..train.runner import leave_if_distributed
+        from ..train.lifecycle import leave_if_distributed
 
         leave_if_distributed()  # a finished rank skips finalization (its docstring says why)
 
@@ -70,12 +70,12 @@ def _train_command(name: str, module: str, config_cls: str, train_fn: str, doc: 
 
 _train_command("policy", "..train.policy_run", "PolicyConfig", "train_policy",
                "GRPO on writing tasks with a judge's writing reward mixed with constraint passes (RLMR).")
-_train_command("genrm-sft", "..train.genrm_sft", "GenRMSFTConfig", "train_genrm_sft",
+_train_command("genrm-sft", "..train.genrm_sft_run", "GenRMSFTConfig", "train_genrm_sft",
                "SFT of a GenRM on `quillrl distill` output, loss on the judge's reply only (RLCS stage 1).")
 _train_command("genrm-grpo", "..train.genrm_grpo_run", "GenRMGRPOConfig", "train_genrm_grpo",
                "GRPO of a GenRM on labelled pairs with entropy-shaped rewards (RLCS stage 2; floor 1 = "
                "unshaped).")
-_train_command("bt-rm", "..train.bt_rm", "BTRMConfig", "train_bt_rm",
+_train_command("bt-rm", "..train.bt_rm_run", "BTRMConfig", "train_bt_rm",
                "A Bradley-Terry reward model on preference pairs; final/ loads as scalar:<dir>.")
 
 

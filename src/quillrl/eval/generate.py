@@ -91,6 +91,25 @@ def resolve_backend(backend: str, model: str = "") -> tuple[str, dict[str, Any]]
     return "vllm", options
 
 
+def engine_options(options: dict[str, Any], backend: str,
+                   judge: str | None = None) -> dict[str, Any] | None:
+    """``--vllm-option``'s parsed ``options`` for the generation ``backend``: None unless it is
+    vLLM (``auto`` where vLLM is installed). Refused when no vLLM engine would use them: neither
+    the backend nor, in ``eval policy``, its ``judge`` (a ``genrm:vllm`` judge gets them in its
+    spec, :meth:`quillrl.judges.options.JudgeOptions.named`)."""
+    if not options:
+        return None
+    if resolve_backend(backend)[0] == "vllm":
+        return dict(options)
+    if judge is not None and judge.startswith("genrm:vllm"):
+        return None
+    if judge is not None:
+        raise ConfigError("--vllm-option applies to vLLM engines (--backend vllm, a genrm:vllm "
+                          f"judge), and this run starts none (--backend {backend}, --judge {judge})")
+    why = " (auto: vLLM is not installed here)" if backend == "auto" else ""
+    raise ConfigError(f"--vllm-option applies only to --backend vllm, got --backend {backend}{why}")
+
+
 def spec_forms() -> list[str]:
     """The forms ``--model SPEC`` accepts, for help texts and errors."""
     return [f"an embedded model name ({', '.join(sorted(EMBEDDED))})",
@@ -154,9 +173,9 @@ def check_spec(model: str, backend: str = "local") -> None:
     from ..models import resolve
 
     if backend == "vllm":
-        from ..backends.vllm_options import split_vllm_spec
+        from ..backends.spec import BackendSpec
 
-        model = split_vllm_spec(f"vllm:{model}")[0].partition(":")[2]  # checks the options too
+        model = BackendSpec.parse(f"vllm:{model}").model  # checks the engine options too
     try:
         resolve(model)
     except ModelNotFoundError:

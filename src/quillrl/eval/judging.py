@@ -20,6 +20,7 @@ from typing import Any
 
 from ..data.resumable import input_digests
 from ..judges.base import Judge, Judgment
+from ..judges.options import JudgeOptions, judge_settings
 from ..judges.placement import first_slot
 from .alignment import p_chosen_of
 
@@ -104,21 +105,6 @@ def first_order(record: dict[str, Any]) -> dict[str, Any]:
         "forced": bool(ab.get("forced")),
         "cost": {k: v / 2 for k, v in record["cost"].items()},
     }
-
-
-def judge_settings(judge: Judge, spec: str | None = None) -> dict[str, Any]:
-    """What identifies how a judge judged (for records and for resume checks): the spec it was
-    built from (else its name), and mode and swap where the judge has them (baselines have one
-    way of judging). The spec is preferred because a GenRM's name only names its backend kind
-    (``genrm:local``), not the model."""
-    from ..judges.genrm import GenRMJudge
-    from ..judges.template import TEMPLATE_VERSION
-
-    # a GenRM's judgments depend on its prompt: files from another template are not resumed
-    genrm = isinstance(judge, GenRMJudge)
-    return {"judge": spec or judge.name, "mode": getattr(judge, "mode", None),
-            "swap": bool(getattr(judge, "swap", False)), "template": TEMPLATE_VERSION if genrm else None,
-            "force_verdict": bool(getattr(judge, "force_verdict", False))}
 
 
 def judge_pairs(judge: Judge, pairs: Sequence[Any], *, seed: int = 0, spec: str | None = None,
@@ -234,6 +220,15 @@ class JudgeRun:
     seed: int = 0
     batch_size: int = DEFAULT_BATCH_SIZE
 
+    @classmethod
+    def of(cls, spec: str, options: JudgeOptions, *, seed: int = 0,
+           batch_size: int = DEFAULT_BATCH_SIZE) -> JudgeRun:
+        """The run of judge ``spec`` built with ``options``
+        (:class:`~quillrl.judges.options.JudgeOptions`)."""
+        return cls(spec=spec, make=lambda: options.build(spec),
+                   settings={**options.judge_settings(spec), "order_seed": seed}, seed=seed,
+                   batch_size=batch_size)
+
 
 # a head-to-head pair holds A as chosen and B as rejected (eval/headtohead.py)
 AB_LABELS = {"prompt": "task prompt", "chosen": "A response", "rejected": "B response"}
@@ -270,6 +265,28 @@ def judge_units(units: Sequence[dict[str, Any]], run: JudgeRun, *, judgments: An
             raise QuillError(f"{exc}\n{len(records)} of {len(pairs)} judgments are saved in "
                              f"{judgments}; rerun the same command to judge the rest") from exc
     return [records[p.id] for p in pairs if p.id in records], interrupted
+
+
+def judge_each(specs: Sequence[str], pairs: Sequence[Any], options: JudgeOptions, *,
+               out: Any = None, seed: int = 0,
+               batch_size: int = DEFAULT_BATCH_SIZE) -> list[list[dict]]:
+    """Each judge's records over ``pairs`` (``eval alignment --judge``), one judge after the
+    other; with ``out`` every record is also written there (rewritten whole, not resumed)."""
+    from ..data import JsonlWriter
+
+    runs = []
+    writer = JsonlWriter(out) if out is not None else None
+    try:
+        for spec in specs:
+            records: dict[str, dict] = {}
+            with options.build(spec) as judge:
+                judge_into(writer, records, list(pairs), judge, spec=spec, seed=seed,
+                           batch_size=batch_size, catch_interrupt=False)
+            runs.append([records[p.id] for p in pairs])
+    finally:
+        if writer is not None:
+            writer.close()
+    return runs
 
 
 def judged_units(units: list[dict[str, Any]], records: list[dict]) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ The forms (module docstring of :mod:`quillrl.judges`)::
 
 This is the one place a spec's text is taken apart: :func:`~quillrl.judges.make_judge`, config
 validation (``reward.judge``) and the trainer's shared-weights test all read the fields. The
-backend spec after ``genrm:`` (its URL, ``#model``, ``?timeout=S&attempts=N`` and
-``;api_key_env=VAR``) is the backend's own form, parsed by :func:`quillrl.backends.make_backend`.
+backend spec after ``genrm:`` is the backend's own grammar, parsed by
+:class:`quillrl.backends.spec.BackendSpec` (once here, so a bad one fails when the spec is read).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..backends.spec import BackendSpec
 from ..errors import ConfigError
 
 JUDGE_SPECS = (
@@ -73,12 +74,8 @@ class JudgeSpec:
         if kind == "genrm":
             if not rest:
                 raise bad_spec(spec, "genrm needs a backend spec after 'genrm:'")
-            target = rest.partition(":")[2]
-            if rest.startswith("vllm:"):
-                # the engine options after '?' are the backend's, checked here (no vLLM needed)
-                from ..backends.vllm_options import split_vllm_spec
-
-                target = split_vllm_spec(rest)[0].partition(":")[2]
+            backend = BackendSpec.parse(rest)  # checked here: a vLLM engine's options too
+            target = rest.partition(":")[2] if backend.kind == "openai" else backend.model
             return cls(spec, "genrm", backend=rest, target=target)
         if kind == "scalar":
             if not rest:
@@ -97,9 +94,14 @@ class JudgeSpec:
         raise bad_spec(spec, f"unknown judge kind {kind!r}")
 
     @property
+    def backend_spec(self) -> BackendSpec | None:
+        """A GenRM's backend spec, parsed (None for other judges)."""
+        return BackendSpec.parse(self.backend) if self.kind == "genrm" else None
+
+    @property
     def backend_kind(self) -> str:
         """A GenRM's backend: ``local``, ``vllm`` or ``openai`` (empty for other judges)."""
-        return self.backend.partition(":")[0]
+        return self.backend_spec.kind if self.kind == "genrm" else ""
 
     def __str__(self) -> str:
         return self.text

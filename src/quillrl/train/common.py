@@ -31,7 +31,7 @@ class LoraSection(StageConfig):
 
 
 class TrainRunConfig(StageConfig):
-    """What every ``quillrl train`` config shares: the fields :func:`train.runner.run_training`
+    """What every ``quillrl train`` config shares: the fields :func:`train.lifecycle.run_training`
     and the TRL argument builders read. Each trainer adds its model, data and method sections."""
 
     max_steps: int = Field(20, ge=1, description="optimizer steps")

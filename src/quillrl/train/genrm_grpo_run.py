@@ -1,7 +1,7 @@
 """``quillrl train genrm-grpo``: the config, the labelled-pair prompts, and a run to its report.
 
 Reads top to bottom: config → pairs as judge prompts (A/B order by the package's placement coin) →
-policy (usually ``genrm-sft``'s adapter) → :class:`~quillrl.train.genrm_grpo.GenRMGRPOTrainer`
+policy (usually ``genrm-sft``'s adapter) → :class:`~quillrl.train.genrm_grpo_trainer.GenRMGRPOTrainer`
 → train (resuming if asked) → report. ``shaping.floor: 1`` is the unshaped ±1 baseline.
 Output directory as for ``train policy``; ``final/`` loads as ``genrm:local:<output_dir>/final``.
 """
@@ -96,8 +96,8 @@ def build_trainer(config: GenRMGRPOConfig, output_dir: Path):
     from transformers import PrinterCallback
 
     from .callbacks import CpuThreads, MetricsWriter, RichProgress, SamplesTable
-    from .genrm_grpo import METRIC_NAMES, GenRMGRPOTrainer
-    from .runner import load_trainable
+    from .genrm_grpo_trainer import METRIC_NAMES, GenRMGRPOTrainer
+    from .lifecycle import load_trainable
     from .vllm_cpu_compat import live_weights_for_colocate
 
     args = grpo_trl_args(config, output_dir)
@@ -117,7 +117,7 @@ def build_trainer(config: GenRMGRPOConfig, output_dir: Path):
 
 def train_genrm_grpo(config: GenRMGRPOConfig, resume: bool = False) -> dict:
     """Train, write the report, and return the JSON summary."""
-    from .runner import run_training
+    from .lifecycle import run_training
 
     shaped = "unshaped ±1" if config.shaping.floor == 1 else f"entropy-shaped, floor {config.shaping.floor}"
     return run_training(config, resume, build_trainer, title=f"GenRM GRPO ({shaped})",

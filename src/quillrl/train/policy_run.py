@@ -116,7 +116,7 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
     from ..models import load
     from .callbacks import CpuThreads, MetricsWriter, RichProgress, SamplesTable
     from ..scoring.build import build_group_rewards, judge_model_options
-    from .policy import METRIC_NAMES, MixedRewardGRPOTrainer
+    from .policy_trainer import METRIC_NAMES, MixedRewardGRPOTrainer
     from .vllm_cpu_compat import live_weights_for_colocate
 
     args = grpo_trl_args(config, output_dir)
@@ -151,7 +151,7 @@ def build_trainer(config: PolicyConfig, output_dir: Path):
 
 def train_policy(config: PolicyConfig, resume: bool = False) -> dict:
     """Train, write the report, and return the JSON summary."""
-    from .runner import run_training
+    from .lifecycle import run_training
 
     def build(cfg: PolicyConfig, output_dir: Path):
         return build_trainer(cfg, output_dir), {}

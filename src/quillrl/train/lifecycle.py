@@ -1,9 +1,10 @@
-"""The life of a judge-training run, shared by ``train genrm-sft``, ``genrm-grpo`` and ``bt-rm``.
+"""The life of a training run, from output directory to report, shared by the four ``quillrl
+train`` verbs (each ``train/X_run.py`` calls :func:`run_training`; docs/design.md, "Layout").
 
-Same behaviour as ``train policy``: refuse to overwrite a finished or running output directory
+Every run behaves alike: refuse to overwrite a finished or running output directory
 without ``--resume``; with it, continue from the newest complete checkpoint; write the resolved
 ``config.yaml``, ``metrics.jsonl`` (through the trainer's callbacks), ``final/`` (the trained
-judge, loadable by the spec in the summary), ``report.md`` with plots and ``summary.json``.
+model; a judge's loads by the spec in the summary), ``report.md`` with plots and ``summary.json``.
 """
 
 from __future__ import annotations

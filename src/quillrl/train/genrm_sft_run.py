@@ -109,7 +109,7 @@ def build_trainer(config: GenRMSFTConfig, output_dir: Path):
     from trl import SFTConfig, SFTTrainer
 
     from .callbacks import CpuThreads, MetricsWriter, RichProgress
-    from .runner import load_trainable
+    from .lifecycle import load_trainable
 
     model, tokenizer, peft_config = load_trainable(config.model, config.lora)
     mode = loss_mode(tokenizer, config.sft.loss_on)
@@ -133,7 +133,7 @@ def build_trainer(config: GenRMSFTConfig, output_dir: Path):
 
 def train_genrm_sft(config: GenRMSFTConfig, resume: bool = False) -> dict:
     """Train, write the report, and return the JSON summary."""
-    from .runner import run_training
+    from .lifecycle import run_training
 
     return run_training(config, resume, build_trainer, title="GenRM SFT (distilled judgments)",
                         judge_spec="genrm:local:{final}", summary_keys=("loss", "mean_token_accuracy"))

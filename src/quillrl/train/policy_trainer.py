@@ -67,8 +67,8 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
 
     # -- the hook: rewards for whole, gathered groups -------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        mode = "train" if self.model.training else "eval"
-        group_size = self.num_generations if mode == "train" else self.num_generations_eval
+        training = self.model.training  # else evaluating, with TRL's eval group size
+        group_size = self.num_generations if training else self.num_generations_eval
         # Gather texts from every process: groups can straddle processes (docs/design.md, "Scale").
         all_prompts = gather_object([prompt_text(p) for p in prompts])
         all_texts = gather_object([completion_text(c) for c in completions])
@@ -82,7 +82,7 @@ class MixedRewardGRPOTrainer(GRPOTrainer):
                                            principles=all_principles,
                                            shard=(rank, world), gather=gather_object)
         columns = np.stack([batch.rewards, batch.writing, batch.passed.astype(np.float64)], axis=1)
-        if mode == "train":
+        if training:
             self._step_stats["judge_invalid_rate"].append(batch.judge_invalid_rate)
             self._step_stats["writing_missing_rate"].append(float(batch.writing_missing.mean()))
             self._step_stats["constraint_unknown"].append(float(batch.constraint_unknown))

@@ -151,7 +151,7 @@ def save_merged(trainer, final: Path) -> None:
 
 def train_bt_rm(config: BTRMConfig, resume: bool = False) -> dict:
     """Train, save the merged model, write the report, and return the JSON summary."""
-    from .runner import run_training
+    from .lifecycle import run_training
 
     def save(trainer, final: Path) -> None:
         save_merged(trainer, final)
