@@ -21,7 +21,7 @@ import typer
 from ..config import at_least, check_choice  # noqa: F401  (re-exported for the verbs)
 from ..cpu_threads import current_choice
 from ..data.outputs import check_output_path  # noqa: F401
-from ..errors import ConfigError, QuillError
+from ..errors import QuillError
 
 # The ``quillrl`` command; each verb module adds its verbs to it when imported (cli/__init__.py
 # imports them all). It lives here, not in __init__, so a verb imports it without a cycle.
