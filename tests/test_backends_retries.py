@@ -261,7 +261,7 @@ def test_exact_choice_lookup_follows_the_prefill_setting_and_retries_tokenize(st
         return 200, completion("A", top), {}, 0
 
     s = stub(script)
-    with backend(s.url, continue_final_message=continue_final_message, max_retries=2) as b:
+    with backend(s.url, continue_final_message=continue_final_message, attempts=3) as b:
         probs = b.choice_probs([ChatPrompt.user("A or B?", assistant_prefix="Verdict: ")], ["A", "B"])
         assert b.usage.extra["retries"] == 1 and b.usage.extra["choice_exact_lookups"] == 1
     assert probs[0].tolist() == pytest.approx([0.904837, 0.049787], abs=1e-6)
