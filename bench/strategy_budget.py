@@ -160,10 +160,17 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
              "| within-group variance |", "|---:|---|---:|---|---:|---:|"]
     for r in rows:
         lo, hi = r["kendall_tau_ci95"]
-        share = "—" if r["violator_nonneg_share"] is None else f"{r['violator_nonneg_share']:.2f}"
+        share = f"{_share(r['violator_nonneg_share'])} ({r['mixed_groups']})"
+        if "single_constraint_mixed_groups" in r:  # bench/strategy_budget_real.py's extra check
+            share += (f"; each constraint alone: {_share(r['single_constraint_violator_nonneg_share'])} "
+                      f"({r['single_constraint_mixed_groups']})")
         lines.append(f"| {r['n']} | {r['strategy']} | {r['comparisons']:.1f} | {r['kendall_tau']:.2f} "
-                     f"[{lo:.2f}, {hi:.2f}] | {share} ({r['mixed_groups']}) | {r['within_group_var']:.3f} |")
+                     f"[{lo:.2f}, {hi:.2f}] | {share} | {r['within_group_var']:.3f} |")
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def main() -> None:

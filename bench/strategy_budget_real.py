@@ -19,7 +19,10 @@ Three stages, each resumable (rerun the same command after a kill; it continues)
    ``strategy_budget.evaluate`` — :class:`quillrl.scoring.GroupRewards` with a judge that looks
    the verdicts up (``TableJudge``); constraints verified by quillrl's verifier, RLMR mix — for
    n = 8 (samples 0–7 of each group: the first eight, not all C(16, 8) subsets) and n = 16.
-   Only groups whose every pair was judged are scored. ``--out`` gets the rows as JSON.
+   Only groups whose every pair was judged are scored. ``--out`` gets the rows as JSON. Most
+   tasks' full constraint sets defeat a 135M policy (every sample violates: no group to test
+   RLMR's guarantee on), so the guarantee is also checked with each of a task's constraints
+   alone (``single_constraint_*`` columns; same texts and verdicts, more mixed groups).
 
 ``--probe K`` judges only the first K pairs left and prints pairs per second (to size a run).
 The table's entry for ``(prompt, b, a)`` is ``1 − p(a ≻ b)``: a swap-debiased verdict is
@@ -131,7 +134,16 @@ def score_all(args, tasks) -> list[dict]:
             print(f"n = {n}: no group has every pair judged yet")
             continue
         groups = [Group(t.id, t.prompt, texts[t.id][:n], constraints=[t.constraints] * n) for t in full]
+        # the same groups checked against each of their constraints alone: more groups with both
+        # a passer and a violator for RLMR's guarantee (the verdicts, and so τ, do not change)
+        single = [Group(t.id, t.prompt, texts[t.id][:n], constraints=[[c]] * n) for t in full
+                  for c in t.constraints] if args.single_constraints else []
+        checks = {r["strategy"]: r for r in evaluate(single, TableJudge(table), n)} if single else {}
         for row in evaluate(groups, TableJudge(table), n):
+            if checks:
+                one = checks[row["strategy"]]
+                row.update(single_constraint_mixed_groups=one["mixed_groups"],
+                           single_constraint_violator_nonneg_share=one["violator_nonneg_share"])
             rows.append(row)
             print(json.dumps(row), flush=True)
     invalid = sum(v is None for v in table.values()) // 2
@@ -156,6 +168,8 @@ def main() -> None:
     ap.add_argument("--stage", choices=("all", "generate", "judge", "score"), default="all")
     ap.add_argument("--probe", type=int, default=0, help="judge only this many pairs, print pairs/s")
     ap.add_argument("--out", type=Path, help="write the scored rows here (JSON)")
+    ap.add_argument("--single-constraints", action=argparse.BooleanOptionalAction, default=True,
+                    help="also check RLMR's guarantee with each task constraint alone")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     tasks = load_tasks(args)
