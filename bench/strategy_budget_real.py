@@ -25,9 +25,9 @@ Three stages, each resumable (rerun the same command after a kill; it continues)
    alone (``single_constraint_*`` columns; same texts and verdicts, more mixed groups).
 
 ``--probe K`` judges only the first K pairs left and prints pairs per second (to size a run).
-The table's entry for ``(prompt, b, a)`` is ``1 − p(a ≻ b)``: a swap-debiased verdict is
-antisymmetric (docs/design.md, "Swap debiasing"), so it is what the judge would answer shown
-the pair the other way round.
+The table's entry for ``(prompt, b, a)`` is ``1 − p(a ≻ b)``: a swap-debiased verdict,
+``(p_AB(A) + 1 − p_BA(A)) / 2`` (docs/design.md, "GenRM judgment"), is antisymmetric, so it is
+what the judge answers shown the pair the other way round.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def score_all(args, tasks) -> list[dict]:
 
     texts = group_texts(args, tasks, need=min(map(int, args.sizes.split(","))))
     prompts = {t.id: t.prompt for t in tasks}
-    table, judged = {}, set()
+    table, judged, flipped = {}, set(), []
     # skip_invalid: a line being appended while we read is not whole yet
     for r in read_judgments(args.workdir / "judgments.jsonl", skip_invalid=True).records:
         tid, i, j = r.id.rsplit(":", 2)
@@ -125,6 +125,7 @@ def score_all(args, tasks) -> list[dict]:
         table[(prompts[tid], a, b)] = p
         table[(prompts[tid], b, a)] = None if p is None else 1.0 - p
         judged.add((tid, int(i), int(j)))
+        flipped.append(r.flipped)
     rows = []
     for n in map(int, args.sizes.split(",")):
         # a group of n: samples 0..n−1 of a task whose every pair among them was judged
@@ -146,8 +147,11 @@ def score_all(args, tasks) -> list[dict]:
                            single_constraint_violator_nonneg_share=one["violator_nonneg_share"])
             rows.append(row)
             print(json.dumps(row), flush=True)
-    invalid = sum(v is None for v in table.values()) // 2
-    print(f"invalid verdicts: {invalid} of {len(table) // 2} pairs judged")
+    valid = [abs(2 * v - 1) for v in table.values() if v is not None]
+    flips = [f for f in flipped if f is not None]
+    print(f"pairs judged: {len(table) // 2}; invalid: {sum(v is None for v in table.values()) // 2}; "
+          f"the two orders crown different samples: {sum(flips) / max(len(flips), 1):.2f}; "
+          f"mean |2p − 1|: {sum(valid) / max(len(valid), 1):.3f}")
     print(markdown(rows))
     return rows
 
