@@ -1,7 +1,10 @@
 """Strategies at equal judge budget on real groups judged by the embedded GenRM (issue 21 §2).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 .venv/bin/python bench/strategy_budget_real.py \\
-        --groups 24 [--workdir runs/strategy_real] [--stage all|generate|judge|score] [--probe 40]
+        [--groups 16] [--samples 16] [--workdir runs/strategy_real] [--stage all|generate|judge|score]
+
+Run it with ``--samples 8`` first to have every group of 8 judged before any group of 16 (the
+pairs among samples 0–7 are the same lines either way), then with ``--samples 16``.
 
 Three stages, each resumable (rerun the same command after a kill; it continues):
 
@@ -159,7 +162,7 @@ def score_all(args, tasks) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", default="bundled:creative_tasks")
-    ap.add_argument("--groups", type=int, default=24)
+    ap.add_argument("--groups", type=int, default=16)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--sizes", default="8,16")
     ap.add_argument("--temperature", type=float, default=1.0)
