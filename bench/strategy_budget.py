@@ -165,7 +165,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             share += (f"; each constraint alone: {_share(r['single_constraint_violator_nonneg_share'])} "
                       f"({r['single_constraint_mixed_groups']})")
         lines.append(f"| {r['n']} | {r['strategy']} | {r['comparisons']:.1f} | {r['kendall_tau']:.2f} "
-                     f"[{lo:.2f}, {hi:.2f}] | {share} | {r['within_group_var']:.3f} |")
+                     f"[{lo:.2f}, {hi:.2f}] | {share} | {r['within_group_var']:.3g} |")
     return "\n".join(lines)
 
 
