@@ -42,13 +42,15 @@ Where we depart from plain ``model.generate``, and why:
 * ``generate(..., cancelled=f)``: ``f(i)`` says prompt ``i``'s request is gone (``quillrl
   serve``'s scheduler); its row stops at the next token and batches of such rows are skipped,
   so a client that left does not keep the model busy. Its result is an empty ``"cancelled"``.
+
+One batch's decoding (the generation config, stop strings, log-probabilities, the context clamp,
+the seeded RNG) is in :mod:`.local_generate`; this module batches, locks and counts, and scores
+choices.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
 import threading
 import time
 from pathlib import Path
@@ -59,11 +61,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..models import DEFAULT_MODEL
 from .base import Backend, Generation, Prompt, SamplingParams, UsageCounter
-from .decoding import LogprobRecorder, RowsGone, StopStrings, finish_row
+from .decoding import finish_row  # noqa: F401  (re-exported: tests and callers import it from here)
 from .kept_cache import GENERATION_CACHE_BYTES, KeptCaches, common_prefix_len
+from .local_generate import TokenTexts, eos_ids, fit_context, generate_batch, seeded
 from .prompts import encode, encode_choices
-
-log = logging.getLogger(__name__)
 
 # below this many shared tokens a separate prefix pass costs more than it saves
 MIN_SHARED_PREFIX = 16
@@ -116,8 +117,8 @@ class LocalBackend(Backend):
         self.usage = UsageCounter()
         self._lock = threading.RLock()
         self._pad_id = _first_not_none(self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0)
-        self._eos_ids = _eos_ids(self.model, self.tokenizer)
-        self._token_text: dict[int, str] = {}
+        self._eos_ids = eos_ids(self.model, self.tokenizer)
+        self._tokens = TokenTexts(self.tokenizer)
         self._keep_last: bool | None = None
         self._warned_clamp = False  # the context clamp warns once per backend
 
@@ -153,7 +154,7 @@ class LocalBackend(Backend):
         encoded = [encode(self.tokenizer, p) for p in prompts]
         results: list[Generation | None] = [None] * len(prompts)
         start = time.perf_counter()
-        with self._lock, _eval_no_grad(self.model), _seeded(params.seed, self.device):
+        with self._lock, _eval_no_grad(self.model), seeded(params.seed, self.device):
             for idx in _length_batches(encoded, self.batch_size):
                 if cancelled is not None and all(cancelled(i) for i in idx):
                     for i in idx:
@@ -182,71 +183,16 @@ class LocalBackend(Backend):
         return int(n) if isinstance(n, int) and n > 0 else None
 
     def _fit_context(self, rows: list[list[int]], params: SamplingParams) -> SamplingParams:
-        """``params`` with ``max_new_tokens`` clamped to the context left after the longest row
-        (module docstring); a row that leaves no room is a ConfigError."""
-        context = self.context_window
-        if context is None:
-            return params
-        longest = max(map(len, rows))
-        if longest >= context:
-            raise ConfigError(f"a prompt of {longest} tokens does not fit the model's context of "
-                              f"{context} tokens ({self.model_name}); shorten it")
-        room = context - longest
-        if params.max_new_tokens <= room:
-            return params
-        if not self._warned_clamp:
-            self._warned_clamp = True
-            log.warning("max_new_tokens %d is more than the model's context of %d leaves after "
-                        "a %d-token prompt; generating at most %d tokens", params.max_new_tokens,
-                        context, longest, room)
-        return dataclasses.replace(params, max_new_tokens=room)
+        """:func:`~quillrl.backends.local_generate.fit_context`, warning once per backend."""
+        fitted = fit_context(rows, params, self.context_window, self.model_name, warn=not self._warned_clamp)
+        self._warned_clamp |= fitted is not params
+        return fitted
 
     def _generate_batch(self, rows: list[list[int]], params: SamplingParams,
                         rows_gone: Callable[[int], bool] | None = None) -> list[Generation]:
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
-
-        input_ids, attention = self._left_pad(rows)
-        do_sample = params.temperature > 0
-        # Explicit neutral values, so the model's generation_config cannot add its own rules
-        # (unset fields are filled from it). The warpers only exist when sampling, and
-        # transformers warns about them otherwise.
-        warpers = dict(temperature=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0,
-                       typical_p=1.0) if do_sample else {}
-        config = GenerationConfig(
-            max_new_tokens=params.max_new_tokens, do_sample=do_sample, **warpers,
-            repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
-            eos_token_id=sorted(self._eos_ids), pad_token_id=self._pad_id,
-            return_dict_in_generate=True,
-        )
-        recorder = None if params.logprobs is None else LogprobRecorder(params.logprobs)
-        stoppers = [StopStrings(params.stop, input_ids.shape[1], self.tokenizer)] if params.stop else []
-        if rows_gone is not None:
-            stoppers.append(RowsGone(rows_gone))
-        out = self.model.generate(
-            input_ids=input_ids, attention_mask=attention, generation_config=config,
-            logits_processor=LogitsProcessorList([recorder]) if recorder else None,
-            stopping_criteria=StoppingCriteriaList(stoppers) if stoppers else None,
-        )
-        new = out.sequences[:, input_ids.shape[1]:]
-        if self._kept is not None:
-            self._kept.add_batch(out.past_key_values, rows, new, input_ids.shape[1])
-        logprobs = recorder.collect(new) if recorder else None
-        gens = []
-        for r, row in enumerate(new.tolist()):
-            text, reason, n = finish_row(
-                row, eos_ids=self._eos_ids, pad_id=self._pad_id,
-                max_new_tokens=params.max_new_tokens, stop=params.stop,
-                decode=lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
-            )
-            gen = Generation(text=text, finish_reason=reason, prompt_tokens=len(rows[r]),
-                             completion_tokens=n)
-            if logprobs is not None:
-                chosen, top_vals, top_ids = (a[:n, r] for a in logprobs)
-                gen.tokens = [self._text_of(t) for t in row[:n]]
-                gen.token_logprobs = [float(x) for x in chosen]
-                gen.top_logprobs = [self._top_dict(v, i) for v, i in zip(top_vals, top_ids)]
-            gens.append(gen)
-        return gens
+        return generate_batch(self.model, self.tokenizer, rows, params, left_pad=self._left_pad,
+                              eos_ids=self._eos_ids, pad_id=self._pad_id, tokens=self._tokens,
+                              kept=self._kept, rows_gone=rows_gone)
 
     # ------------------------------------------------------------------ choice scoring
 
@@ -358,19 +304,6 @@ class LocalBackend(Backend):
             self._keep_last = "logits_to_keep" in inspect.signature(base.forward).parameters
         return {"logits_to_keep": 1} if self._keep_last else {}
 
-    def _text_of(self, token_id: int) -> str:
-        text = self._token_text.get(token_id)
-        if text is None:
-            text = self.tokenizer.decode([token_id], skip_special_tokens=False)
-            self._token_text[token_id] = text
-        return text
-
-    def _top_dict(self, values: np.ndarray, ids: np.ndarray) -> dict[str, float]:
-        top: dict[str, float] = {}
-        for v, i in zip(values.tolist(), ids.tolist()):
-            top.setdefault(self._text_of(i), v)  # two ids can decode alike; keep the likelier
-        return top
-
 
 def _prefix_batches(encoded: list[list[int]], batch_size: int) -> Iterator[list[int]]:
     # in token order, prompts that share a prefix are neighbours (a judge's pivot comparisons
@@ -400,27 +333,6 @@ def _eval_no_grad(model: Any) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None, device: Any) -> Iterator[None]:
-    import torch
-
-    if seed is None:
-        yield
-        return
-    devices = [device] if getattr(device, "type", str(device)) == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids = set(ids if isinstance(ids, (list, tuple)) else [] if ids is None else [ids])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
 
 
 def _torch_dtype(dtype: Any, device: str) -> Any:

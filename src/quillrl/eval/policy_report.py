@@ -3,7 +3,7 @@ come from ``constraint_rates``, ``winrate`` and ``hacking``).
 
 Plots: pass rate per constraint family with 95% intervals, one bar per side
 (:func:`plot_pass_rates`, also ``eval constraints --report-dir``); word-count histograms of both
-policies (:func:`plot_lengths`); the win rate with its interval beside the LC win rate
+policies (:func:`plot_lengths`); the win rate beside the LC and SC win rates, with their intervals
 (:func:`plot_win_rate`).
 """
 
@@ -73,22 +73,26 @@ def plot_lengths(words: Mapping[str, Sequence[int]], path: str | Path) -> Path:
 
 
 def plot_win_rate(summary: Mapping[str, Any], path: str | Path, a: str = "A", b: str = "B") -> Path:
-    """The win rate with its 95% interval and the LC win rate, against the 50% line."""
+    """The win rate, the length-controlled (LC) and the style-controlled (SC) win rates, each
+    with its 95% interval where the summary has one, against the 50% line (top to bottom)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 1.9))
+    fig, ax = plt.subplots(figsize=(6.0, 2.4))
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=0.8)
-    labels = []
-    if summary.get("win_rate") is not None:
-        w = summary["win_rate"]
-        ax.errorbar([w], [1], xerr=[[w - summary["ci_low"]], [summary["ci_high"] - w]], fmt="o",
-                    capsize=4)
-    labels.append(f"win rate {pct(summary.get('win_rate'))}\n(n={summary.get('n')}, 95% CI)")
-    if summary.get("lc_win_rate") is not None:
-        ax.plot([summary["lc_win_rate"]], [0], "s")
-    labels.append(f"LC win rate\n{pct(summary.get('lc_win_rate'))}")
+    rows = [("win_rate", "ci_low", "ci_high", "o",
+             f"win rate {pct(summary.get('win_rate'))}\n(n={summary.get('n')}, 95% CI)"),
+            ("lc_win_rate", "lc_ci_low", "lc_ci_high", "s", f"LC win rate\n{pct(summary.get('lc_win_rate'))}"),
+            ("sc_win_rate", "sc_ci_low", "sc_ci_high", "D", f"SC win rate\n{pct(summary.get('sc_win_rate'))}")]
+    for y, (key, low, high, marker, _) in zip((2, 1, 0), rows):
+        w = summary.get(key)
+        if w is None:
+            continue
+        if summary.get(low) is not None and summary.get(high) is not None:
+            ax.errorbar([w], [y], xerr=[[w - summary[low]], [summary[high] - w]], fmt=marker, capsize=4)
+        else:
+            ax.plot([w], [y], marker)
     ax.set_xlim(0, 1)
-    ax.set_ylim(-0.6, 1.6)
-    ax.set_yticks([1, 0], labels, fontsize=8)
+    ax.set_ylim(-0.6, 2.6)
+    ax.set_yticks([2, 1, 0], [label for *_, label in rows], fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel(f"{a} against {b} (ties count half; invalid left out: {summary.get('invalid', 0)})")
     return save_figure(fig, path)
