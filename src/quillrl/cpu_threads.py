@@ -106,6 +106,17 @@ def other_busy_cores(before: Mapping[int, tuple[int, int]], after: Mapping[int, 
     return round(max(0.0, busy - own_cores), 4)
 
 
+def free_cores(other_busy: float, cores: int, affinity_cores: int) -> int:
+    """Cores left to us: other work counts as a core taken from :data:`TAKEN_AT` of one up
+    (taken = floor(other_busy + 1 − TAKEN_AT)); free = min(cores, affinity_cores − taken), ≥ 1.
+
+    >>> free_cores(0.4, 2, 2), free_cores(0.6, 2, 2), free_cores(3.0, 2, 2)
+    (2, 1, 1)
+    """
+    taken = math.floor(other_busy + 1 - TAKEN_AT)
+    return max(1, min(cores, affinity_cores - taken))
+
+
 def decide(env: Mapping[str, str], cores: int, other_busy: float | None,
            affinity_cores: int | None = None) -> ThreadChoice:
     """The thread count and wait policy for a process that may use ``cores`` cores.
@@ -143,8 +154,7 @@ def decide(env: Mapping[str, str], cores: int, other_busy: float | None,
         return ThreadChoice(threads, False, cores, other_busy, "set by the user: " + ", ".join(user), "user")
     if other_busy is None:
         return ThreadChoice(None, False, cores, None, "not measured (no /proc/stat): torch's defaults", "nobody")
-    taken = math.floor(other_busy + 1 - TAKEN_AT)
-    free = max(1, min(cores, affinity_cores - taken))
+    free = free_cores(other_busy, cores, affinity_cores)
     if free < cores:
         return ThreadChoice(free, True, cores, other_busy,
                             f"busy: {other_busy:.2f} cores of other work on {affinity_cores}")
@@ -291,8 +301,7 @@ class ThreadGovernor:
         if stat0 is None or stat1 is None:
             return None
         other = other_busy_cores(stat0, stat1, self.cpus, (own1 - own0) / max(now - t0, 1e-6))
-        taken = math.floor(other + 1 - TAKEN_AT)
-        wanted = max(1, min(self.ceiling, len(self.cpus) - taken))
+        wanted = free_cores(other, self.ceiling, len(self.cpus))
         if wanted == self.threads:
             return None
         self.set_threads(wanted)
